@@ -1,0 +1,73 @@
+# Makefile: builds the owlore binary, its tests and benchmarks into build/.
+#
+#   make          build everything (build/owlore, build/tests/*, build/bench/*)
+#   make deps     install the Debian packages the build needs (quiet when present)
+#   make test     deps + build + every CPU test; ends with "N passed, N failed"
+#   make bench    build and run the CPU benchmarks
+#
+# Our code builds with -Wall -Wextra -Werror. Every .c under engine/ and
+# kernels/cpu/ goes into build/libowlore.a; every tests/*/test_*.c is one test
+# program; every bench/*.c one benchmark.
+
+CC      ?= cc
+BUILD   := build
+CFLAGS  ?= -O3 -march=native
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -g \
+           -Iengine -I/usr/include/x86_64-linux-gnu/openblas-pthread
+LDLIBS  := -lopenblas -llapacke -ljansson -lm
+LDFLAGS += -fopenmp
+
+DEB_PACKAGES := build-essential libopenblas-dev liblapacke-dev libjansson-dev
+
+LIB_SRC   := $(wildcard engine/*.c) $(wildcard kernels/cpu/*.c)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_SRC   := $(wildcard server/*.c)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_SRC  := $(wildcard tests/*/test_*.c)
+TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+.PHONY: all deps test bench clean
+all: $(BUILD)/owlore $(TEST_BIN) $(BENCH_BIN)
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@tests/run.sh $(BUILD)/tests
+
+bench: all
+	@for b in $(BENCH_BIN); do $$b || exit 1; done
+
+$(BUILD)/libowlore.a: $(LIB_OBJ)
+	@mkdir -p $(@D)
+	ar rcs $@ $^
+
+$(BUILD)/owlore: $(CLI_OBJ) $(BUILD)/libowlore.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libowlore.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libowlore.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libowlore.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libowlore.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

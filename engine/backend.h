@@ -1,0 +1,93 @@
+/*
+ * backend.h: the table of operations the model is built from.
+ *
+ * The engine never does arithmetic itself: model.c calls these function
+ * pointers, and each backend (kernels/cpu, kernels/cuda) fills the table with
+ * the same operations under the same names. The CPU backend is the oracle:
+ * fp32, OpenBLAS for matrix products, OpenMP across cores.
+ *
+ * Dimension letters used in the shape comments:
+ *   N  tokens in the batch (B*T)      D  model width       F  SwiGLU width
+ *   B  sequences                      T  sequence length   V  vocabulary
+ *   H  query heads   KV  key/value heads   hd  head width
+ *
+ * Gradient convention (as llm.c): parameter gradients are ACCUMULATED (+=),
+ * so gradient accumulation over micro-batches is free; activation gradients
+ * are WRITTEN (=), except dx of rmsnorm_bwd and embedding tables, which
+ * accumulate because they feed the residual stream / a parameter.
+ */
+#ifndef OWLORE_BACKEND_H
+#define OWLORE_BACKEND_H
+
+#include <stddef.h>
+
+struct backend {
+    const char *name;
+
+    /* memory on the backend's device */
+    void *(*alloc)(size_t bytes);        /* zero-filled; NULL on failure */
+    void (*free)(void *p);
+    /* dst (n) = src (n), both on the device */
+    void (*copy)(float *dst, const float *src, size_t n);
+
+    /* C (M,N) = alpha * op(A) @ op(B) + beta * C, row-major.
+     * op(A) is (M,K): A is (M,K) with lda, or (K,M) when trans_a.
+     * op(B) is (K,N): B is (K,N) with ldb, or (N,K) when trans_b. */
+    void (*matmul)(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float beta,
+                   float *C, int ldc);
+
+    /* out (N,D) = table[tokens[n]] */
+    void (*embedding_fwd)(float *out, const int *tokens, const float *table,
+                          int N, int D);
+    /* dtable (V,D) += scatter of dout (N,D) by tokens */
+    void (*embedding_bwd)(float *dtable, const int *tokens, const float *dout,
+                          int N, int D);
+
+    /* out (N,D) = x / sqrt(mean(x^2) + eps) * g; rstd (N) saved for bwd */
+    void (*rmsnorm_fwd)(float *out, float *rstd, const float *x,
+                        const float *g, int N, int D, float eps);
+    /* dx (N,D) += ..., dg (D) += ... (dg may be NULL: frozen gain) */
+    void (*rmsnorm_bwd)(float *dx, float *dg, const float *dout, const float *x,
+                        const float *g, const float *rstd, int N, int D);
+
+    /* In place on x (B,T,nh,hd): rotate half-split pairs (i, i+hd/2) by the
+     * angle (pos0 + t) * theta^(-2i/hd). rope_bwd applies the inverse. */
+    void (*rope_fwd)(float *x, int B, int T, int nh, int hd, int pos0, float theta);
+    void (*rope_bwd)(float *dx, int B, int T, int nh, int hd, int pos0, float theta);
+
+    /* Causal grouped-query attention, never storing the (T,T) scores.
+     * q (B,Tq,H,hd); k, v (B,Tk,KV,hd); out (B,Tq,H,hd); lse (B,H,Tq) is the
+     * log-sum-exp of each query row, saved for bwd. Query row i sits at
+     * absolute position q_off + i and sees keys 0..q_off+i (Tk >= q_off+Tq).
+     * Query head h reads key/value head h / (H/KV). Scale 1/sqrt(hd). */
+    void (*attention_fwd)(float *out, float *lse, const float *q, const float *k,
+                          const float *v, int B, int Tq, int Tk, int q_off,
+                          int H, int KV, int hd);
+    /* dq (B,T,H,hd), dk, dv (B,T,KV,hd) written; training shape Tq = Tk = T. */
+    void (*attention_bwd)(float *dq, float *dk, float *dv, const float *dout,
+                          const float *q, const float *k, const float *v,
+                          const float *out, const float *lse, int B, int T,
+                          int H, int KV, int hd);
+
+    /* h (N,F) = silu(gate) * up */
+    void (*swiglu_fwd)(float *h, const float *gate, const float *up, int N, int F);
+    /* dgate, dup (N,F) written from dh (N,F) */
+    void (*swiglu_bwd)(float *dgate, float *dup, const float *dh,
+                       const float *gate, const float *up, int N, int F);
+
+    /* Softmax cross-entropy over rows of logits (N,V). losses[n] is the
+     * negative log-likelihood of targets[n], or 0 when targets[n] < 0
+     * (ignored). When dlogits_scale != 0 the logits are overwritten by
+     * dlogits_scale * (softmax - onehot) (zero rows for ignored targets). */
+    void (*crossentropy_fwd_bwd)(float *logits, float *losses, const int *targets,
+                                 int N, int V, float dlogits_scale);
+
+    /* y (n) += x (n) */
+    void (*add_inplace)(float *y, const float *x, size_t n);
+};
+
+/* The CPU reference backend (kernels/cpu). */
+const struct backend *backend_cpu(void);
+
+#endif

@@ -1,0 +1,95 @@
+/*
+ * backward.c: the backward pass through the blocks and the embedding.
+ *
+ * Starts from a->d_norm, the gradient of the final RMSNorm output that
+ * model_head_loss left there, and walks the blocks top-down keeping the
+ * residual-stream gradient in a->d_resid.
+ *
+ * Frozen parts cost nothing they do not have to:
+ *   - a block with g->g.blocks[l] == NULL gets no weight-gradient products
+ *     (only the input-gradient products needed to reach the blocks below);
+ *   - below the lowest trainable block, when the embedding is frozen
+ *     (g->g.embed == NULL), nothing is computed at all.
+ * Weight gradients accumulate (+=); see backend.h.
+ */
+#include <string.h>
+
+#include "model.h"
+
+#define LAYER(base, l, width) ((base) + (size_t)(l) * cap * (width))
+
+/* Lowest layer the backward pass must reach, or L when none. */
+static int lowest_needed_layer(const struct model_config *c,
+                               const struct model_grads *g)
+{
+    if (g->g.embed)
+        return 0;
+    for (int l = 0; l < c->n_layers; l++)
+        if (g->g.blocks[l])
+            return l;
+    return c->n_layers;
+}
+
+void model_backward(const struct model *m, struct activations *a,
+                    struct model_grads *g, const int *tokens, int B, int T)
+{
+    const struct model_config *c = &m->cfg;
+    const struct backend *be = m->be;
+    const int N = B * T, D = c->dim, F = c->hidden_dim, H = c->n_heads,
+              KV = c->n_kv_heads, hd = c->head_dim, QD = H * hd, KVD = KV * hd;
+    const size_t cap = (size_t)a->B * a->T;
+    const int lowest = lowest_needed_layer(c, g);
+    float *dres = a->d_resid, *dn = a->d_norm;
+
+    memset(dres, 0, (size_t)N * D * sizeof(float));
+    be->rmsnorm_bwd(dres, g->g.final_norm, dn, LAYER(a->resid, c->n_layers, D),
+                    m->w.final_norm, a->final_rstd, N, D);
+
+    for (int l = c->n_layers - 1; l >= lowest; l--) {
+        struct block_weights w = block_view(c, m->w.blocks[l]);
+        struct block_weights gw = block_view(c, g->g.blocks[l]);
+        const int train = g->g.blocks[l] != NULL;
+        float *x = LAYER(a->resid, l, D), *mid = LAYER(a->resid_mid, l, D);
+
+        /* feed-forward block: next = mid + h . Wdown^T */
+        float *hn = LAYER(a->ffn_in, l, D), *gate = LAYER(a->gate, l, F);
+        float *up = LAYER(a->up, l, F), *h = LAYER(a->ffn_h, l, F);
+        be->matmul(0, 0, N, F, D, 1.0f, dres, D, w.w_down, F, 0.0f, a->d_h, F);
+        if (train)
+            be->matmul(1, 0, D, F, N, 1.0f, dres, D, h, F, 1.0f, gw.w_down, F);
+        be->swiglu_bwd(a->d_gate, a->d_up, a->d_h, gate, up, N, F);
+        be->matmul(0, 0, N, D, F, 1.0f, a->d_gate, F, w.w_gate, D, 0.0f, dn, D);
+        be->matmul(0, 0, N, D, F, 1.0f, a->d_up, F, w.w_up, D, 1.0f, dn, D);
+        if (train) {
+            be->matmul(1, 0, F, D, N, 1.0f, a->d_gate, F, hn, D, 1.0f, gw.w_gate, D);
+            be->matmul(1, 0, F, D, N, 1.0f, a->d_up, F, hn, D, 1.0f, gw.w_up, D);
+        }
+        be->rmsnorm_bwd(dres, gw.ffn_norm, dn, mid, w.ffn_norm,
+                        LAYER(a->ffn_rstd, l, 1), N, D);
+
+        /* attention block: mid = x + att . Wo^T */
+        float *xn = LAYER(a->attn_in, l, D), *q = LAYER(a->q, l, QD);
+        float *k = LAYER(a->k, l, KVD), *v = LAYER(a->v, l, KVD);
+        float *att = LAYER(a->attn_out, l, QD);
+        float *lse = a->attn_lse + (size_t)l * a->B * H * a->T;
+        be->matmul(0, 0, N, QD, D, 1.0f, dres, D, w.wo, QD, 0.0f, a->d_attn, QD);
+        if (train)
+            be->matmul(1, 0, D, QD, N, 1.0f, dres, D, att, QD, 1.0f, gw.wo, QD);
+        be->attention_bwd(a->d_q, a->d_k, a->d_v, a->d_attn, q, k, v, att, lse,
+                          B, T, H, KV, hd);
+        be->rope_bwd(a->d_q, B, T, H, hd, 0, c->rope_theta);
+        be->rope_bwd(a->d_k, B, T, KV, hd, 0, c->rope_theta);
+        be->matmul(0, 0, N, D, QD, 1.0f, a->d_q, QD, w.wq, D, 0.0f, dn, D);
+        be->matmul(0, 0, N, D, KVD, 1.0f, a->d_k, KVD, w.wk, D, 1.0f, dn, D);
+        be->matmul(0, 0, N, D, KVD, 1.0f, a->d_v, KVD, w.wv, D, 1.0f, dn, D);
+        if (train) {
+            be->matmul(1, 0, QD, D, N, 1.0f, a->d_q, QD, xn, D, 1.0f, gw.wq, D);
+            be->matmul(1, 0, KVD, D, N, 1.0f, a->d_k, KVD, xn, D, 1.0f, gw.wk, D);
+            be->matmul(1, 0, KVD, D, N, 1.0f, a->d_v, KVD, xn, D, 1.0f, gw.wv, D);
+        }
+        be->rmsnorm_bwd(dres, gw.attn_norm, dn, x, w.attn_norm,
+                        LAYER(a->attn_rstd, l, 1), N, D);
+    }
+    if (g->g.embed)
+        be->embedding_bwd(g->g.embed, tokens, dres, N, D);
+}

@@ -1,0 +1,118 @@
+/*
+ * forward.c: the training forward pass and the chunked classifier loss.
+ *
+ * model_forward runs embedding -> L x (attention block, SwiGLU block) ->
+ * final RMSNorm over a (B,T) batch, saving in struct activations everything
+ * backward.c needs. Per-layer activation slices are laid out with the
+ * CAPACITY strides (a->B * a->T tokens), so a shorter batch reuses the same
+ * buffers. model_head_loss then applies the classifier CE_CHUNK rows at a time
+ * and, when training, seeds backward right away, so (N,V) fp32 logits never
+ * exist at once.
+ */
+#include "model.h"
+
+/* per-layer slice of a saved activation with `width` floats per token */
+#define LAYER(base, l, width) ((base) + (size_t)(l) * cap * (width))
+
+void model_forward(const struct model *m, struct activations *a,
+                   const int *tokens, int B, int T)
+{
+    const struct model_config *c = &m->cfg;
+    const struct backend *be = m->be;
+    const int N = B * T, D = c->dim, F = c->hidden_dim, H = c->n_heads,
+              KV = c->n_kv_heads, hd = c->head_dim, QD = H * hd, KVD = KV * hd;
+    const size_t cap = (size_t)a->B * a->T;
+
+    be->embedding_fwd(a->resid, tokens, m->w.embed, N, D);
+    for (int l = 0; l < c->n_layers; l++) {
+        struct block_weights w = block_view(c, m->w.blocks[l]);
+        float *x = LAYER(a->resid, l, D), *mid = LAYER(a->resid_mid, l, D);
+        float *xn = LAYER(a->attn_in, l, D), *q = LAYER(a->q, l, QD);
+        float *k = LAYER(a->k, l, KVD), *v = LAYER(a->v, l, KVD);
+        float *att = LAYER(a->attn_out, l, QD);
+        float *lse = a->attn_lse + (size_t)l * a->B * H * a->T;
+
+        /* attention: mid = x + Wo . attn(rope(Wq xn), rope(Wk xn), Wv xn) */
+        be->rmsnorm_fwd(xn, LAYER(a->attn_rstd, l, 1), x, w.attn_norm, N, D, c->norm_eps);
+        be->matmul(0, 1, N, QD, D, 1.0f, xn, D, w.wq, D, 0.0f, q, QD);
+        be->matmul(0, 1, N, KVD, D, 1.0f, xn, D, w.wk, D, 0.0f, k, KVD);
+        be->matmul(0, 1, N, KVD, D, 1.0f, xn, D, w.wv, D, 0.0f, v, KVD);
+        be->rope_fwd(q, B, T, H, hd, 0, c->rope_theta);
+        be->rope_fwd(k, B, T, KV, hd, 0, c->rope_theta);
+        be->attention_fwd(att, lse, q, k, v, B, T, T, 0, H, KV, hd);
+        be->copy(mid, x, (size_t)N * D);
+        be->matmul(0, 1, N, D, QD, 1.0f, att, QD, w.wo, QD, 1.0f, mid, D);
+
+        /* feed-forward: x' = mid + Wdown . (silu(Wgate hn) * Wup hn) */
+        float *hn = LAYER(a->ffn_in, l, D), *gate = LAYER(a->gate, l, F);
+        float *up = LAYER(a->up, l, F), *h = LAYER(a->ffn_h, l, F);
+        float *next = LAYER(a->resid, l + 1, D);
+        be->rmsnorm_fwd(hn, LAYER(a->ffn_rstd, l, 1), mid, w.ffn_norm, N, D, c->norm_eps);
+        be->matmul(0, 1, N, F, D, 1.0f, hn, D, w.w_gate, D, 0.0f, gate, F);
+        be->matmul(0, 1, N, F, D, 1.0f, hn, D, w.w_up, D, 0.0f, up, F);
+        be->swiglu_fwd(h, gate, up, N, F);
+        be->copy(next, mid, (size_t)N * D);
+        be->matmul(0, 1, N, D, F, 1.0f, h, F, w.w_down, F, 1.0f, next, D);
+    }
+    be->rmsnorm_fwd(a->final_out, a->final_rstd, LAYER(a->resid, c->n_layers, D),
+                    m->w.final_norm, N, D, c->norm_eps);
+}
+
+double model_head_loss(const struct model *m, struct activations *a,
+                       struct model_grads *g, const int *targets, int B, int T,
+                       float dscale, long *count)
+{
+    const struct backend *be = m->be;
+    const int N = B * T, D = m->cfg.dim, V = m->cfg.vocab_size;
+    double sum = 0.0;
+    long n_counted = 0;
+
+    for (int s = 0; s < N; s += CE_CHUNK) {
+        int n = N - s < CE_CHUNK ? N - s : CE_CHUNK;
+        const float *x = a->final_out + (size_t)s * D;
+        /* logits (n,V) = x (n,D) . lm_head^T */
+        be->matmul(0, 1, n, V, D, 1.0f, x, D, m->w.lm_head, D, 0.0f, a->logits, V);
+        be->crossentropy_fwd_bwd(a->logits, a->losses + s, targets + s, n, V,
+                                 g ? dscale : 0.0f);
+        if (g) {
+            /* d final_out (n,D) = dlogits (n,V) . lm_head (V,D) */
+            be->matmul(0, 0, n, D, V, 1.0f, a->logits, V, m->w.lm_head, D, 0.0f,
+                       a->d_norm + (size_t)s * D, D);
+            /* d lm_head (V,D) += dlogits^T (V,n) . x (n,D) */
+            if (g->g.lm_head)
+                be->matmul(1, 0, V, D, n, 1.0f, a->logits, V, x, D, 1.0f,
+                           g->g.lm_head, D);
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        if (targets[i] >= 0) {
+            sum += a->losses[i];
+            n_counted++;
+        }
+    }
+    *count = n_counted;
+    return sum;
+}
+
+float model_loss_and_grad(const struct model *m, struct activations *a,
+                          struct model_grads *g, const int *tokens,
+                          const int *targets, int B, int T)
+{
+    long count = 0;
+    for (int i = 0; i < B * T; i++)
+        count += targets[i] >= 0;
+    model_forward(m, a, tokens, B, T);
+    double sum = model_head_loss(m, a, g, targets, B, T,
+                                 count ? 1.0f / (float)count : 0.0f, &count);
+    if (g)
+        model_backward(m, a, g, tokens, B, T);
+    return count ? (float)(sum / (double)count) : 0.0f;
+}
+
+void model_logits(const struct model *m, const struct activations *a,
+                  float *logits, int B, int T)
+{
+    const int D = m->cfg.dim;
+    m->be->matmul(0, 1, B * T, m->cfg.vocab_size, D, 1.0f, a->final_out, D,
+                  m->w.lm_head, D, 0.0f, logits, m->cfg.vocab_size);
+}

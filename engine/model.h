@@ -1,0 +1,162 @@
+/*
+ * model.h: a LLaMA-family decoder and its training-time memory.
+ *
+ * Memory is split into classes, each one allocation with named pointers
+ * carved out of it (llm.c style), each sized from the config first:
+ *   parameters   struct model        embedding, L blocks, final norm, head
+ *   gradients    struct model_grads  same layout; a block may have none
+ *   activations  struct activations  what backward needs, for B x T tokens
+ *
+ * Parameters are stored block-major: embed (V,D) | block 0 | ... | block L-1 |
+ * final_norm (D) | lm_head (V,D) (absent when tied). One block holds, in order:
+ *   attn_norm (D), wq (H*hd, D), wk (KV*hd, D), wv (KV*hd, D), wo (D, H*hd),
+ *   ffn_norm (D), w_gate (F, D), w_up (F, D), w_down (D, F).
+ * A frozen block simply has no gradient storage (grads.blocks[l] == NULL):
+ * backward then skips its weight-gradient products, and skips it entirely
+ * when nothing below it needs a gradient.
+ *
+ * Dimension letters: see backend.h. N = B*T.
+ */
+#ifndef OWLORE_MODEL_H
+#define OWLORE_MODEL_H
+
+#include <stddef.h>
+
+#include "backend.h"
+#include "config.h"
+
+/* Views of one block's tensors inside a block-sized buffer. */
+struct block_weights {
+    float *attn_norm; /* (D) */
+    float *wq;        /* (H*hd, D) */
+    float *wk;        /* (KV*hd, D) */
+    float *wv;        /* (KV*hd, D) */
+    float *wo;        /* (D, H*hd) */
+    float *ffn_norm;  /* (D) */
+    float *w_gate;    /* (F, D) */
+    float *w_up;      /* (F, D) */
+    float *w_down;    /* (D, F) */
+};
+
+/* Named pointers for a whole model's worth of tensors (weights or grads). */
+struct model_weights {
+    float *embed;      /* (V, D) */
+    float **blocks;    /* L pointers to block-sized buffers (NULL: none) */
+    float *final_norm; /* (D) */
+    float *lm_head;    /* (V, D); equals embed when tied */
+};
+
+/* The seven linear layers of a block, in storage order. */
+enum linear_id { LIN_Q, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN, LIN_COUNT };
+
+struct model {
+    struct model_config cfg;
+    const struct backend *be;
+    float *mem;            /* every parameter, one allocation */
+    size_t n_params;
+    struct model_weights w;
+};
+
+struct model_grads {
+    float *mem;            /* one allocation for all gradient storage */
+    size_t n_floats;
+    struct model_weights g; /* g.embed NULL: embedding frozen (no grad) */
+};
+
+struct activations {
+    int B, T;               /* capacity */
+    float *mem;
+    size_t n_floats;
+    /* saved by forward, per layer l (strides: N*D, N*H*hd, ...) */
+    float *resid;      /* (L+1, N, D) block inputs; resid[L] = final norm input */
+    float *resid_mid;  /* (L, N, D) after the attention residual add */
+    float *attn_in;    /* (L, N, D) attention RMSNorm output */
+    float *attn_rstd;  /* (L, N) */
+    float *q;          /* (L, N, H*hd) after RoPE */
+    float *k;          /* (L, N, KV*hd) after RoPE */
+    float *v;          /* (L, N, KV*hd) */
+    float *attn_out;   /* (L, N, H*hd) before the output projection */
+    float *attn_lse;   /* (L, B, H, T) */
+    float *ffn_in;     /* (L, N, D) FFN RMSNorm output */
+    float *ffn_rstd;   /* (L, N) */
+    float *gate;       /* (L, N, F) */
+    float *up;         /* (L, N, F) */
+    float *ffn_h;      /* (L, N, F) silu(gate) * up */
+    float *final_out;  /* (N, D) final RMSNorm output */
+    float *final_rstd; /* (N) */
+    float *losses;     /* (N) per-token loss (0 where ignored) */
+    /* backward scratch, reused by every layer */
+    float *d_resid;    /* (N, D) gradient of the residual stream */
+    float *d_norm;     /* (N, D) gradient into an RMSNorm output */
+    float *d_attn;     /* (N, H*hd) */
+    float *d_q;        /* (N, H*hd) */
+    float *d_k;        /* (N, KV*hd) */
+    float *d_v;        /* (N, KV*hd) */
+    float *d_h;        /* (N, F) */
+    float *d_gate;     /* (N, F) */
+    float *d_up;       /* (N, F) */
+    float *logits;     /* (CE_CHUNK, V) classifier chunk */
+};
+
+/* Rows of the classifier computed at once: fp32 logits for the whole batch
+ * never exist at the same time. */
+#define CE_CHUNK 64
+
+/* ---- sizes (elements), computable without allocating ---- */
+size_t model_block_floats(const struct model_config *c);
+size_t model_param_floats(const struct model_config *c);
+size_t model_activation_floats(const struct model_config *c, int B, int T);
+/* offset of a linear layer inside a block, and its shape [rows, cols] */
+size_t model_linear_offset(const struct model_config *c, enum linear_id id,
+                           int *rows, int *cols);
+const char *model_linear_name(enum linear_id id); /* "q_proj", ... */
+struct block_weights block_view(const struct model_config *c, float *block);
+
+/* ---- lifetime ---- */
+/* Allocate zeroed parameters for cfg (which must pass model_config_check). */
+int model_init(struct model *m, const struct model_config *cfg,
+               const struct backend *be);
+void model_free(struct model *m);
+/* Gradient storage for every parameter (all blocks trainable). */
+int grads_init_full(struct model_grads *g, const struct model *m);
+void grads_zero(struct model_grads *g);
+void grads_free(struct model_grads *g, const struct model *m);
+int activations_init(struct activations *a, const struct model *m, int B, int T);
+void activations_free(struct activations *a, const struct model *m);
+
+/* ---- named tensors (Hugging Face names), for loaders and checkpoints ---- */
+struct named_tensor {
+    char name[96];
+    float *data;   /* NULL when the owner has no storage (frozen) */
+    int rows, cols; /* 1-D tensors have cols == 0 */
+};
+int model_tensor_count(const struct model_config *c); /* without lm_head when tied */
+void model_tensor_at(const struct model_config *c, const struct model_weights *w,
+                     int i, struct named_tensor *out);
+
+/* ---- compute ---- */
+/* tokens (B,T) -> a->final_out. T <= a->T, B <= a->B. */
+void model_forward(const struct model *m, struct activations *a,
+                   const int *tokens, int B, int T);
+/* Classifier + cross-entropy over a->final_out in chunks; targets (B,T),
+ * negative = ignored. Returns the summed loss and stores the number of
+ * counted targets in *count. When g is non-NULL, seeds backward: writes
+ * a->d_resid (the gradient of final_out, scaled by dscale per token) and
+ * accumulates the head gradient. */
+double model_head_loss(const struct model *m, struct activations *a,
+                       struct model_grads *g, const int *targets, int B, int T,
+                       float dscale, long *count);
+/* Backward from a->d_resid (set by model_head_loss) through every block that
+ * needs it; accumulates into g. */
+void model_backward(const struct model *m, struct activations *a,
+                    struct model_grads *g, const int *tokens, int B, int T);
+/* Forward, loss (mean over counted targets) and, when g is non-NULL,
+ * backward. Returns the mean loss (0 when nothing is counted). */
+float model_loss_and_grad(const struct model *m, struct activations *a,
+                          struct model_grads *g, const int *tokens,
+                          const int *targets, int B, int T);
+/* logits (B*T, V) for every position of the last forward. */
+void model_logits(const struct model *m, const struct activations *a,
+                  float *logits, int B, int T);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * ops.h: the CPU reference operations, one function per backend entry.
+ *
+ * Each function here is what backend_cpu() puts in the operation table; the
+ * semantics, shapes and gradient conventions are documented once, in
+ * engine/backend.h. Plain C11 fp32 with OpenMP across rows/heads; matrix
+ * products go to OpenBLAS. No atomics: every result is deterministic for a
+ * given thread count, which exact resume relies on.
+ */
+#ifndef OWLORE_CPU_OPS_H
+#define OWLORE_CPU_OPS_H
+
+#include <stddef.h>
+
+void cpu_matmul(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                const float *A, int lda, const float *B, int ldb, float beta,
+                float *C, int ldc);
+void cpu_embedding_fwd(float *out, const int *tokens, const float *table, int N, int D);
+void cpu_embedding_bwd(float *dtable, const int *tokens, const float *dout, int N, int D);
+void cpu_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *g,
+                     int N, int D, float eps);
+void cpu_rmsnorm_bwd(float *dx, float *dg, const float *dout, const float *x,
+                     const float *g, const float *rstd, int N, int D);
+void cpu_rope_fwd(float *x, int B, int T, int nh, int hd, int pos0, float theta);
+void cpu_rope_bwd(float *dx, int B, int T, int nh, int hd, int pos0, float theta);
+void cpu_attention_fwd(float *out, float *lse, const float *q, const float *k,
+                       const float *v, int B, int Tq, int Tk, int q_off,
+                       int H, int KV, int hd);
+void cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout,
+                       const float *q, const float *k, const float *v,
+                       const float *out, const float *lse, int B, int T,
+                       int H, int KV, int hd);
+void cpu_swiglu_fwd(float *h, const float *gate, const float *up, int N, int F);
+void cpu_swiglu_bwd(float *dgate, float *dup, const float *dh, const float *gate,
+                    const float *up, int N, int F);
+void cpu_crossentropy_fwd_bwd(float *logits, float *losses, const int *targets,
+                              int N, int V, float dlogits_scale);
+void cpu_add_inplace(float *y, const float *x, size_t n);
+
+#endif

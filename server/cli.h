@@ -1,0 +1,21 @@
+/*
+ * cli.h: the owlore command-line subcommands and their shared helpers.
+ *
+ * main.c dispatches `owlore <command> [options]` to one cmd_* function per
+ * command; each returns the process exit status (0 ok, 1 runtime error,
+ * 2 usage error).
+ */
+#ifndef OWLORE_CLI_H
+#define OWLORE_CLI_H
+
+int cmd_info(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+
+/* Value of option `name` (e.g. "--model") in argv, or NULL. */
+const char *cli_opt(int argc, char **argv, const char *name);
+/* Refuse options not in the NULL-terminated list `known` (each takes a value). */
+int cli_check_opts(int argc, char **argv, const char *cmd, const char *const *known);
+/* Parse a number option; returns -1 with a message when it is not one. */
+int cli_opt_double(int argc, char **argv, const char *name, double def, double *out);
+
+#endif

@@ -1,0 +1,80 @@
+/*
+ * main.c: the owlore binary: dispatches `owlore <command>` to its handler.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    {"info", cmd_info, "--model PATH                 print the model config and parameter count"},
+    {"generate", cmd_generate, "--model PATH --prompt TEXT [--steps N] [--temperature T] [--top-p P]\n"
+     "                              [--seed S] [--tokenizer PATH]   generate text"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: owlore <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
+}
+
+const char *cli_opt(int argc, char **argv, const char *name)
+{
+    for (int i = 2; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return argv[i + 1];
+    return NULL;
+}
+
+int cli_check_opts(int argc, char **argv, const char *cmd, const char *const *known)
+{
+    for (int i = 2; i < argc; i += 2) {
+        int ok = 0;
+        for (const char *const *k = known; *k; k++)
+            ok |= strcmp(argv[i], *k) == 0;
+        if (!ok) {
+            fprintf(stderr, "owlore %s: unknown option '%s'\n", cmd, argv[i]);
+            return -1;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "owlore %s: option '%s' needs a value\n", cmd, argv[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int cli_opt_double(int argc, char **argv, const char *name, double def, double *out)
+{
+    const char *s = cli_opt(argc, argv, name);
+    char *end;
+    *out = def;
+    if (!s)
+        return 0;
+    *out = strtod(s, &end);
+    if (end == s || *end) {
+        fprintf(stderr, "owlore: %s expects a number, got '%s'\n", name, s);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc, argv);
+    fprintf(stderr, "owlore: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,24 @@
+#!/bin/sh
+# run.sh: runs every test program under the given folder from the repository
+# root, prints their PASS/FAIL lines, and ends with "N passed, N failed".
+# A program that exits non-zero without printing a FAIL line counts as one
+# failed case (a crash is never silent).
+dir=${1:-build/tests}
+passed=0
+failed=0
+for t in $(find "$dir" -type f -perm -u+x -name 'test_*' | sort); do
+    echo "== $t"
+    out=$("$t" 2>&1)
+    rc=$?
+    printf '%s\n' "$out"
+    p=$(printf '%s\n' "$out" | grep -c '^PASS ')
+    f=$(printf '%s\n' "$out" | grep -c '^FAIL ')
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "FAIL $t: exited with status $rc"
+        f=1
+    fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
