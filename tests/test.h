@@ -20,13 +20,13 @@ static int test_failed_cases;
 static int test_case_failed;
 static const char *test_case_name;
 
-static void test_begin(const char *name)
+static inline void test_begin(const char *name)
 {
     test_case_name = name;
     test_case_failed = 0;
 }
 
-static void test_fail(const char *file, int line, const char *fmt, ...)
+static inline void test_fail(const char *file, int line, const char *fmt, ...)
 {
     va_list ap;
     if (!test_case_failed)
@@ -40,7 +40,7 @@ static void test_fail(const char *file, int line, const char *fmt, ...)
     test_case_failed = 1;
 }
 
-static void test_end(void)
+static inline void test_end(void)
 {
     if (test_case_failed)
         test_failed_cases++;
@@ -49,13 +49,13 @@ static void test_end(void)
     fflush(stdout);
 }
 
-static int test_finish(void)
+static inline int test_finish(void)
 {
     return test_failed_cases ? 1 : 0;
 }
 
 /* Path of a file under the shared data folder, in a static buffer. */
-static const char *test_shared_path(const char *rel)
+static inline const char *test_shared_path(const char *rel)
 {
     static char buf[4096];
     const char *root = getenv("OWLORE_SHARED");
