@@ -12,12 +12,15 @@
 CC      ?= cc
 BUILD   := build
 CFLAGS  ?= -O3 -march=native
+# OpenBLAS's OpenMP build shares our OpenMP thread pool (the pthread build
+# would spin against it); rpath makes the loader pick it over the default.
+BLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -g \
-           -Iengine -I/usr/include/x86_64-linux-gnu/openblas-pthread
-LDLIBS  := -lopenblas -llapacke -ljansson -lm
+           -Iengine -I/usr/include/x86_64-linux-gnu/openblas-openmp
+LDLIBS  := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -llapacke -ljansson -lm
 LDFLAGS += -fopenmp
 
-DEB_PACKAGES := build-essential libopenblas-dev liblapacke-dev libjansson-dev
+DEB_PACKAGES := build-essential libopenblas-openmp-dev liblapacke-dev libjansson-dev
 
 LIB_SRC   := $(wildcard engine/*.c) $(wildcard kernels/cpu/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)

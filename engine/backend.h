@@ -89,5 +89,9 @@ struct backend {
 
 /* The CPU reference backend (kernels/cpu). */
 const struct backend *backend_cpu(void);
+/* Call first thing in main(argv): re-executes the program once when
+ * OpenBLAS did not recognise the CPU, so it loads its fast kernels
+ * (kernels/cpu/blas_select.c). */
+void backend_cpu_select_kernels(char **argv);
 
 #endif

@@ -403,7 +403,8 @@ static int load_one(const struct sources *s, const struct named_tensor *p,
         return -1;
     }
     int ndim = p->cols ? 2 : 1;
-    if (t->ndim != ndim || t->shape[0] != p->rows || (ndim == 2 && t->shape[1] != p->cols)) {
+    if (t->ndim != ndim || t->shape[0] != p->rows ||
+        (ndim == 2 && t->shape[1] != p->cols)) {
         char found[256], expect[256];
         const int64_t want[2] = {p->rows, p->cols};
         snprintf(err, errlen, "%s: tensor '%s': shape %s in the file, but config.json "
@@ -445,6 +446,7 @@ int load_hf_dir(const char *dir, const struct backend *be, struct model *m,
     struct model_config cfg;
     struct sources s = {0};
     int single, rc = -1;
+    memset(m, 0, sizeof *m);
     if (join(path, sizeof path, dir, "config.json", err, errlen) < 0 ||
         hf_config_parse(path, &cfg, err, errlen) < 0)
         return -1;

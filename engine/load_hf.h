@@ -27,7 +27,8 @@ int hf_config_parse(const char *config_json_path, struct model_config *c,
                     char *err, size_t errlen);
 
 /* Parse dir/config.json, model_init(m, ..., be) and fill every parameter.
- * be must allocate host memory (the CPU backend). On failure m is freed. */
+ * be must allocate host memory (the CPU backend). On failure *m is left
+ * freed and zeroed, whether or not model_init was reached. */
 int load_hf_dir(const char *dir, const struct backend *be, struct model *m,
                 char *err, size_t errlen);
 

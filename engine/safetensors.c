@@ -194,7 +194,13 @@ static int parse_entry(struct st_file *f, const char *name, json_t *v,
     }
     t->begin = (uint64_t)b;
     t->end = (uint64_t)e;
-    if (t->begin > t->end || t->end > f->data_size) {
+    if (t->begin > t->end) {
+        snprintf(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] end before "
+                 "they begin", f->path, name, (unsigned long long)t->begin,
+                 (unsigned long long)t->end);
+        return -1;
+    }
+    if (t->end > f->data_size) {
         snprintf(err, errlen,
                  "%s: tensor '%s': data_offsets [%llu, %llu] out of range "
                  "(data buffer is %llu bytes)", f->path, name,
@@ -619,6 +625,8 @@ static char *build_header(const char *path, const struct st_write_tensor *t, int
         }
         /* json_object_set_new takes the value even when it fails */
         if (json_object_set_new(root, name, e = json_object()) < 0 ||
+            json_object_set_new(e, "dtype",
+                                json_string(w->dtype == ST_F32 ? "F32" : "BF16")) < 0 ||
             json_object_set_new(e, "shape", shape = json_array()) < 0) {
             snprintf(err, errlen, "%s: tensor '%s': cannot build its header entry "
                      "(name not valid UTF-8, or out of memory)", path, name);
@@ -644,9 +652,7 @@ static char *build_header(const char *path, const struct st_write_tensor *t, int
             goto fail;
         }
         json_t *offs = json_pack("[II]", (json_int_t)off, (json_int_t)(off + bytes));
-        if (json_object_set_new(e, "dtype",
-                                json_string(w->dtype == ST_F32 ? "F32" : "BF16")) < 0 ||
-            json_object_set_new(e, "data_offsets", offs) < 0) {
+        if (json_object_set_new(e, "data_offsets", offs) < 0) {
             goto oom;
         }
         off += bytes;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "cli.h"
 
 static const struct {
@@ -67,6 +68,7 @@ int cli_opt_double(int argc, char **argv, const char *name, double def, double *
 
 int main(int argc, char **argv)
 {
+    backend_cpu_select_kernels(argv);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -9,8 +9,9 @@
  *   dq_i  = scale * sum_j dS_ij k_j      dk_j += scale * dS_ij q_i
  *   dv_j += p_ij dO_i
  * Query head h reads key/value head h / (H/KV). Backward runs one task per
- * (sequence, key/value head) so the dk/dv sums of a group stay in one thread
- * (deterministic, no atomics).
+ * (sequence, query head), each writing its own dk/dv partials into scratch
+ * (B,H,T,hd); the partials of a group are then summed in head order, so the
+ * result is deterministic without atomics.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 static float dot(const float *a, const float *b, int n)
 {
     float s = 0.0f;
+#pragma omp simd reduction(+ : s)
     for (int i = 0; i < n; i++)
         s += a[i] * b[i];
     return s;
@@ -75,33 +77,57 @@ void cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout,
 {
     const float scale = 1.0f / sqrtf((float)hd);
     const int group = H / KV;
+    const size_t head_block = (size_t)T * hd; /* one (T,hd) partial */
+    float *pk = malloc(sizeof(float) * 2 * (size_t)B * H * head_block);
+    float *pv = pk + (size_t)B * H * head_block;
+    if (!pk)
+        abort(); /* activations-sized scratch: out of memory here is fatal */
+    memset(pk, 0, sizeof(float) * 2 * (size_t)B * H * head_block);
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int b = 0; b < B; b++)
-        for (int g = 0; g < KV; g++) {
-            for (int j = 0; j < T; j++) {
-                memset(dk + (((size_t)b * T + j) * KV + g) * hd, 0, sizeof(float) * (size_t)hd);
-                memset(dv + (((size_t)b * T + j) * KV + g) * hd, 0, sizeof(float) * (size_t)hd);
-            }
-            for (int h = g * group; h < (g + 1) * group; h++)
-                for (int i = 0; i < T; i++) {
-                    const size_t qo = (((size_t)b * T + i) * H + h) * hd;
-                    const float *qi = q + qo, *doi = dout + qo;
-                    float *dqi = dq + qo;
-                    const float Di = dot(doi, out + qo, hd);
-                    const float li = lse[((size_t)b * H + h) * T + i];
-                    memset(dqi, 0, sizeof(float) * (size_t)hd);
-                    for (int j = 0; j <= i; j++) {
-                        const size_t ko = (((size_t)b * T + j) * KV + g) * hd;
-                        const float p = expf(scale * dot(qi, k + ko, hd) - li);
-                        const float ds = p * (dot(doi, v + ko, hd) - Di) * scale;
-                        float *dkj = dk + ko, *dvj = dv + ko;
-                        const float *kj = k + ko;
-                        for (int d = 0; d < hd; d++) {
-                            dqi[d] += ds * kj[d];
-                            dkj[d] += ds * qi[d];
-                            dvj[d] += p * doi[d];
-                        }
+        for (int h = 0; h < H; h++) {
+            const int g = h / group;
+            float *dkh = pk + ((size_t)b * H + h) * head_block;
+            float *dvh = pv + ((size_t)b * H + h) * head_block;
+            for (int i = 0; i < T; i++) {
+                const size_t qo = (((size_t)b * T + i) * H + h) * hd;
+                const float *qi = q + qo, *doi = dout + qo;
+                float *dqi = dq + qo;
+                const float Di = dot(doi, out + qo, hd);
+                const float li = lse[((size_t)b * H + h) * T + i];
+                memset(dqi, 0, sizeof(float) * (size_t)hd);
+                for (int j = 0; j <= i; j++) {
+                    const size_t ko = (((size_t)b * T + j) * KV + g) * hd;
+                    const float *kj = k + ko;
+                    const float p = expf(scale * dot(qi, kj, hd) - li);
+                    const float ds = p * (dot(doi, v + ko, hd) - Di) * scale;
+                    float *dkj = dkh + (size_t)j * hd, *dvj = dvh + (size_t)j * hd;
+#pragma omp simd
+                    for (int d = 0; d < hd; d++) {
+                        dqi[d] += ds * kj[d];
+                        dkj[d] += ds * qi[d];
+                        dvj[d] += p * doi[d];
                     }
                 }
+            }
         }
+    /* dk, dv (B,T,KV,hd) = sum over the query heads of each group */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < T; j++)
+            for (int g = 0; g < KV; g++) {
+                float *dkj = dk + (((size_t)b * T + j) * KV + g) * hd;
+                float *dvj = dv + (((size_t)b * T + j) * KV + g) * hd;
+                memset(dkj, 0, sizeof(float) * (size_t)hd);
+                memset(dvj, 0, sizeof(float) * (size_t)hd);
+                for (int h = g * group; h < (g + 1) * group; h++) {
+                    const float *sk = pk + ((size_t)b * H + h) * head_block + (size_t)j * hd;
+                    const float *sv = pv + ((size_t)b * H + h) * head_block + (size_t)j * hd;
+                    for (int d = 0; d < hd; d++) {
+                        dkj[d] += sk[d];
+                        dvj[d] += sv[d];
+                    }
+                }
+            }
+    free(pk);
 }

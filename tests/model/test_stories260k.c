@@ -238,8 +238,10 @@ static void test_losses(void)
     test_end();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
+    backend_cpu_select_kernels(argv);
     char err[512];
     const char *path = test_shared_path("data/models/stories260K/stories260K.bin");
     test_begin("load_stories260k");

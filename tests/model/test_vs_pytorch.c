@@ -171,8 +171,10 @@ static void unlink_variant(const char *tmp)
     rmdir(tmp);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
+    backend_cpu_select_kernels(argv);
     static const char *models[2] = {"gqa_untied", "tied"};
     for (int i = 0; i < 2; i++) {
         char dir[256], exp[256], name[128];
