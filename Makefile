@@ -17,15 +17,18 @@ CFLAGS  ?= -O3 -march=native
 BLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -g \
            -Iengine -I/usr/include/x86_64-linux-gnu/openblas-openmp
-LDLIBS  := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -llapacke -ljansson -lm
+LDLIBS  := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -llapacke -ljansson -lcrypto -lm
 LDFLAGS += -fopenmp
 
-DEB_PACKAGES := build-essential libopenblas-openmp-dev liblapacke-dev libjansson-dev
+DEB_PACKAGES := build-essential libopenblas-openmp-dev liblapacke-dev libjansson-dev \
+                libssl-dev
 
 LIB_SRC   := $(wildcard engine/*.c) $(wildcard kernels/cpu/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_SRC   := $(wildcard server/*.c)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+# the server/CLI code without main(), so tests can call commands and parsers
+CLI_LIB_OBJ := $(filter-out $(BUILD)/obj/server/main.o,$(CLI_OBJ))
 TEST_SRC  := $(wildcard tests/*/test_*.c)
 TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
@@ -55,12 +58,17 @@ $(BUILD)/libowlore.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
 	ar rcs $@ $^
 
-$(BUILD)/owlore: $(CLI_OBJ) $(BUILD)/libowlore.a
+$(BUILD)/libowlore-cli.a: $(CLI_LIB_OBJ)
+	@mkdir -p $(@D)
+	ar rcs $@ $^
+
+$(BUILD)/owlore: $(BUILD)/obj/server/main.o $(BUILD)/libowlore-cli.a $(BUILD)/libowlore.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libowlore.a
+$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libowlore-cli.a $(BUILD)/libowlore.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libowlore.a $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests -Iserver -o $@ $< $(BUILD)/libowlore-cli.a $(BUILD)/libowlore.a \
+	    $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libowlore.a
 	@mkdir -p $(@D)

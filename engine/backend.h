@@ -77,14 +77,37 @@ struct backend {
                        const float *gate, const float *up, int N, int F);
 
     /* Softmax cross-entropy over rows of logits (N,V). losses[n] is the
-     * negative log-likelihood of targets[n], or 0 when targets[n] < 0
-     * (ignored). When dlogits_scale != 0 the logits are overwritten by
+     * negative log-likelihood of targets[n], or 0 when targets[n] < 0 or
+     * >= V (ignored; datasets are validated before they get here). When dlogits_scale != 0 the logits are overwritten by
      * dlogits_scale * (softmax - onehot) (zero rows for ignored targets). */
     void (*crossentropy_fwd_bwd)(float *logits, float *losses, const int *targets,
                                  int N, int V, float dlogits_scale);
 
     /* y (n) += x (n) */
     void (*add_inplace)(float *y, const float *x, size_t n);
+
+    /* ---- optimizer arithmetic ---- */
+    /* sum of squares of x (n), accumulated in double (gradient clipping) */
+    double (*sumsq)(const float *x, size_t n);
+    /* x (n) *= a */
+    void (*scale)(float *x, size_t n, float a);
+    /* Adam moments and direction, elementwise over n:
+     *   m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;  dir = m / (sqrt(v) + eps)
+     * dir may alias g. */
+    void (*adam_direction)(float *dir, float *m, float *v, const float *g,
+                           size_t n, float beta1, float beta2, float eps);
+    /* w (n) = (w - step * dir) * (1 - decay): Hugging Face AdamW order,
+     * decoupled weight decay applied after the update (decay = lr * wd). */
+    void (*apply_update)(float *w, const float *dir, size_t n, float step, float decay);
+    /* Orthonormal basis of the dominant r-dimensional subspace of G (m,n):
+     *   side 0 (right, m >= n): P (r,n), rows = first r right singular vectors
+     *   side 1 (left,  m <  n): P (m,r), columns = first r left singular vectors
+     * method 0: exact SVD (LAPACK); method 1: randomized range finder with
+     * `oversample` extra columns and `power_iters` power iterations, seeded by
+     * *rng. Returns 0, or -1 when the factorisation failed (P untouched). */
+    int (*lowrank_basis)(float *P, const float *G, int m, int n, int r, int side,
+                         int method, int oversample, int power_iters,
+                         unsigned long long *rng);
 };
 
 /* The CPU reference backend (kernels/cpu). */

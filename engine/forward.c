@@ -85,7 +85,7 @@ double model_head_loss(const struct model *m, struct activations *a,
         }
     }
     for (int i = 0; i < N; i++) {
-        if (targets[i] >= 0) {
+        if (targets[i] >= 0 && targets[i] < V) {
             sum += a->losses[i];
             n_counted++;
         }
@@ -100,7 +100,7 @@ float model_loss_and_grad(const struct model *m, struct activations *a,
 {
     long count = 0;
     for (int i = 0; i < B * T; i++)
-        count += targets[i] >= 0;
+        count += targets[i] >= 0 && targets[i] < m->cfg.vocab_size;
     model_forward(m, a, tokens, B, T);
     double sum = model_head_loss(m, a, g, targets, B, T,
                                  count ? 1.0f / (float)count : 0.0f, &count);

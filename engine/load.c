@@ -32,3 +32,25 @@ int model_load(const char *path, const struct backend *be, struct model *m,
              "model directory or a llama2.c .bin file)", path);
     return -1;
 }
+
+int model_read_config(const char *path, struct model_config *c, char *err,
+                      size_t errlen)
+{
+    struct stat st;
+    char json[4200];
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(json, sizeof json, "%s/config.json", path);
+        return hf_config_parse(json, c, err, errlen);
+    }
+    if (has_suffix(path, ".json"))
+        return hf_config_parse(path, c, err, errlen);
+    if (has_suffix(path, ".bin"))
+        return llama2c_read_config(path, c, err, errlen);
+    snprintf(err, errlen, "%s: unknown model format (expected a config.json, a Hugging "
+             "Face model directory or a llama2.c .bin file)", path);
+    return -1;
+}

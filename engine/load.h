@@ -22,5 +22,13 @@ int model_load(const char *path, const struct backend *be, struct model *m,
  * directories are load_hf.h's load_hf_dir. */
 int load_llama2c(const char *path, const struct backend *be, struct model *m,
                  char *err, size_t errlen);
+/* Just the config of a llama2.c file (header and size checked). */
+int llama2c_read_config(const char *path, struct model_config *c, char *err,
+                        size_t errlen);
+
+/* The config of any model path model_load accepts, or of a Hugging Face
+ * config.json file alone, without reading weights (for planning). */
+int model_read_config(const char *path, struct model_config *c, char *err,
+                      size_t errlen);
 
 #endif

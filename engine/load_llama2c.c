@@ -38,22 +38,28 @@ static void permute_rope_rows(float *dst, const float *src, int nh, int hd, int 
             }
 }
 
-int load_llama2c(const char *path, const struct backend *be, struct model *m,
-                 char *err, size_t errlen)
+/* Floats after the header: every tensor plus the two unused RoPE tables. */
+static size_t llama2c_floats(const struct model_config *c)
+{
+    const size_t D = c->dim, F = c->hidden_dim, L = c->n_layers, V = c->vocab_size;
+    const size_t KVD = (size_t)c->n_kv_heads * c->head_dim, T = c->max_seq_len;
+    return V * D + L * D + L * D * D + 2 * L * KVD * D + L * D * D + L * D +
+           3 * L * F * D + D + T * c->head_dim + (c->tied_embeddings ? 0 : V * D);
+}
+
+/* Read and check the header of path into c; with f non-NULL, leave *f open
+ * just after the header. */
+static int read_header(const char *path, struct model_config *c, FILE **fp,
+                       char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
-    float *data = NULL;
     int32_t h[7];
+    char why[256];
     if (!f) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
-    if (fseek(f, 0, SEEK_END) != 0) {
-        snprintf(err, errlen, "%s: cannot seek: %s", path, strerror(errno));
-        fclose(f);
-        return -1;
-    }
-    long fsize = ftell(f);
+    long fsize = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
     rewind(f);
     if (fsize < 28 || fread(h, sizeof h, 1, f) != 1) {
         snprintf(err, errlen, "%s: too short for a llama2.c header (%ld bytes)", path, fsize);
@@ -66,33 +72,52 @@ int load_llama2c(const char *path, const struct backend *be, struct model *m,
         fclose(f);
         return -1;
     }
-    struct model_config c = {
+    *c = (struct model_config){
         .dim = h[0], .hidden_dim = h[1], .n_layers = h[2], .n_heads = h[3],
         .n_kv_heads = h[4], .vocab_size = h[5] < 0 ? -h[5] : h[5], .max_seq_len = h[6],
         .norm_eps = 1e-5f, .rope_theta = 10000.0f, .tied_embeddings = h[5] > 0,
         .bos_id = 1, .eos_id = 2,
     };
-    c.head_dim = c.n_heads > 0 && c.dim % c.n_heads == 0 ? c.dim / c.n_heads : 0;
-    char why[256];
-    if (h[5] == INT32_MIN || model_config_check(&c, why, sizeof why) != 0) {
+    c->head_dim = c->n_heads > 0 && c->dim % c->n_heads == 0 ? c->dim / c->n_heads : 0;
+    if (h[5] == INT32_MIN || model_config_check(c, why, sizeof why) != 0) {
         snprintf(err, errlen, "%s: bad llama2.c header: %s", path,
                  h[5] == INT32_MIN ? "vocab_size out of range" : why);
         fclose(f);
         return -1;
     }
-    const size_t D = c.dim, F = c.hidden_dim, L = c.n_layers, V = c.vocab_size;
-    const size_t KVD = (size_t)c.n_kv_heads * c.head_dim, T = c.max_seq_len;
-    const size_t n_floats = V * D + L * D + L * D * D + 2 * L * KVD * D + L * D * D +
-                            L * D + 3 * L * F * D + D + T * c.head_dim +
-                            (c.tied_embeddings ? 0 : V * D);
+    size_t n_floats = llama2c_floats(c);
     if ((uint64_t)fsize != 28 + 4 * (uint64_t)n_floats) {
         snprintf(err, errlen, "%s: size %ld bytes does not match the header "
-                 "(expected %llu bytes for dim %d, %d layers, vocab %zu)",
-                 path, fsize, 28 + 4 * (unsigned long long)n_floats, c.dim,
-                 c.n_layers, V);
+                 "(expected %llu bytes for dim %d, %d layers, vocab %d)",
+                 path, fsize, 28 + 4 * (unsigned long long)n_floats, c->dim,
+                 c->n_layers, c->vocab_size);
         fclose(f);
         return -1;
     }
+    if (fp)
+        *fp = f;
+    else
+        fclose(f);
+    return 0;
+}
+
+int llama2c_read_config(const char *path, struct model_config *c, char *err,
+                        size_t errlen)
+{
+    return read_header(path, c, NULL, err, errlen);
+}
+
+int load_llama2c(const char *path, const struct backend *be, struct model *m,
+                 char *err, size_t errlen)
+{
+    struct model_config c;
+    FILE *f;
+    float *data;
+    if (read_header(path, &c, &f, err, errlen) != 0)
+        return -1;
+    const size_t D = c.dim, F = c.hidden_dim, L = c.n_layers, V = c.vocab_size;
+    const size_t KVD = (size_t)c.n_kv_heads * c.head_dim, T = c.max_seq_len;
+    const size_t n_floats = llama2c_floats(&c);
     data = malloc(n_floats * sizeof(float));
     if (!data || fread(data, sizeof(float), n_floats, f) != n_floats) {
         snprintf(err, errlen, "%s: %s", path, data ? "read failed" : "out of memory");

@@ -140,6 +140,45 @@ int grads_init_full(struct model_grads *g, const struct model *m)
     return 0;
 }
 
+size_t grads_slots_floats(const struct model_config *c, int n_slots,
+                          int freeze_embeddings)
+{
+    size_t embed = (size_t)c->vocab_size * c->dim;
+    size_t head = freeze_embeddings ? 0
+                  : embed + c->dim + (c->tied_embeddings ? 0 : embed);
+    return head + (size_t)n_slots * model_block_floats(c);
+}
+
+int grads_init_slots(struct model_grads *g, const struct model *m, int n_slots,
+                     int freeze_embeddings)
+{
+    const struct model_config *c = &m->cfg;
+    size_t embed = (size_t)c->vocab_size * c->dim, bs = model_block_floats(c);
+    memset(g, 0, sizeof *g);
+    g->n_floats = grads_slots_floats(c, n_slots, freeze_embeddings);
+    g->n_slots = n_slots;
+    g->g.blocks = calloc((size_t)c->n_layers, sizeof(float *));
+    g->slots = calloc((size_t)(n_slots > 0 ? n_slots : 1), sizeof(float *));
+    g->mem = m->be->alloc(g->n_floats * sizeof(float));
+    if (!g->g.blocks || !g->slots || !g->mem) {
+        grads_free(g, m);
+        return -1;
+    }
+    float *p = g->mem;
+    if (!freeze_embeddings) {
+        g->g.embed = p;
+        p += embed;
+        g->g.final_norm = p;
+        p += c->dim;
+        g->g.lm_head = c->tied_embeddings ? g->g.embed : p;
+        if (!c->tied_embeddings)
+            p += embed;
+    }
+    for (int i = 0; i < n_slots; i++)
+        g->slots[i] = p + (size_t)i * bs;
+    return 0;
+}
+
 void grads_zero(struct model_grads *g)
 {
     memset(g->mem, 0, g->n_floats * sizeof(float));
@@ -150,6 +189,7 @@ void grads_free(struct model_grads *g, const struct model *m)
     if (g->mem)
         m->be->free(g->mem);
     free(g->g.blocks);
+    free(g->slots);
     memset(g, 0, sizeof *g);
 }
 

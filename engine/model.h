@@ -61,6 +61,8 @@ struct model_grads {
     float *mem;            /* one allocation for all gradient storage */
     size_t n_floats;
     struct model_weights g; /* g.embed NULL: embedding frozen (no grad) */
+    float **slots;         /* grads_init_slots: n_slots block-sized buffers */
+    int n_slots;
 };
 
 struct activations {
@@ -119,6 +121,14 @@ int model_init(struct model *m, const struct model_config *cfg,
 void model_free(struct model *m);
 /* Gradient storage for every parameter (all blocks trainable). */
 int grads_init_full(struct model_grads *g, const struct model *m);
+/* Gradient storage for n_slots blocks (g.slots[i], block-sized) plus, unless
+ * frozen, embedding, final norm and head; every g.g.blocks[l] starts NULL
+ * and the trainer points the active blocks at slots. */
+int grads_init_slots(struct model_grads *g, const struct model *m, int n_slots,
+                     int freeze_embeddings);
+/* Floats grads_init_slots allocates (for the planner). */
+size_t grads_slots_floats(const struct model_config *c, int n_slots,
+                          int freeze_embeddings);
 void grads_zero(struct model_grads *g);
 void grads_free(struct model_grads *g, const struct model *m);
 int activations_init(struct activations *a, const struct model *m, int B, int T);
@@ -139,7 +149,7 @@ void model_tensor_at(const struct model_config *c, const struct model_weights *w
 void model_forward(const struct model *m, struct activations *a,
                    const int *tokens, int B, int T);
 /* Classifier + cross-entropy over a->final_out in chunks; targets (B,T),
- * negative = ignored. Returns the summed loss and stores the number of
+ * outside [0, V) = ignored. Returns the summed loss and stores the number of
  * counted targets in *count. When g is non-NULL, seeds backward: writes
  * a->d_resid (the gradient of final_out, scaled by dscale per token) and
  * accumulates the head gradient. */

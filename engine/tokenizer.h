@@ -26,8 +26,13 @@ int tokenizer_load_llama2c(struct tokenizer *t, const char *path, int vocab_size
                            char *err, size_t errlen);
 void tokenizer_free(struct tokenizer *t);
 
-/* Load the tokenizer of a model: `explicit_path` when given, else a llama2.c
- * tokenizer beside the model file (tokenizer.bin, then tok<vocab_size>.bin). */
+/* The tokenizer file of a model: `explicit_path` when given, else a llama2.c
+ * tokenizer beside the model (tokenizer.bin, then tok<vocab_size>.bin), into
+ * path (len bytes); -1 with a message when there is none. */
+int tokenizer_find_for_model(const char *model_path, const char *explicit_path,
+                             int vocab_size, char *path, size_t len, char *err,
+                             size_t errlen);
+/* tokenizer_find_for_model, then load it. */
 int tokenizer_load_for_model(struct tokenizer *t, const char *model_path,
                              const char *explicit_path, int vocab_size,
                              char *err, size_t errlen);

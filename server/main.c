@@ -7,6 +7,7 @@
 
 #include "backend.h"
 #include "cli.h"
+#include "cli_recipe.h"
 
 static const struct {
     const char *name;
@@ -16,6 +17,12 @@ static const struct {
     {"info", cmd_info, "--model PATH                 print the model config and parameter count"},
     {"generate", cmd_generate, "--model PATH --prompt TEXT [--steps N] [--temperature T] [--top-p P]\n"
      "                              [--seed S] [--tokenizer PATH]   generate text"},
+    {"plan", cmd_plan, "--model PATH [--method M] [recipe options] [--batch B] [--seq S]\n"
+     "                              [--dtype fp32|bf16] [--json]   predict memory and throughput"},
+    {"train", cmd_train, "--model PATH --data FILE [--method M] [recipe options] [--out DIR]\n"
+     "                              [--resume DIR] [--val-data FILE | --val-fraction F]   fine-tune"},
+    {"outliers", cmd_outliers, "--model PATH [--data FILE] [--tau T] [--samples N] [--seq S]\n"
+     "                              [--json]   layer outlier ratios and sampling probabilities"},
 };
 
 static void usage(FILE *f)
@@ -25,17 +32,33 @@ static void usage(FILE *f)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
 }
 
+/* Options that take no value. */
+static const char *const cli_flags[] = {"--json", NULL};
+
+static int is_flag(const char *arg)
+{
+    for (const char *const *f = cli_flags; *f; f++)
+        if (strcmp(arg, *f) == 0)
+            return 1;
+    return 0;
+}
+
 const char *cli_opt(int argc, char **argv, const char *name)
 {
-    for (int i = 2; i + 1 < argc; i++)
+    for (int i = 2; i < argc; i += is_flag(argv[i]) ? 1 : 2)
         if (strcmp(argv[i], name) == 0)
-            return argv[i + 1];
+            return is_flag(argv[i]) ? "1" : i + 1 < argc ? argv[i + 1] : NULL;
     return NULL;
+}
+
+int cli_flag(int argc, char **argv, const char *name)
+{
+    return cli_opt(argc, argv, name) != NULL;
 }
 
 int cli_check_opts(int argc, char **argv, const char *cmd, const char *const *known)
 {
-    for (int i = 2; i < argc; i += 2) {
+    for (int i = 2; i < argc; i += is_flag(argv[i]) ? 1 : 2) {
         int ok = 0;
         for (const char *const *k = known; *k; k++)
             ok |= strcmp(argv[i], *k) == 0;
@@ -43,7 +66,7 @@ int cli_check_opts(int argc, char **argv, const char *cmd, const char *const *kn
             fprintf(stderr, "owlore %s: unknown option '%s'\n", cmd, argv[i]);
             return -1;
         }
-        if (i + 1 >= argc) {
+        if (!is_flag(argv[i]) && i + 1 >= argc) {
             fprintf(stderr, "owlore %s: option '%s' needs a value\n", cmd, argv[i]);
             return -1;
         }

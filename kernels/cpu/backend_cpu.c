@@ -50,6 +50,11 @@ static const struct backend cpu_backend = {
     .swiglu_bwd = cpu_swiglu_bwd,
     .crossentropy_fwd_bwd = cpu_crossentropy_fwd_bwd,
     .add_inplace = cpu_add_inplace,
+    .sumsq = cpu_sumsq,
+    .scale = cpu_scale,
+    .adam_direction = cpu_adam_direction,
+    .apply_update = cpu_apply_update,
+    .lowrank_basis = cpu_lowrank_basis,
 };
 
 const struct backend *backend_cpu(void)

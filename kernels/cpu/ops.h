@@ -4,8 +4,9 @@
  * Each function here is what backend_cpu() puts in the operation table; the
  * semantics, shapes and gradient conventions are documented once, in
  * engine/backend.h. Plain C11 fp32 with OpenMP across rows/heads; matrix
- * products go to OpenBLAS. No atomics: every result is deterministic for a
- * given thread count, which exact resume relies on.
+ * products go to OpenBLAS, factorisations (linalg.c) to LAPACKE. No
+ * atomics: every result is deterministic for a given thread count, which
+ * exact resume relies on.
  */
 #ifndef OWLORE_CPU_OPS_H
 #define OWLORE_CPU_OPS_H
@@ -36,5 +37,15 @@ void cpu_swiglu_bwd(float *dgate, float *dup, const float *dh, const float *gate
 void cpu_crossentropy_fwd_bwd(float *logits, float *losses, const int *targets,
                               int N, int V, float dlogits_scale);
 void cpu_add_inplace(float *y, const float *x, size_t n);
+
+/* optimizer arithmetic (optim_ops.c, linalg.c) */
+double cpu_sumsq(const float *x, size_t n);
+void cpu_scale(float *x, size_t n, float a);
+void cpu_adam_direction(float *dir, float *m, float *v, const float *g, size_t n,
+                        float beta1, float beta2, float eps);
+void cpu_apply_update(float *w, const float *dir, size_t n, float step, float decay);
+int cpu_lowrank_basis(float *P, const float *G, int m, int n, int r, int side,
+                      int method, int oversample, int power_iters,
+                      unsigned long long *rng);
 
 #endif

@@ -7,31 +7,36 @@
  * analytic gradient is the operation's backward with dout = r; the numeric
  * one is the central difference (L(x + e) - L(x - e)) / step for every input
  * element (and parameter), where step is the difference actually stored in
- * fp32, (float)(x + e) - (float)(x - e), not 2e. Cross-entropy uses the
- * summed loss itself, the model its mean loss (model_loss_and_grad with
- * g = NULL). Forward passes are also checked against direct computations
- * in double (matmul, RoPE, attention, cross-entropy).
+ * fp32, (float)(x + e) - (float)(x - e), not 2e. Cross-entropy uses its
+ * summed loss, the model its mean loss (model_loss_and_grad with g = NULL,
+ * up to 12 random elements of every named tensor). Forward passes are also
+ * checked against direct computations in double (matmul, RoPE, attention,
+ * cross-entropy). Gradient conventions of backend.h are checked too: the
+ * accumulating backwards (+=) are called twice and must double, since
+ * finite differences on zeroed buffers cannot tell "+=" from "="; the
+ * writing ones (attention, SwiGLU) start from garbage-filled buffers.
  *
  * Tolerances. The operations run in fp32, so L carries rounding noise of
  * about 1e-7 relative; with e = 1e-2 that is ~1e-5 in a derivative, and the
- * central difference's truncation error (e^2/6 * f''') is of the same order.
- * Operation checks therefore require
- *     max |num - ana| <= 1e-3 * max(1, max |num|)
- * which is ~50x above the errors seen (<= 2e-5; GRADCHECK_VERBOSE=1 prints
- * the worst error of every case) and far below what a dropped term or a
- * wrong sign gives (errors of the size of the gradient, O(0.1..1) here).
- * Model gradients are those of a mean over 8 tokens and are small
- * (1e-2..1e-1 per tensor), so a bound relative to max(1, .) would let a
- * wrong gradient of a small tensor pass; up to 12 sampled elements of every
- * tensor must satisfy
+ * truncation error of the central difference (e^2/6 * f''') is of the same
+ * order. Operation gradients must satisfy
+ *     max |num - ana| <= 1e-3 * max(1, max |num|),
+ * ~50x above the errors seen (<= 2e-5) and far below what a dropped term or
+ * a wrong sign gives (errors the size of the gradient, O(0.1..1) here).
+ * Model gradients (of a mean over 8 tokens) are small, 1e-2..1e-1 per
+ * tensor, so a bound relative to max(1, .) would let a wrong gradient of a
+ * small tensor pass; the sampled elements of each tensor must satisfy
  *     max |num - ana| <= 2e-4 + 1e-2 * max |num|
  * with e = 5e-3: the mean loss comes back as a float (ulp ~2.4e-7, i.e.
- * ~2.5e-5 in a derivative) and e = 1e-2 already shows truncation error up
- * to 2e-4 on embedding rows (they go through RMSNorm of rows with rms ~0.3,
- * a strongly curved function). Errors seen stay below 6e-5.
- * Forward results against double references: 1e-5 relative; results that
- * must not depend on the path taken (q_off attention, rope inverse,
- * accumulation, frozen blocks): 1e-6.
+ * ~2.5e-5 in a derivative), and e = 1e-2 already shows truncation errors up
+ * to 2e-4 on embedding rows (they go through the RMSNorm of rows with rms
+ * ~0.3, a strongly curved function). Errors seen stay below 6e-5.
+ * Forward results against double references: 1e-5 relative. Two paths that
+ * must give the same result (q_off attention, rope inverse, accumulation,
+ * frozen blocks): 1e-6.
+ *
+ * GRADCHECK_VERBOSE=1 prints the error of every check and the worst of
+ * every case.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -42,13 +47,13 @@
 #include "model.h"
 #include "test.h"
 
-#define TOL_FD 1e-3      /* operation gradients, relative to max(1, max|num|) */
-#define TOL_MODEL_ABS 2e-4
-#define TOL_MODEL_REL 1e-2
-#define TOL_FWD 1e-5     /* forward against a double reference */
-#define TOL_SAME 1e-6    /* two paths to the same result */
-#define FD_STEP 1e-2f      /* operations */
+#define FD_STEP 1e-2f       /* operations */
 #define FD_STEP_MODEL 5e-3f /* whole model */
+#define TOL_FD 1e-3         /* operation gradients, x max(1, max|num|) */
+#define TOL_MODEL_ABS 2e-4  /* model gradients: abs + rel * max|num| */
+#define TOL_MODEL_REL 1e-2
+#define TOL_FWD 1e-5        /* forward against a double reference */
+#define TOL_SAME 1e-6       /* two paths to the same result */
 
 static const struct backend *be;
 
@@ -130,13 +135,15 @@ static void case_begin(const char *name)
 static void case_end(void)
 {
     if (verbose)
-        printf("     %s: worst error %.3g (%s, tolerance %.3g)\n", test_case_name,
+        printf("     %s: worst %.3g (%s, tolerance %.3g)\n", test_case_name,
                worst_err, worst_what, worst_tol);
     test_end();
 }
 
 static void note(const char *what, double err, double tol)
 {
+    if (verbose)
+        printf("       %s: %.3g (tolerance %.3g)\n", what, err, tol);
     if (err / tol >= worst_ratio) {
         worst_ratio = err / tol;
         worst_err = err;
@@ -145,9 +152,8 @@ static void note(const char *what, double err, double tol)
     }
 }
 
-/* got (n) against ref (n): fails when max |got - ref| > tol * max(1, max|ref|).
- * Records and returns the scaled error. */
-static double compare(const char *what, const float *got, const double *ref,
+/* got (n) against ref (n): fails when max |got - ref| > tol * max(1, max|ref|) */
+static void compare(const char *what, const float *got, const double *ref,
                       size_t n, double tol)
 {
     double scale = 1.0, worst = 0.0;
@@ -165,19 +171,17 @@ static double compare(const char *what, const float *got, const double *ref,
     note(what, worst, tol);
     CHECK_MSG(worst <= tol, "%s: error %.3g > %.3g at [%zu] (got %.7g, want %.7g)",
               what, worst, tol, at, n ? got[at] : 0.0f, n ? ref[at] : 0.0);
-    return worst;
 }
 
 /* the same for two float arrays that must agree */
-static double compare_f(const char *what, const float *got, const float *ref,
-                        size_t n, double tol)
+static void compare_f(const char *what, const float *got, const float *ref,
+                      size_t n, double tol)
 {
     double *r = dvec(n);
     for (size_t i = 0; i < n; i++)
         r[i] = ref[i];
-    double e = compare(what, got, r, n, tol);
+    compare(what, got, r, n, tol);
     free(r);
-    return e;
 }
 
 /* ---- central differences ---- */
@@ -350,7 +354,7 @@ static void test_rmsnorm(void)
     compare_f("dx accumulation", dx, dx2, n, TOL_SAME);
     compare_f("dg accumulation", dg, dg2, D, TOL_SAME);
 
-    /* dg == NULL (frozen gain): dx unchanged */
+    /* dg == NULL (frozen gain): the same dx as the first call */
     float *dx_frozen = zeros(n);
     for (size_t i = 0; i < n; i++)
         dx2[i] *= 0.5f;
@@ -762,6 +766,13 @@ static void test_model(const char *name, int tied)
         CHECK_MSG(worst <= tol, "%s: worst |num - ana| %.3g > %.3g (num %.6g, ana %.6g)",
                   w.name, worst, tol, num[at], ana[at]);
     }
+    /* parameter gradients accumulate: a second call doubles all of them */
+    float *twice = dup_floats(t.g.mem, t.g.n_floats);
+    for (size_t i = 0; i < t.g.n_floats; i++)
+        twice[i] *= 2.0f;
+    model_loss_and_grad(&t.m, &t.a, &t.g, t.tokens, t.targets, MB, MT);
+    compare_f("second call accumulates", t.g.mem, twice, t.g.n_floats, TOL_SAME);
+    free(twice);
     tiny_free(&t);
     case_end();
 }
@@ -803,14 +814,15 @@ static void test_frozen_block(void)
     }
     const float loss = model_loss_and_grad(&t.m, &t.a, &t.g, t.tokens, t.targets, MB, MT);
     float *full = dup_floats(t.g.mem, t.g.n_floats);
-    /* the full layout, kept while t.g.g loses pointers */
+    /* the full layout (the tiny model has 2 blocks), kept while t.g.g loses
+     * pointers */
     float *blocks[2] = {t.g.g.blocks[0], t.g.g.blocks[1]};
     const struct model_weights layout = {t.g.g.embed, blocks, t.g.g.final_norm,
                                          t.g.g.lm_head};
 
     t.g.g.blocks[0] = NULL;
     grads_zero(&t.g);
-    float l2 = model_loss_and_grad(&t.m, &t.a, &t.g, t.tokens, t.targets, MB, MT);
+    const float l2 = model_loss_and_grad(&t.m, &t.a, &t.g, t.tokens, t.targets, MB, MT);
     CHECK_MSG(l2 == loss, "loss %.9g with block 0 frozen, %.9g without", l2, loss);
     check_same_grads("block 0 frozen", &t, &layout, full);
 

@@ -1,0 +1,122 @@
+/*
+ * digest.c: SHA-256 through OpenSSL's EVP interface (links -lcrypto).
+ *
+ * Large buffers are fed in 64 MiB pieces so a multi-gigabyte parameter
+ * block never meets an int-sized length inside OpenSSL.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "digest.h"
+
+#define PIECE ((size_t)64 << 20)
+
+int sha256_init(struct sha256 *h)
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    h->ctx = NULL;
+    if (!c)
+        return -1;
+    if (EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(c);
+        return -1;
+    }
+    h->ctx = c;
+    return 0;
+}
+
+int sha256_update(struct sha256 *h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    while (n > 0) {
+        size_t k = n < PIECE ? n : PIECE;
+        if (EVP_DigestUpdate(h->ctx, p, k) != 1)
+            return -1;
+        p += k;
+        n -= k;
+    }
+    return 0;
+}
+
+int sha256_final(struct sha256 *h, unsigned char out[SHA256_BYTES])
+{
+    unsigned int len = 0;
+    int ok = EVP_DigestFinal_ex(h->ctx, out, &len) == 1 && len == SHA256_BYTES;
+    sha256_abort(h);
+    return ok ? 0 : -1;
+}
+
+void sha256_abort(struct sha256 *h)
+{
+    EVP_MD_CTX_free(h->ctx);
+    h->ctx = NULL;
+}
+
+int sha256_buffer(const void *data, size_t n, unsigned char out[SHA256_BYTES])
+{
+    struct sha256 h;
+    if (sha256_init(&h) != 0)
+        return -1;
+    if (sha256_update(&h, data, n) != 0) {
+        sha256_abort(&h);
+        return -1;
+    }
+    return sha256_final(&h, out);
+}
+
+int sha256_file(const char *path, unsigned char out[SHA256_BYTES], char *err,
+                size_t errlen)
+{
+    const size_t cap = (size_t)1 << 20;
+    unsigned char *buf;
+    struct sha256 h;
+    FILE *f = fopen(path, "rb");
+    size_t n;
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    buf = malloc(cap);
+    if (!buf || sha256_init(&h) != 0) {
+        free(buf);
+        fclose(f);
+        snprintf(err, errlen, "%s: out of memory for SHA-256", path);
+        return -1;
+    }
+    while ((n = fread(buf, 1, cap, f)) > 0) {
+        if (sha256_update(&h, buf, n) != 0)
+            break;
+    }
+    int bad = ferror(f) || !feof(f);
+    free(buf);
+    fclose(f);
+    if (bad) {
+        snprintf(err, errlen, "%s: read error while hashing", path);
+        sha256_abort(&h);
+        return -1;
+    }
+    if (sha256_final(&h, out) != 0) {
+        snprintf(err, errlen, "%s: SHA-256 failed (OpenSSL)", path);
+        return -1;
+    }
+    return 0;
+}
+
+int sha256_model(const struct model *m, unsigned char out[SHA256_BYTES])
+{
+    return sha256_buffer(m->mem, m->n_params * sizeof(float), out);
+}
+
+void digest_hex(const unsigned char *d, size_t n, char *hex)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        hex[2 * i] = digits[d[i] >> 4];
+        hex[2 * i + 1] = digits[d[i] & 15];
+    }
+    hex[2 * n] = 0;
+}

@@ -1,0 +1,165 @@
+/*
+ * optim.c: AdamW and GaLore-AdamW steps on one tensor (formulas in optim.h).
+ *
+ * Every operation on tensor data goes through the backend table, so w, g, the
+ * state and the scratch all live in the backend's memory:
+ *   AdamW:  adam_direction into scratch, then apply_update, over chunks of at
+ *           most OPTIM_CHUNK elements (both are elementwise, so chunking
+ *           changes nothing but the scratch size).
+ *   GaLore: lowrank_basis on a refresh step; R = project(G) into scratch
+ *           (matmul); adam_direction in place (N overwrites R); the
+ *           back-projection is accumulated straight into w by a matmul with
+ *           beta = 1 and alpha = -step * scale, so no full-size scratch is
+ *           needed; then scale(w, 1 - lr wd) when weight decay is on.
+ * State memory is one backend allocation: m, v, then P for GaLore.
+ */
+#include <math.h>
+#include <stdio.h>
+
+#include "optim.h"
+
+/* Largest AdamW chunk, in elements (16 MiB of fp32 scratch). */
+#define OPTIM_CHUNK ((size_t)1 << 22)
+
+/* Sizes of a (rows, cols) tensor at requested rank: *r effective rank (0 for
+ * AdamW), *side, *msize floats per moment, *psize floats of P. */
+static void layout(int rows, int cols, int rank, int *r, int *side,
+                   size_t *msize, size_t *psize)
+{
+    *r = 0;
+    *side = 0;
+    *psize = 0;
+    if (cols <= 0 || rank <= 0) {
+        *msize = (size_t)rows * (cols > 0 ? (size_t)cols : 1);
+        return;
+    }
+    int k = rows < cols ? rows : cols;
+    *r = rank < k ? rank : k;
+    *side = rows >= cols ? 0 : 1;
+    /* right: R (rows,r), P (r,cols); left: R (r,cols), P (rows,r) */
+    *msize = (size_t)*r * (*side == 0 ? (size_t)rows : (size_t)cols);
+    *psize = (size_t)*r * (*side == 0 ? (size_t)cols : (size_t)rows);
+}
+
+size_t optim_state_floats(int rows, int cols, int rank)
+{
+    int r, side;
+    size_t msize, psize;
+    if (rows <= 0)
+        return 0;
+    layout(rows, cols, rank, &r, &side, &msize, &psize);
+    return 2 * msize + psize;
+}
+
+size_t optim_scratch_floats(int rows, int cols, int rank)
+{
+    int r, side;
+    size_t msize, psize;
+    if (rows <= 0)
+        return 0;
+    layout(rows, cols, rank, &r, &side, &msize, &psize);
+    if (r > 0)
+        return msize; /* R, then N in place */
+    return msize < OPTIM_CHUNK ? msize : OPTIM_CHUNK;
+}
+
+int optim_state_init(struct optim_state *s, const struct backend *be, int rows,
+                     int cols, int rank)
+{
+    size_t msize, psize;
+    *s = (struct optim_state){0};
+    if (rows <= 0 || cols < 0)
+        return -1;
+    layout(rows, cols, rank, &s->rank, &s->side, &msize, &psize);
+    s->mem = be->alloc((2 * msize + psize) * sizeof(float));
+    if (!s->mem)
+        return -1;
+    s->be = be;
+    s->rows = rows;
+    s->cols = cols;
+    s->m = s->mem;
+    s->v = s->m + msize;
+    s->proj = s->rank > 0 ? s->v + msize : NULL;
+    return 0;
+}
+
+void optim_state_free(struct optim_state *s)
+{
+    if (s->mem)
+        s->be->free(s->mem);
+    *s = (struct optim_state){0};
+}
+
+/* Refresh P when due (optim.h). -1 only when there is no P to fall back on. */
+static int refresh_projector(struct optim_state *s, const float *g,
+                             const struct galore_hparams *gh,
+                             unsigned long long *rng, char *err, size_t errlen)
+{
+    if (s->refreshes > 0 && s->step % gh->update_proj_gap != 0)
+        return 0;
+    if (s->be->lowrank_basis(s->proj, g, s->rows, s->cols, s->rank, s->side,
+                             gh->svd_method, gh->oversample, gh->power_iters,
+                             rng) == 0) {
+        s->refreshes++;
+        return 0;
+    }
+    if (s->refreshes > 0)
+        return 0; /* keep the previous P */
+    snprintf(err, errlen,
+             "GaLore projector of a (%d, %d) tensor at rank %d could not be "
+             "computed (%s); step skipped",
+             s->rows, s->cols, s->rank,
+             gh->svd_method == 0 ? "SVD failed or gradient not finite"
+                                 : "range finder failed or gradient not finite");
+    return -1;
+}
+
+int optim_step(struct optim_state *s, float *w, const float *g, float *scratch,
+               const struct adamw_hparams *h, const struct galore_hparams *gh,
+               float lr, unsigned long long *rng, char *err, size_t errlen)
+{
+    const struct backend *be = s->be;
+    long t = s->step + 1;
+    double bc1 = 1.0 - pow(h->beta1, (double)t);
+    double bc2 = 1.0 - pow(h->beta2, (double)t);
+    float step = (float)(lr * sqrt(bc2) / bc1);
+    float decay = h->weight_decay > 0.0f ? lr * h->weight_decay : 0.0f;
+    int rows = s->rows, cols = s->cols, r = s->rank;
+
+    if (r == 0) {
+        size_t n = (size_t)rows * (cols > 0 ? (size_t)cols : 1);
+        for (size_t off = 0; off < n; off += OPTIM_CHUNK) {
+            size_t len = n - off < OPTIM_CHUNK ? n - off : OPTIM_CHUNK;
+            be->adam_direction(scratch, s->m + off, s->v + off, g + off, len,
+                               h->beta1, h->beta2, h->eps);
+            be->apply_update(w + off, scratch, len, step, decay);
+        }
+        s->step = t;
+        return 0;
+    }
+
+    if (!gh || gh->update_proj_gap <= 0) {
+        snprintf(err, errlen, "GaLore step on a (%d, %d) tensor needs a positive "
+                 "update_proj_gap", rows, cols);
+        return -1;
+    }
+    if (refresh_projector(s, g, gh, rng, err, errlen))
+        return -1;
+
+    float *R = scratch;
+    size_t rsize = (size_t)r * (s->side == 0 ? (size_t)rows : (size_t)cols);
+    if (s->side == 0) /* R (rows,r) = G (rows,cols) P^T (cols,r) */
+        be->matmul(0, 1, rows, r, cols, 1.0f, g, cols, s->proj, cols, 0.0f, R, r);
+    else /* R (r,cols) = P^T (r,rows) G (rows,cols) */
+        be->matmul(1, 0, r, cols, rows, 1.0f, s->proj, r, g, cols, 0.0f, R, cols);
+    be->adam_direction(R, s->m, s->v, R, rsize, h->beta1, h->beta2, h->eps);
+    float alpha = -step * gh->scale;
+    if (s->side == 0) /* w (rows,cols) += alpha N (rows,r) P (r,cols) */
+        be->matmul(0, 0, rows, cols, r, alpha, R, r, s->proj, cols, 1.0f, w, cols);
+    else /* w (rows,cols) += alpha P (rows,r) N (r,cols) */
+        be->matmul(0, 0, rows, cols, r, alpha, s->proj, r, R, cols, 1.0f, w, cols);
+    if (decay > 0.0f)
+        be->scale(w, (size_t)rows * cols, 1.0f - decay);
+    s->step = t;
+    return 0;
+}

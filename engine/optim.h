@@ -1,0 +1,74 @@
+/*
+ * optim.h: AdamW and GaLore-AdamW, one state per trainable tensor.
+ *
+ * AdamW is Hugging Face's (transformers.AdamW / galore_torch.AdamW):
+ *   t += 1; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2
+ *   step = lr * sqrt(1 - b2^t) / (1 - b1^t)      (bias correction folded in)
+ *   w = w - step * m / (sqrt(v) + eps);  then w = w - lr * wd * w
+ * GaLore-AdamW (galore_torch, proj_type "std") runs the same moments on the
+ * projected gradient R of a 2-D tensor G (rows m, cols n):
+ *   right (m >= n): P (r,n) = first r rows of V^T;  R = G P^T (m,r);  back(N) = N P
+ *   left  (m <  n): P (m,r) = first r cols of U;    R = P^T G (r,n);  back(N) = P N
+ * with r' = min(r, m, n); P is refreshed from the current gradient whenever
+ * the tensor's own step count t (before incrementing) is a multiple of the
+ * refresh gap T; moments are kept across refreshes (no re-projection), and
+ * the update is scaled by alpha: w -= step * alpha * back(N).
+ * If the factorisation fails, the previous P is kept (or, with none yet, the
+ * refresh is retried next step and this step is skipped, which is reported).
+ *
+ * Arithmetic goes through the backend (adam_direction, apply_update, matmul,
+ * lowrank_basis), so the same code drives CPU and CUDA.
+ */
+#ifndef OWLORE_OPTIM_H
+#define OWLORE_OPTIM_H
+
+#include <stddef.h>
+
+#include "backend.h"
+
+struct adamw_hparams {
+    float beta1, beta2, eps, weight_decay;
+};
+
+struct galore_hparams {
+    int rank;            /* r; <= 0 means full-rank AdamW */
+    int update_proj_gap; /* T, in the tensor's own steps */
+    float scale;         /* alpha */
+    int svd_method;      /* 0 exact SVD, 1 randomized range finder */
+    int oversample;      /* range finder extra columns (e.g. 10) */
+    int power_iters;     /* range finder power iterations (e.g. 2) */
+};
+
+/* State of one tensor (rows, cols); cols == 0 for 1-D tensors (always AdamW). */
+struct optim_state {
+    const struct backend *be;
+    int rows, cols;
+    int rank;        /* effective r' (0: full-rank AdamW) */
+    int side;        /* 0 right, 1 left (GaLore only) */
+    long step;       /* t: this tensor's own completed steps */
+    long refreshes;  /* number of successful projector refreshes */
+    float *mem;      /* one allocation: m, v, P */
+    float *m, *v;    /* moments: full shape, or (m,r') right / (r',n) left */
+    float *proj;     /* P, NULL for AdamW */
+};
+
+/* Floats the state of a (rows, cols) tensor holds with GaLore rank r
+ * (r <= 0 or cols == 0: AdamW): what the planner counts. */
+size_t optim_state_floats(int rows, int cols, int rank);
+/* Scratch floats galore_adamw_step needs for a (rows, cols) tensor at rank r
+ * (shared by all tensors; size it for the largest). */
+size_t optim_scratch_floats(int rows, int cols, int rank);
+
+int optim_state_init(struct optim_state *s, const struct backend *be, int rows,
+                     int cols, int rank);
+void optim_state_free(struct optim_state *s);
+
+/* One optimizer step on w with gradient g (same shape). lr is this step's
+ * learning rate. scratch holds optim_scratch_floats(...) floats. rng seeds
+ * the randomized range finder. Returns 0, or -1 when the GaLore projector
+ * could not be computed (the step is skipped; err says why). */
+int optim_step(struct optim_state *s, float *w, const float *g, float *scratch,
+               const struct adamw_hparams *h, const struct galore_hparams *gh,
+               float lr, unsigned long long *rng, char *err, size_t errlen);
+
+#endif

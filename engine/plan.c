@@ -1,0 +1,138 @@
+/*
+ * plan.c: predicted memory and throughput of a fine-tuning run (plan.h).
+ *
+ * Element counts mirror what the trainer allocates; bytes per element are 4
+ * (PLAN_FP32, the CPU engine) or 2 (PLAN_BF16, "pure bf16" as the released
+ * OwLore code: weights, gradients, Adam moments and GaLore projectors all
+ * bf16, no fp32 master copy; owlore-algorithm.md sections 4 and 9).
+ *
+ *   weights      every parameter (model_param_floats)
+ *   gradients    grads_slots_floats: the trained blocks (all L for
+ *                full/galore, gamma for sampled methods) + embedding, final
+ *                norm and untied head (these three always train unless
+ *                freeze_embeddings)
+ *   optimizer    per trained tensor optim_state_floats(rows, cols, rank):
+ *                AdamW for the embedding/head/final norm and the RMSNorm
+ *                gains, the block rank for the 7 linears. Blocks holding
+ *                state: L for full/galore; gamma for sampled methods with
+ *                state_policy reset; L with keep (the worst case, reached
+ *                once every block has been visited)
+ *   activations  fp32: the CPU engine's real buffers (model_activation_floats).
+ *                bf16 (GPU, per-block gradient checkpointing, flash
+ *                attention, section 9), in bytes:
+ *                  B*T * (L*D*2            stored bf16 block inputs
+ *                         + 2*(10*D + 4*F)) one block recomputed at a time
+ *                  + CE_CHUNK*V*4*3         one fp32 chunk of logits, its
+ *                                           softmax and its gradient (the
+ *                                           classifier is chunked, so this
+ *                                           does not grow with B*T)
+ *   workspace    fp32/CPU: optimizer scratch for the largest need of any
+ *                tensor (optim_scratch_floats, as the trainer sizes it)
+ *                + 64 MiB for OpenBLAS/OpenMP thread buffers (OpenBLAS
+ *                allocates a 32-64 MB GEMM buffer) + 16 MiB process baseline
+ *                (code, libc, OpenBLAS, jansson).
+ *                bf16/GPU: 1 GiB CUDA context and allocator slack, plus, when
+ *                blocks take GaLore steps, the transient fp32 SVD workspace
+ *                of the largest block linear (rows*cols*4 bytes, x2 for the
+ *                copy factorised and its factors)
+ *
+ * FLOPs per token: PaLM's 6*N + 12*L*H*hd*T (N = every parameter, embedding
+ * included) split into forward 2N, backward activation gradients 2N
+ * (backprop runs through every block, because the embedding trains) and
+ * weight gradients 2*N_trainable (frozen blocks skip their weight-gradient
+ * products), plus the attention term. With frozen embeddings the backward
+ * below the lowest trained block is skipped too, so the figure is then an
+ * upper bound. Throughput = FLOPs per token / a sustained rate:
+ *   fp32 CPU  96 GFLOP/s: bench_train_step --quick on the 2-core Xeon this
+ *             engine is developed on measured 96.4 GFLOP/s for the
+ *             SmolLM2-135M-shaped model (B 1, T 256, 2 OpenMP threads)
+ *   bf16 GPU  989 TFLOP/s (H100 SXM dense bf16) x 0.40 MFU
+ */
+#include <string.h>
+
+#include "model.h"
+#include "plan.h"
+
+#define PLAN_CPU_FLOPS 96e9              /* FLOP/s, calibrated, see above */
+#define PLAN_GPU_FLOPS (989e12 * 0.40)   /* FLOP/s, H100 SXM bf16 at 40% MFU */
+#define MIB (1024.0 * 1024.0)
+#define GIB (1024.0 * MIB)
+
+/* Optimizer state (floats) of one trained block. */
+static double block_state(const struct model_config *c, int rank)
+{
+    double state = 2.0 * (double)optim_state_floats(c->dim, 0, 0); /* 2 RMSNorm gains */
+    for (int id = 0; id < LIN_COUNT; id++) {
+        int rows, cols;
+        model_linear_offset(c, (enum linear_id)id, &rows, &cols);
+        state += (double)optim_state_floats(rows, cols, rank);
+    }
+    return state;
+}
+
+/* Optimizer scratch (floats) as the trainer sizes it: for the largest need
+ * over every tensor of the model, trained now or not. */
+static size_t max_scratch(const struct model_config *c, int rank)
+{
+    size_t s = optim_scratch_floats(c->vocab_size, c->dim, 0), t;
+    if ((t = optim_scratch_floats(c->dim, 0, 0)) > s)
+        s = t;
+    for (int id = 0; id < LIN_COUNT; id++) {
+        int rows, cols;
+        model_linear_offset(c, (enum linear_id)id, &rows, &cols);
+        if ((t = optim_scratch_floats(rows, cols, rank)) > s)
+            s = t;
+    }
+    return s;
+}
+
+void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
+                  int T, enum plan_dtype dtype, struct plan *p)
+{
+    const double bytes = dtype == PLAN_BF16 ? 2.0 : 4.0;
+    const int L = cfg->n_layers, rank = r->galore.rank;
+    const double D = cfg->dim, F = cfg->hidden_dim, V = cfg->vocab_size;
+    const double tokens = (double)B * T;
+    const int active = recipe_active_blocks(r, L);
+    const int stateful = active < L && r->state_policy == STATE_KEEP ? L : active;
+
+    /* elements */
+    double n_params = (double)model_param_floats(cfg);
+    double n_grads = (double)grads_slots_floats(cfg, active, r->freeze_embeddings);
+    double n_state = stateful * block_state(cfg, rank);
+    if (!r->freeze_embeddings) { /* embedding (+ untied head) and final norm */
+        n_state += (double)optim_state_floats(cfg->vocab_size, cfg->dim, 0) *
+                   (cfg->tied_embeddings ? 1 : 2);
+        n_state += (double)optim_state_floats(cfg->dim, 0, 0);
+    }
+
+    memset(p, 0, sizeof *p);
+    p->weights = n_params * bytes;
+    p->gradients = n_grads * bytes;
+    p->optimizer_state = n_state * bytes;
+    if (dtype == PLAN_BF16) {
+        p->activations = tokens * (L * D * 2 + 2 * (10 * D + 4 * F)) +
+                         (double)CE_CHUNK * V * 4 * 3;
+        p->workspace = GIB;
+        if (rank > 0) {
+            double largest = 0;
+            for (int id = 0; id < LIN_COUNT; id++) {
+                int rows, cols;
+                model_linear_offset(cfg, (enum linear_id)id, &rows, &cols);
+                if ((double)rows * cols > largest)
+                    largest = (double)rows * cols;
+            }
+            p->workspace += largest * 4 * 2;
+        }
+    } else {
+        p->activations = (double)model_activation_floats(cfg, B, T) * 4;
+        p->workspace = (double)max_scratch(cfg, rank) * 4 + 64 * MIB + 16 * MIB;
+    }
+    p->total_static = p->weights + p->gradients + p->optimizer_state;
+    p->total_peak = p->total_static + p->activations + p->workspace;
+
+    double attn = 12.0 * L * cfg->n_heads * cfg->head_dim * (double)T;
+    p->flops_per_token = 2 * n_params + 2 * n_params + 2 * n_grads + attn;
+    p->tokens_per_s = (dtype == PLAN_BF16 ? PLAN_GPU_FLOPS : PLAN_CPU_FLOPS) /
+                      p->flops_per_token;
+}

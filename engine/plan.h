@@ -1,0 +1,37 @@
+/*
+ * plan.h: predicted memory and throughput of a fine-tuning run.
+ *
+ * The planner answers "does this job fit, and how long will it take?" from a
+ * model config and a recipe alone, without allocating anything, using the
+ * same size functions the engine allocates with (model_param_floats,
+ * model_activation_floats, optim_state_floats, ...). Byte counts follow the
+ * storage dtype: fp32 on the CPU backend; bf16 ("pure bf16" as the released
+ * OwLore code: weights, gradients and Adam moments in bf16) for GPU plans.
+ */
+#ifndef OWLORE_PLAN_H
+#define OWLORE_PLAN_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "recipe.h"
+
+enum plan_dtype { PLAN_FP32, PLAN_BF16 };
+
+struct plan {
+    double weights;          /* bytes */
+    double gradients;
+    double optimizer_state;
+    double activations;
+    double workspace;
+    double total_static;     /* weights + gradients + optimizer_state */
+    double total_peak;       /* total_static + activations + workspace */
+    double flops_per_token;  /* training FLOPs per token (PaLM formula) */
+    double tokens_per_s;     /* predicted */
+};
+
+/* Fill p for cfg trained with r at micro-batch B x T. */
+void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
+                  int T, enum plan_dtype dtype, struct plan *p);
+
+#endif

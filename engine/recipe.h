@@ -1,0 +1,79 @@
+/*
+ * recipe.h: what a fine-tuning run is asked to do (method + hyperparameters).
+ *
+ * One struct shared by the trainer, the planner, the CLI and (later) the
+ * server. recipe_defaults() fills the defaults of each method from the
+ * OwLore specification (owlore-algorithm.md): every field stays overridable.
+ *
+ *   method            blocks trained             update of sampled blocks
+ *   full              all, every step            AdamW
+ *   lisa              gamma=2 uniform, K=20      AdamW (full rank)
+ *   galore            all, every step            GaLore-AdamW r=8
+ *   owlore_full_rank  gamma=2 outlier-weighted   AdamW (full rank)
+ *   owlore            gamma=5 outlier-weighted,  GaLore-AdamW r=128, T=200
+ *                     K=50
+ * Embedding, head and final norm always train (AdamW) unless frozen.
+ */
+#ifndef OWLORE_RECIPE_H
+#define OWLORE_RECIPE_H
+
+#include "optim.h"
+
+enum method { METHOD_FULL, METHOD_LISA, METHOD_GALORE, METHOD_OWLORE_FULL_RANK,
+              METHOD_OWLORE, METHOD_COUNT };
+
+enum sampling { SAMPLING_ALL, SAMPLING_OWL, SAMPLING_UNIFORM, SAMPLING_DECREASE,
+                SAMPLING_FIXED };
+
+enum state_policy { STATE_RESET, STATE_KEEP };
+enum lr_schedule { SCHEDULE_LINEAR, SCHEDULE_COSINE, SCHEDULE_CONSTANT };
+
+#define RECIPE_MAX_FIXED 256
+
+struct recipe {
+    enum method method;
+    enum sampling sampling;     /* ALL for full/galore */
+    int gamma;                  /* sampled blocks per period */
+    int interval;               /* K: resample every K optimizer steps */
+    float tau;                  /* outlier threshold (owl sampling) */
+    int fixed_blocks[RECIPE_MAX_FIXED]; /* SAMPLING_FIXED: the blocks */
+    int n_fixed;
+    enum state_policy state_policy;
+    int freeze_embeddings;      /* 1: embedding/head/final norm do not train */
+
+    struct adamw_hparams adamw;
+    struct galore_hparams galore; /* rank <= 0: full-rank AdamW for blocks */
+
+    float lr;
+    enum lr_schedule schedule;
+    int warmup_steps;
+    float min_lr_ratio;         /* floor of the decay, as a fraction of lr */
+    float max_grad_norm;        /* <= 0: no clipping */
+
+    int batch_size;             /* sequences per micro-batch */
+    int grad_accum;             /* micro-batches per optimizer step */
+    int seq_len;
+    int max_steps;              /* optimizer steps (0: derived from epochs) */
+    int epochs;
+    unsigned long long seed;
+
+    int eval_every;             /* steps between validation losses (0: end only) */
+    int save_every;             /* steps between checkpoints (0: end only) */
+    int calib_samples;          /* outlier calibration sequences */
+};
+
+const char *method_name(enum method m);
+int method_parse(const char *s, enum method *m); /* 0 ok, -1 unknown */
+const char *sampling_name(enum sampling s);
+
+/* Defaults of method m (paper/spec values). */
+void recipe_defaults(struct recipe *r, enum method m);
+
+/* Check r against a model with n_layers blocks; -1 with a message naming the
+ * offending hyperparameter. */
+int recipe_check(const struct recipe *r, int n_layers, char *err, size_t errlen);
+
+/* Blocks that have gradients at once: n_layers for full/galore, gamma else. */
+int recipe_active_blocks(const struct recipe *r, int n_layers);
+
+#endif

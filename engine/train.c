@@ -1,0 +1,568 @@
+/*
+ * train.c: the fine-tuning loop (see train.h for the step anatomy).
+ *
+ * Tensors are addressed by their model_tensor_at index everywhere (optimizer
+ * states, checkpoints): 0 embedding, 1 + 9*l + piece for block l (piece in
+ * storage order: attn_norm, q, k, v, o, ffn_norm, gate, up, down), then the
+ * final norm and, when untied, the head. Gradient storage exists for the
+ * trainable tensors only: the embedding/norm/head (unless frozen) and one
+ * block-sized slot per active block.
+ *
+ * Data order: each epoch visits the windows in a permutation drawn from
+ * (seed, epoch); the position inside it is part of the checkpoint.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ckpt.h"
+#include "digest.h"
+#include "load_hf.h"
+#include "sampler.h"
+#include "train.h"
+
+#define PIECES 9
+
+struct run {
+    struct model *m;
+    const struct recipe *r;
+    const struct train_opts *o;
+    const struct token_windows *train, *val;
+    struct model_grads g;
+    struct activations a;
+    struct sampler smp;
+    int sampled;               /* 1: blocks come from the sampler */
+    struct trainer_state ts;
+    int n_tensors;
+    float *scratch;
+    int *tokens, *targets;     /* (B, T) */
+    int *order;                /* (n_train) this epoch's window order */
+    long steps_per_epoch, total_steps;
+    char digest[SHA256_HEX_LEN];  /* of the base model's parameters */
+    FILE *metrics;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void train_memory(size_t *rss, size_t *peak)
+{
+    struct rusage ru;
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    *rss = (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+    getrusage(RUSAGE_SELF, &ru);
+    *peak = (size_t)ru.ru_maxrss * 1024;
+}
+
+float train_lr_at(const struct recipe *r, long step, long total)
+{
+    if (r->warmup_steps > 0 && step < r->warmup_steps)
+        return r->lr * (float)step / (float)r->warmup_steps;
+    if (r->schedule == SCHEDULE_CONSTANT)
+        return r->lr;
+    double span = (double)(total - r->warmup_steps);
+    double progress = span > 0 ? (double)(step - r->warmup_steps) / span : 1.0;
+    progress = progress < 0 ? 0 : progress > 1 ? 1 : progress;
+    double decay = r->schedule == SCHEDULE_COSINE ? 0.5 * (1.0 + cos(M_PI * progress))
+                                                   : 1.0 - progress;
+    return (float)(r->lr * (r->min_lr_ratio + (1.0 - r->min_lr_ratio) * decay));
+}
+
+/* splitmix64: the shuffle's generator */
+static uint64_t mix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static void shuffle_epoch(struct run *run, int epoch)
+{
+    uint64_t s = run->r->seed * 0x2545F4914F6CDD1DULL + (uint64_t)epoch + 1;
+    int n = run->train->n;
+    for (int i = 0; i < n; i++)
+        run->order[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(mix64(&s) % (uint64_t)(i + 1));
+        int t = run->order[i];
+        run->order[i] = run->order[j];
+        run->order[j] = t;
+    }
+}
+
+/* Block and piece of tensor i, or -1 for embedding/final norm/head. */
+static int tensor_block(const struct model_config *c, int i, int *piece)
+{
+    if (i < 1 || i > PIECES * c->n_layers)
+        return -1;
+    *piece = (i - 1) % PIECES;
+    return (i - 1) / PIECES;
+}
+
+static int tensor_rank(const struct run *run, int i)
+{
+    int piece, l = tensor_block(&run->m->cfg, i, &piece);
+    if (l < 0 || piece == 0 || piece == 5)
+        return 0; /* embedding, head and the RMSNorm gains: AdamW */
+    return run->r->galore.rank > 0 ? run->r->galore.rank : 0;
+}
+
+static int block_active(const struct run *run, int l)
+{
+    for (int i = 0; i < run->ts.n_active; i++)
+        if (run->ts.active[i] == l)
+            return 1;
+    return 0;
+}
+
+/* Point gradient storage at the active blocks. */
+static void assign_slots(struct run *run)
+{
+    for (int l = 0; l < run->m->cfg.n_layers; l++)
+        run->g.g.blocks[l] = NULL;
+    for (int i = 0; i < run->ts.n_active; i++)
+        run->g.g.blocks[run->ts.active[i]] = run->g.slots[i];
+}
+
+/* Select this step's blocks; drop the state of leaving blocks (reset). */
+static void select_blocks(struct run *run)
+{
+    if (!run->sampled || !sampler_update(&run->smp, run->ts.step))
+        return;
+    const struct model_config *c = &run->m->cfg;
+    if (run->r->state_policy == STATE_RESET)
+        for (int l = 0; l < c->n_layers; l++) {
+            int stays = 0;
+            for (int i = 0; i < run->smp.gamma; i++)
+                stays |= run->smp.active[i] == l;
+            if (block_active(run, l) && !stays)
+                for (int p = 0; p < PIECES; p++)
+                    optim_state_free(&run->ts.states[1 + PIECES * l + p]);
+        }
+    run->ts.n_active = run->smp.gamma;
+    memcpy(run->ts.active, run->smp.active, sizeof(int) * (size_t)run->smp.gamma);
+    assign_slots(run);
+}
+
+static void gather_batch(struct run *run, long first, int B)
+{
+    const int T = run->train->seq_len;
+    for (int b = 0; b < B; b++) {
+        const int *w = run->train->ids + (size_t)run->order[first + b] * (T + 1);
+        memcpy(run->tokens + (size_t)b * T, w, sizeof(int) * (size_t)T);
+        memcpy(run->targets + (size_t)b * T, w + 1, sizeof(int) * (size_t)T);
+    }
+}
+
+static long count_targets(const int *t, size_t n, int V)
+{
+    long c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += t[i] >= 0 && t[i] < V;
+    return c;
+}
+
+/* Mean loss over the validation windows (NaN when there are none). */
+static float validation_loss(struct run *run)
+{
+    const struct token_windows *v = run->val;
+    const int T = v ? v->seq_len : 0;
+    double sum = 0;
+    long count = 0;
+    if (!v || v->n == 0)
+        return NAN;
+    for (int s = 0; s < v->n; s += run->a.B) {
+        int B = v->n - s < run->a.B ? v->n - s : run->a.B;
+        long c;
+        for (int b = 0; b < B; b++) {
+            const int *w = v->ids + (size_t)(s + b) * (T + 1);
+            memcpy(run->tokens + (size_t)b * T, w, sizeof(int) * (size_t)T);
+            memcpy(run->targets + (size_t)b * T, w + 1, sizeof(int) * (size_t)T);
+        }
+        model_forward(run->m, &run->a, run->tokens, B, T);
+        sum += model_head_loss(run->m, &run->a, NULL, run->targets, B, T, 0.0f, &c);
+        count += c;
+    }
+    return count ? (float)(sum / (double)count) : NAN;
+}
+
+/* Global L2 norm of every existing gradient; clip in place to max_norm. */
+static float clip_gradients(struct run *run)
+{
+    const struct backend *be = run->m->be;
+    const struct model_config *c = &run->m->cfg;
+    double ss = 0;
+    for (int i = 0; i < run->n_tensors; i++) {
+        struct named_tensor nt;
+        model_tensor_at(c, &run->g.g, i, &nt);
+        if (nt.data)
+            ss += be->sumsq(nt.data, (size_t)nt.rows * (nt.cols ? nt.cols : 1));
+    }
+    float norm = (float)sqrt(ss);
+    float max = run->r->max_grad_norm;
+    if (max > 0 && norm > max) {
+        float coef = max / (norm + 1e-6f);
+        for (int i = 0; i < run->n_tensors; i++) {
+            struct named_tensor nt;
+            model_tensor_at(c, &run->g.g, i, &nt);
+            if (nt.data)
+                be->scale(nt.data, (size_t)nt.rows * (nt.cols ? nt.cols : 1), coef);
+        }
+    }
+    return norm;
+}
+
+static int optimizer_step(struct run *run, float lr, char *err, size_t errlen)
+{
+    const struct model_config *c = &run->m->cfg;
+    for (int i = 0; i < run->n_tensors; i++) {
+        struct named_tensor w, gr;
+        model_tensor_at(c, &run->m->w, i, &w);
+        model_tensor_at(c, &run->g.g, i, &gr);
+        if (!gr.data)
+            continue;
+        struct optim_state *s = &run->ts.states[i];
+        if (!s->mem && optim_state_init(s, run->m->be, w.rows, w.cols,
+                                        tensor_rank(run, i)) != 0) {
+            snprintf(err, errlen, "out of memory for the optimizer state of %s", w.name);
+            return -1;
+        }
+        char why[256];
+        if (optim_step(s, w.data, gr.data, run->scratch, &run->r->adamw,
+                       &run->r->galore, lr, &run->ts.linalg_rng, why, sizeof why) != 0) {
+            snprintf(err, errlen, "%s: %s", w.name, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int save_checkpoint(struct run *run, float loss, float val_loss, char *err,
+                           size_t errlen)
+{
+    char dir[4096];
+    struct ckpt_meta meta = {
+        .base_model_id = run->o->base_model_id, .base_model_digest = run->digest,
+        .tokenizer_path = run->o->tokenizer_path, .total_steps = run->total_steps,
+        .loss = loss, .val_loss = val_loss, .outlier_ratios = run->o->outlier_ratios,
+        .tau = run->o->outlier_tau,
+    };
+    snprintf(dir, sizeof dir, "%s/checkpoint-%ld", run->o->out_dir, run->ts.step);
+    return ckpt_write(dir, run->m, run->r, &run->ts, &meta, err, errlen);
+}
+
+static void write_metrics(struct run *run, const struct train_event *ev)
+{
+    if (!run->metrics)
+        return;
+    fprintf(run->metrics, "{\"step\": %ld, \"epoch\": %d, \"loss\": %.7g, \"lr\": %.7g, "
+            "\"grad_norm\": %.7g, \"tokens_per_s\": %.2f, \"elapsed_s\": %.3f, "
+            "\"rss_bytes\": %zu, \"peak_rss_bytes\": %zu, \"sampled_blocks\": [",
+            ev->step, ev->epoch, ev->loss, ev->lr, ev->grad_norm, ev->tokens_per_s,
+            ev->elapsed_s, ev->rss_bytes, ev->peak_rss_bytes);
+    for (int i = 0; i < ev->n_active; i++)
+        fprintf(run->metrics, "%s%d", i ? ", " : "", ev->active[i]);
+    fprintf(run->metrics, "]");
+    if (!isnan(ev->val_loss))
+        fprintf(run->metrics, ", \"val_loss\": %.7g", ev->val_loss);
+    fprintf(run->metrics, "}\n");
+    fflush(run->metrics);
+}
+
+/* Open out_dir/metrics.jsonl for appending; on resume keep only the lines of
+ * steps up to the resumed one. */
+static int open_metrics(struct run *run, char *err, size_t errlen)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run->o->out_dir);
+    if (run->ts.step > 0) {
+        FILE *in = fopen(path, "r");
+        char tmp[4300];
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        FILE *out = in ? fopen(tmp, "w") : NULL;
+        if (in && out) {
+            char line[65536];
+            long s;
+            while (fgets(line, sizeof line, in))
+                if (sscanf(line, "{\"step\": %ld", &s) == 1 && s <= run->ts.step)
+                    fputs(line, out);
+        }
+        if (in)
+            fclose(in);
+        if (out && (fclose(out) != 0 || rename(tmp, path) != 0)) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            return -1;
+        }
+    }
+    run->metrics = fopen(path, run->ts.step > 0 ? "a" : "w");
+    if (!run->metrics) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int setup(struct run *run, char *err, size_t errlen)
+{
+    struct model *m = run->m;
+    const struct recipe *r = run->r;
+    const struct model_config *c = &m->cfg;
+    const int L = c->n_layers, B = r->batch_size, T = run->train->seq_len;
+
+    if (recipe_check(r, L, err, errlen) != 0)
+        return -1;
+    if (T > c->max_seq_len) {
+        snprintf(err, errlen, "sequence length %d exceeds the model's context %d",
+                 T, c->max_seq_len);
+        return -1;
+    }
+    if (run->train->n < B * r->grad_accum) {
+        snprintf(err, errlen, "the training data has %d windows of %d tokens, fewer than "
+                 "one step needs (batch %d x accumulation %d)", run->train->n, T, B,
+                 r->grad_accum);
+        return -1;
+    }
+    run->steps_per_epoch = run->train->n / (B * r->grad_accum);
+    run->total_steps = r->max_steps > 0 ? r->max_steps : (long)r->epochs * run->steps_per_epoch;
+    run->n_tensors = model_tensor_count(c);
+    run->sampled = r->sampling != SAMPLING_ALL;
+    if (run->sampled && r->sampling == SAMPLING_OWL && !run->o->outlier_ratios) {
+        snprintf(err, errlen, "method %s samples by outlier ratio but none were given",
+                 method_name(r->method));
+        return -1;
+    }
+    int n_slots = recipe_active_blocks(r, L);
+    size_t scratch = 0;
+    for (int i = 0; i < run->n_tensors; i++) {
+        struct named_tensor nt;
+        model_tensor_at(c, &m->w, i, &nt);
+        size_t s = optim_scratch_floats(nt.rows, nt.cols, tensor_rank(run, i));
+        scratch = s > scratch ? s : scratch;
+    }
+    run->ts.active = calloc((size_t)L, sizeof(int));
+    run->ts.block_counts = calloc((size_t)L, sizeof(long));
+    run->ts.states = calloc((size_t)run->n_tensors, sizeof(struct optim_state));
+    run->tokens = malloc(sizeof(int) * (size_t)B * T);
+    run->targets = malloc(sizeof(int) * (size_t)B * T);
+    run->order = malloc(sizeof(int) * (size_t)run->train->n);
+    run->scratch = m->be->alloc(sizeof(float) * (scratch ? scratch : 1));
+    if (!run->ts.active || !run->ts.block_counts || !run->ts.states || !run->tokens ||
+        !run->targets || !run->order || !run->scratch ||
+        grads_init_slots(&run->g, m, n_slots, r->freeze_embeddings) != 0 ||
+        activations_init(&run->a, m, B, T) != 0) {
+        snprintf(err, errlen, "out of memory for training buffers (batch %d x %d)", B, T);
+        return -1;
+    }
+    if (run->sampled) {
+        if (sampler_init(&run->smp, r->sampling, L, r->gamma, r->interval,
+                         run->o->outlier_ratios, r->fixed_blocks, r->n_fixed, r->seed,
+                         err, errlen) != 0)
+            return -1;
+    } else {
+        run->ts.n_active = L;
+        for (int l = 0; l < L; l++)
+            run->ts.active[l] = l;
+        assign_slots(run);
+    }
+    run->ts.linalg_rng = r->seed ^ 0xD1B54A32D192ED03ULL;
+    unsigned char d[SHA256_BYTES];
+    if (sha256_model(m, d) != 0) {
+        snprintf(err, errlen, "cannot compute the model digest (OpenSSL)");
+        return -1;
+    }
+    digest_hex(d, SHA256_BYTES, run->digest);
+    return 0;
+}
+
+/* Load weights and trainer state of a checkpoint into the run. */
+static int resume(struct run *run, char *err, size_t errlen)
+{
+    struct model ck;
+    const char *dir = run->o->resume_dir;
+    if (load_hf_dir(dir, backend_cpu(), &ck, err, errlen) != 0)
+        return -1;
+    const struct model_config *a = &ck.cfg, *b = &run->m->cfg;
+    if (a->dim != b->dim || a->hidden_dim != b->hidden_dim || a->n_layers != b->n_layers ||
+        a->n_heads != b->n_heads || a->n_kv_heads != b->n_kv_heads ||
+        a->head_dim != b->head_dim || a->vocab_size != b->vocab_size ||
+        a->tied_embeddings != b->tied_embeddings) {
+        snprintf(err, errlen, "%s: checkpoint of a model with another shape than %s",
+                 dir, run->o->base_model_id ? run->o->base_model_id : "the base model");
+        model_free(&ck);
+        return -1;
+    }
+    /* the digest check compares against the base model, before overwriting */
+    if (ckpt_read_state(dir, run->m, run->r, run->digest, &run->ts, err, errlen) != 0) {
+        model_free(&ck);
+        return -1;
+    }
+    memcpy(run->m->mem, ck.mem, ck.n_params * sizeof(float));
+    model_free(&ck);
+    if (run->sampled) {
+        run->smp.rng = run->ts.sampler_rng;
+        memcpy(run->smp.active, run->ts.active, sizeof(int) * (size_t)run->ts.n_active);
+    }
+    assign_slots(run);
+    return 0;
+}
+
+static void teardown(struct run *run)
+{
+    if (run->ts.states)
+        for (int i = 0; i < run->n_tensors; i++)
+            optim_state_free(&run->ts.states[i]);
+    free(run->ts.states);
+    free(run->ts.active);
+    free(run->ts.block_counts);
+    free(run->tokens);
+    free(run->targets);
+    free(run->order);
+    if (run->scratch)
+        run->m->be->free(run->scratch);
+    if (run->g.mem || run->g.g.blocks)
+        grads_free(&run->g, run->m);
+    if (run->a.mem)
+        activations_free(&run->a, run->m);
+    if (run->sampled)
+        sampler_free(&run->smp);
+    if (run->metrics)
+        fclose(run->metrics);
+}
+
+static void print_progress(const struct train_event *ev)
+{
+    printf("step %ld/%ld | loss %.4f | lr %.3e | grad %.3f | %.0f tok/s | blocks [",
+           ev->step, ev->total_steps, ev->loss, ev->lr, ev->grad_norm, ev->tokens_per_s);
+    for (int i = 0; i < ev->n_active && i < 8; i++)
+        printf("%s%d", i ? "," : "", ev->active[i]);
+    printf("%s]", ev->n_active > 8 ? ",..." : "");
+    if (!isnan(ev->val_loss))
+        printf(" | val %.4f", ev->val_loss);
+    printf("\n");
+    fflush(stdout);
+}
+
+enum train_result train_run(struct model *m, const struct recipe *r,
+                            const struct token_windows *train,
+                            const struct token_windows *val,
+                            const struct train_opts *o, long *block_counts,
+                            char *err, size_t errlen)
+{
+    struct run run = {.m = m, .r = r, .o = o, .train = train, .val = val};
+    enum train_result result = TRAIN_FAILED;
+    const int B = r->batch_size, T = train->seq_len, V = m->cfg.vocab_size;
+    const double t_start = now_s();
+    float loss = NAN, val_loss = NAN;
+
+    if (mkdir(o->out_dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "%s: %s", o->out_dir, strerror(errno));
+        return TRAIN_FAILED;
+    }
+    if (setup(&run, err, errlen) != 0 || (o->resume_dir && resume(&run, err, errlen) != 0) ||
+        open_metrics(&run, err, errlen) != 0)
+        goto out;
+    shuffle_epoch(&run, run.ts.epoch);
+    const long start_step = run.ts.step;
+    while (run.ts.step < run.total_steps) {
+        if (o->stop && *o->stop == TRAIN_STOP_CANCEL) {
+            result = TRAIN_CANCELLED;
+            goto out;
+        }
+        if (o->stop && *o->stop == TRAIN_STOP_PAUSE) {
+            result = save_checkpoint(&run, loss, val_loss, err, errlen) == 0 ? TRAIN_PAUSED
+                                                                             : TRAIN_FAILED;
+            goto out;
+        }
+        const double t0 = now_s();
+        if (run.ts.data_pos + (long)B * r->grad_accum > run.steps_per_epoch * B * r->grad_accum) {
+            run.ts.epoch++;
+            run.ts.data_pos = 0;
+            shuffle_epoch(&run, run.ts.epoch);
+        }
+        select_blocks(&run);
+        grads_zero(&run.g);
+
+        long counted = 0;
+        for (int k = 0; k < r->grad_accum; k++) {
+            for (int b = 0; b < B; b++) {
+                const int *w = train->ids + (size_t)run.order[run.ts.data_pos + (long)k * B + b] * (T + 1);
+                counted += count_targets(w + 1, (size_t)T, V);
+            }
+        }
+        double sum = 0;
+        for (int k = 0; k < r->grad_accum; k++) {
+            long c;
+            gather_batch(&run, run.ts.data_pos + (long)k * B, B);
+            model_forward(m, &run.a, run.tokens, B, T);
+            sum += model_head_loss(m, &run.a, &run.g, run.targets, B, T,
+                                   counted ? 1.0f / (float)counted : 0.0f, &c);
+            model_backward(m, &run.a, &run.g, run.tokens, B, T);
+        }
+        run.ts.data_pos += (long)B * r->grad_accum;
+        loss = counted ? (float)(sum / (double)counted) : 0.0f;
+        if (!isfinite(loss)) {
+            snprintf(err, errlen, "the training loss became %f at step %ld (learning rate "
+                     "%g too high?)", loss, run.ts.step, (double)r->lr);
+            goto out;
+        }
+        float grad_norm = clip_gradients(&run);
+        if (!isfinite(grad_norm)) {
+            snprintf(err, errlen, "the gradient norm became %f at step %ld (learning rate "
+                     "%g too high?)", grad_norm, run.ts.step, (double)r->lr);
+            goto out;
+        }
+        float lr = train_lr_at(r, run.ts.step, run.total_steps);
+        if (optimizer_step(&run, lr, err, errlen) != 0)
+            goto out;
+        for (int i = 0; i < run.ts.n_active; i++)
+            run.ts.block_counts[run.ts.active[i]]++;
+        run.ts.step++;
+
+        val_loss = NAN;
+        if ((r->eval_every > 0 && run.ts.step % r->eval_every == 0) ||
+            run.ts.step == run.total_steps)
+            val_loss = validation_loss(&run);
+        const double t1 = now_s();
+        struct train_event ev = {
+            .step = run.ts.step, .total_steps = run.total_steps, .epoch = run.ts.epoch,
+            .loss = loss, .val_loss = val_loss, .lr = lr, .grad_norm = grad_norm,
+            .tokens_per_s = (double)B * T * r->grad_accum / (t1 - t0),
+            .elapsed_s = t1 - t_start, .active = run.ts.active, .n_active = run.ts.n_active,
+        };
+        ev.eta_s = ev.elapsed_s / (double)(run.ts.step - start_step) *
+                   (double)(run.total_steps - run.ts.step);
+        train_memory(&ev.rss_bytes, &ev.peak_rss_bytes);
+        write_metrics(&run, &ev);
+        if (!o->quiet)
+            print_progress(&ev);
+        if (o->progress)
+            o->progress(o->ctx, &ev);
+        if ((r->save_every > 0 && run.ts.step % r->save_every == 0) ||
+            run.ts.step == run.total_steps)
+            if (save_checkpoint(&run, loss, val_loss, err, errlen) != 0)
+                goto out;
+    }
+    result = TRAIN_DONE;
+out:
+    if (block_counts && run.ts.block_counts)
+        memcpy(block_counts, run.ts.block_counts, sizeof(long) * (size_t)m->cfg.n_layers);
+    teardown(&run);
+    return result;
+}

@@ -1,0 +1,125 @@
+/*
+ * cmd_plan.c: `owlore plan --model PATH [--method M] [recipe options]
+ *             [--dtype fp32|bf16] [--json]`
+ *
+ * Predicts the memory (weights, gradients, optimizer state, activations,
+ * workspace) and throughput of a fine-tuning run from the model's shape
+ * alone: nothing is allocated and no weights are read. PATH is a Hugging
+ * Face config.json, a Hugging Face model directory (its config.json) or a
+ * llama2.c .bin checkpoint (its 28-byte header, checked against the file
+ * size). The micro-batch is --batch x --seq (recipe defaults 16 x 512).
+ * dtype fp32 is the CPU engine; bf16 a pure-bf16 GPU run (plan.h).
+ * --json prints one object with integer byte counts.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "cli_recipe.h"
+#include "load.h"
+#include "plan.h"
+
+static void print_table(const char *path, const struct model_config *c,
+                        const struct recipe *r, const char *dtype, const struct plan *p)
+{
+    const struct { const char *name; double bytes; } rows[] = {
+        {"weights", p->weights}, {"gradients", p->gradients},
+        {"optimizer state", p->optimizer_state}, {"static total", p->total_static},
+        {"activations", p->activations}, {"workspace", p->workspace},
+        {"peak total", p->total_peak}};
+    double n_params = (double)model_param_floats(c);
+    printf("model        %s: D %d, F %d, L %d, H %d/%d, V %d%s, %.2f %s parameters\n",
+           path, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
+           c->vocab_size, c->tied_embeddings ? " tied" : "",
+           n_params >= 1e9 ? n_params / 1e9 : n_params / 1e6, n_params >= 1e9 ? "B" : "M");
+    printf("method       %s: %d of %d blocks train", method_name(r->method),
+           recipe_active_blocks(r, c->n_layers), c->n_layers);
+    if (r->sampling == SAMPLING_ALL)
+        printf(" (every step");
+    else
+        printf(" (%s sampling every %d steps, state %s", sampling_name(r->sampling),
+               r->interval, r->state_policy == STATE_KEEP ? "keep" : "reset");
+    if (r->galore.rank > 0)
+        printf(", GaLore rank %d", r->galore.rank);
+    printf(")%s\n", r->freeze_embeddings ? ", embeddings frozen" : "");
+    printf("micro-batch  %d x %d tokens, %s\n\n", r->batch_size, r->seq_len, dtype);
+    printf("%-16s %16s %10s\n", "memory", "bytes", "GB");
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        printf("%-16s %16.0f %10.2f\n", rows[i].name, rows[i].bytes, rows[i].bytes / 1e9);
+    printf("\nflops/token  %.4g\ntokens/s     %.4g (%s)\n", p->flops_per_token,
+           p->tokens_per_s, strcmp(dtype, "bf16") == 0
+                                ? "H100 bf16 at 40% MFU"
+                                : "CPU fp32 at 96 GFLOP/s");
+}
+
+static void print_json(const struct recipe *r, const char *dtype, const struct plan *p)
+{
+    printf("{\"method\": \"%s\", \"dtype\": \"%s\", \"weights\": %.0f, "
+           "\"gradients\": %.0f, \"optimizer_state\": %.0f, \"activations\": %.0f, "
+           "\"workspace\": %.0f, \"total_static\": %.0f, \"total_peak\": %.0f, "
+           "\"flops_per_token\": %.0f, \"tokens_per_s\": %.6g}\n",
+           method_name(r->method), dtype, p->weights, p->gradients, p->optimizer_state,
+           p->activations, p->workspace, p->total_static, p->total_peak,
+           p->flops_per_token, p->tokens_per_s);
+}
+
+int cmd_plan(int argc, char **argv)
+{
+    static const char *const own[] = {"--model", "--dtype", "--json"};
+    const size_t n_own = sizeof own / sizeof own[0];
+    const char *known[64];
+    char err[512];
+    struct model_config c;
+    struct recipe r;
+    struct plan p;
+    size_t k = 0;
+    for (; k < n_own; k++)
+        known[k] = own[k];
+    for (const char *const *o = cli_recipe_opts;
+         *o && k + 1 < sizeof known / sizeof *known; o++)
+        known[k++] = *o;
+    known[k] = NULL;
+    if (cli_check_opts(argc, argv, "plan", known) != 0)
+        return 2;
+    const int json = cli_flag(argc, argv, "--json");
+
+    const char *path = cli_opt(argc, argv, "--model");
+    const char *dtype = cli_opt(argc, argv, "--dtype");
+    if (!path) {
+        fprintf(stderr, "owlore plan: --model PATH is required\n");
+        return 2;
+    }
+    if (!dtype)
+        dtype = "fp32";
+    if (strcmp(dtype, "fp32") != 0 && strcmp(dtype, "bf16") != 0) {
+        fprintf(stderr, "owlore plan: --dtype expects fp32 or bf16, got '%s'\n", dtype);
+        return 2;
+    }
+    if (cli_recipe_parse(argc, argv, &r, err, sizeof err) != 0) {
+        fprintf(stderr, "owlore plan: %s\n", err);
+        return 2;
+    }
+    if (model_read_config(path, &c, err, sizeof err) != 0) {
+        fprintf(stderr, "owlore plan: %s\n", err);
+        return 1;
+    }
+    if (recipe_check(&r, c.n_layers, err, sizeof err) != 0) {
+        fprintf(stderr, "owlore plan: %s\n", err);
+        return 2;
+    }
+    if (r.seq_len > c.max_seq_len) {
+        fprintf(stderr, "owlore plan: --seq %d is longer than the model's context (%d)\n",
+                r.seq_len, c.max_seq_len);
+        return 2;
+    }
+    plan_compute(&c, &r, r.batch_size, r.seq_len,
+                 strcmp(dtype, "bf16") == 0 ? PLAN_BF16 : PLAN_FP32, &p);
+    if (json)
+        print_json(&r, dtype, &p);
+    else
+        print_table(path, &c, &r, dtype, &p);
+    return 0;
+}
