@@ -242,9 +242,15 @@ int outliers_cache_dir(char *dir, size_t len, char *err, size_t errlen)
     return 0;
 }
 
-/* tau as the shortest %g that reads back as the same double */
+/* tau as the shortest decimal (%f, else %g) that reads back as the same
+ * double: 13 -> "13", 0.5 -> "0.5" */
 static void tau_text(double tau, char *buf, size_t len)
 {
+    for (int prec = 0; prec <= 17 && tau >= 1e-4 && tau < 1e15; prec++) {
+        snprintf(buf, len, "%.*f", prec, tau);
+        if (strtod(buf, NULL) == tau)
+            return;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, len, "%.*g", prec, tau);
         if (strtod(buf, NULL) == tau)

@@ -76,13 +76,14 @@ struct outliers_info {
                                   when weight-only */
     int cache_hit;             /* 1: ratios read from cache_file */
     char cache_file[4096];     /* "" when the cache was not used */
-    char warning[512];         /* "" or why the cache could not be written
-                                  (the ratios are still valid) */
+    char warning[512];         /* "" or why the cache could not be used or
+                                  written (the ratios are still valid) */
 };
 
 /* Calibration digest: SHA-256 of int32 n_seqs, int32 seq_len, then the
  * n_seqs * seq_len int32 token ids, all little-endian. The cache file is
- * <dir>/outliers-<model 16 hex>-<calib 16 hex>-tau<tau %g>.json holding
+ * <dir>/outliers-<model 16 hex>-<calib 16 hex>-tau<tau>.json (tau in its
+ * shortest exact decimal form, e.g. tau13, tau0.5) holding
  * {format, model_digest, calibration_digest, tau, n_layers, samples, seq_len,
  * outlier_ratio}; a file whose digests, tau or length differ, or that does
  * not parse, is a miss and is rewritten (atomically: temporary + rename).

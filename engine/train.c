@@ -265,6 +265,8 @@ static int save_checkpoint(struct run *run, float loss, float val_loss, char *er
         .tau = run->o->outlier_tau,
     };
     snprintf(dir, sizeof dir, "%s/checkpoint-%ld", run->o->out_dir, run->ts.step);
+    if (run->sampled)
+        run->ts.sampler_rng = run->smp.rng;
     return ckpt_write(dir, run->m, run->r, &run->ts, &meta, err, errlen);
 }
 
@@ -272,6 +274,12 @@ static void write_metrics(struct run *run, const struct train_event *ev)
 {
     if (!run->metrics)
         return;
+    if (ev->step == 0) { /* the base model's validation loss, before step 1 */
+        fprintf(run->metrics, "{\"step\": 0, \"val_loss\": %.7g, \"elapsed_s\": %.3f}\n",
+                ev->val_loss, ev->elapsed_s);
+        fflush(run->metrics);
+        return;
+    }
     fprintf(run->metrics, "{\"step\": %ld, \"epoch\": %d, \"loss\": %.7g, \"lr\": %.7g, "
             "\"grad_norm\": %.7g, \"tokens_per_s\": %.2f, \"elapsed_s\": %.3f, "
             "\"rss_bytes\": %zu, \"peak_rss_bytes\": %zu, \"sampled_blocks\": [",
@@ -328,6 +336,11 @@ static int setup(struct run *run, char *err, size_t errlen)
 
     if (recipe_check(r, L, err, errlen) != 0)
         return -1;
+    if (run->val && run->val->n > 0 && run->val->seq_len != T) {
+        snprintf(err, errlen, "validation windows have %d tokens, training windows %d",
+                 run->val->seq_len, T);
+        return -1;
+    }
     if (T > c->max_seq_len) {
         snprintf(err, errlen, "sequence length %d exceeds the model's context %d",
                  T, c->max_seq_len);
@@ -383,6 +396,10 @@ static int setup(struct run *run, char *err, size_t errlen)
     }
     run->ts.linalg_rng = r->seed ^ 0xD1B54A32D192ED03ULL;
     unsigned char d[SHA256_BYTES];
+    if (run->o->base_model_digest) {
+        snprintf(run->digest, sizeof run->digest, "%s", run->o->base_model_digest);
+        return 0;
+    }
     if (sha256_model(m, d) != 0) {
         snprintf(err, errlen, "cannot compute the model digest (OpenSSL)");
         return -1;
@@ -480,6 +497,19 @@ enum train_result train_run(struct model *m, const struct recipe *r,
         goto out;
     shuffle_epoch(&run, run.ts.epoch);
     const long start_step = run.ts.step;
+    if (run.ts.step == 0 && val && val->n > 0) {
+        /* the starting point: validation loss of the base model */
+        struct train_event ev = {.total_steps = run.total_steps, .loss = NAN,
+                                 .val_loss = validation_loss(&run), .lr = NAN,
+                                 .grad_norm = NAN, .active = run.ts.active};
+        train_memory(&ev.rss_bytes, &ev.peak_rss_bytes);
+        ev.elapsed_s = now_s() - t_start;
+        write_metrics(&run, &ev);
+        if (!o->quiet)
+            printf("step 0/%ld | val %.4f\n", run.total_steps, ev.val_loss);
+        if (o->progress)
+            o->progress(o->ctx, &ev);
+    }
     while (run.ts.step < run.total_steps) {
         if (o->stop && *o->stop == TRAIN_STOP_CANCEL) {
             result = TRAIN_CANCELLED;

@@ -38,6 +38,8 @@ struct token_windows {
     int seq_len;
 };
 
+/* One per optimizer step; a fresh run with validation data also reports
+ * step 0 first: the base model's val_loss, with loss/lr/grad_norm NaN. */
 struct train_event {
     long step;               /* optimizer steps completed */
     long total_steps;
@@ -64,6 +66,8 @@ struct train_opts {
     const double *outlier_ratios; /* (L) D_l for owl sampling, or NULL */
     double outlier_tau;
     const char *base_model_id;    /* recorded in owlore.json */
+    const char *base_model_digest; /* hex SHA-256 of the parameters, or NULL:
+                                     computed (a 7B model takes seconds) */
     void (*progress)(void *ctx, const struct train_event *ev);
     void *ctx;
     volatile int *stop;           /* enum train_stop, polled between steps */

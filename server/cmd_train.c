@@ -21,6 +21,7 @@
 
 #include "cli.h"
 #include "cli_recipe.h"
+#include "digest.h"
 #include "load.h"
 #include "outliers.h"
 #include "textdata.h"
@@ -35,9 +36,11 @@ static void on_sigint(int sig)
     stop_flag = TRAIN_STOP_PAUSE;
 }
 
-/* D_l by calibration over the first windows of the training data. */
+/* D_l by calibration over the first windows of the training data; the
+ * model digest it computes is kept for the trainer. */
 static int calibrate(const struct model *m, const struct recipe *r,
-                     const struct token_windows *w, double *ratios)
+                     const struct token_windows *w, double *ratios,
+                     char digest[SHA256_HEX_LEN])
 {
     int n = w->n < r->calib_samples ? w->n : r->calib_samples;
     int *tokens = malloc(sizeof(int) * (size_t)n * w->seq_len);
@@ -60,6 +63,7 @@ static int calibrate(const struct model *m, const struct recipe *r,
     }
     if (info.warning[0])
         fprintf(stderr, "owlore train: %s\n", info.warning);
+    memcpy(digest, info.model_digest, SHA256_HEX_LEN);
     double sum = 0;
     for (int l = 0; l < m->cfg.n_layers; l++)
         sum += ratios[l];
@@ -160,9 +164,10 @@ int cmd_train(int argc, char **argv)
     struct token_windows vw = {val.ids, val.n, r.seq_len};
     printf("training windows %d, validation windows %d, %d tokens each\n", tw.n, vw.n, r.seq_len);
 
+    char digest[SHA256_HEX_LEN] = "";
     if (r.sampling == SAMPLING_OWL) {
         ratios = calloc((size_t)m.cfg.n_layers, sizeof(double));
-        if (!ratios || calibrate(&m, &r, &tw, ratios) != 0)
+        if (!ratios || calibrate(&m, &r, &tw, ratios, digest) != 0)
             goto out;
     }
     struct train_opts o = {
@@ -170,6 +175,7 @@ int cmd_train(int argc, char **argv)
         .resume_dir = cli_opt(argc, argv, "--resume"),
         .tokenizer_path = tok_path,
         .outlier_ratios = ratios, .outlier_tau = r.tau, .base_model_id = model_path,
+        .base_model_digest = digest[0] ? digest : NULL,
         .stop = &stop_flag,
     };
     signal(SIGINT, on_sigint);

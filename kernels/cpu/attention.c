@@ -19,7 +19,7 @@
 
 #include "ops.h"
 
-static float dot(const float *a, const float *b, int n)
+static inline __attribute__((always_inline)) float dot(const float *a, const float *b, int n)
 {
     float s = 0.0f;
 #pragma omp simd reduction(+ : s)
