@@ -165,9 +165,11 @@ static void gather_batch(struct run *run, long first, int B)
 {
     const int T = run->train->seq_len;
     for (int b = 0; b < B; b++) {
-        const int *w = run->train->ids + (size_t)run->order[first + b] * (T + 1);
-        memcpy(run->tokens + (size_t)b * T, w, sizeof(int) * (size_t)T);
-        memcpy(run->targets + (size_t)b * T, w + 1, sizeof(int) * (size_t)T);
+        const int i = run->order[first + b];
+        memcpy(run->tokens + (size_t)b * T, run->train->ids + (size_t)i * (T + 1),
+               sizeof(int) * (size_t)T);
+        memcpy(run->targets + (size_t)b * T, token_windows_targets(run->train, i),
+               sizeof(int) * (size_t)T);
     }
 }
 
@@ -192,9 +194,10 @@ static float validation_loss(struct run *run)
         int B = v->n - s < run->a.B ? v->n - s : run->a.B;
         long c;
         for (int b = 0; b < B; b++) {
-            const int *w = v->ids + (size_t)(s + b) * (T + 1);
-            memcpy(run->tokens + (size_t)b * T, w, sizeof(int) * (size_t)T);
-            memcpy(run->targets + (size_t)b * T, w + 1, sizeof(int) * (size_t)T);
+            memcpy(run->tokens + (size_t)b * T, v->ids + (size_t)(s + b) * (T + 1),
+                   sizeof(int) * (size_t)T);
+            memcpy(run->targets + (size_t)b * T, token_windows_targets(v, s + b),
+                   sizeof(int) * (size_t)T);
         }
         model_forward(run->m, &run->a, run->tokens, B, T);
         sum += model_head_loss(run->m, &run->a, NULL, run->targets, B, T, 0.0f, &c);
@@ -532,8 +535,8 @@ enum train_result train_run(struct model *m, const struct recipe *r,
         long counted = 0;
         for (int k = 0; k < r->grad_accum; k++) {
             for (int b = 0; b < B; b++) {
-                const int *w = train->ids + (size_t)run.order[run.ts.data_pos + (long)k * B + b] * (T + 1);
-                counted += count_targets(w + 1, (size_t)T, V);
+                const int i = run.order[run.ts.data_pos + (long)k * B + b];
+                counted += count_targets(token_windows_targets(train, i), (size_t)T, V);
             }
         }
         double sum = 0;

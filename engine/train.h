@@ -30,13 +30,22 @@
 #include "model.h"
 #include "recipe.h"
 
-/* Token windows: n sequences of seq_len + 1 ids (inputs are the first
- * seq_len, targets the last seq_len); targets < 0 are ignored. */
+/* Token windows: n sequences of seq_len + 1 ids; the inputs are the first
+ * seq_len ids and the targets the last seq_len, unless `targets` gives them
+ * explicitly (a loss mask: targets < 0 are ignored). */
 struct token_windows {
     const int *ids;     /* (n, seq_len + 1) */
     int n;
     int seq_len;
+    const int *targets; /* (n, seq_len) or NULL */
 };
+
+/* Window i's targets (seq_len ids) */
+static inline const int *token_windows_targets(const struct token_windows *w, int i)
+{
+    return w->targets ? w->targets + (size_t)i * w->seq_len
+                      : w->ids + (size_t)i * (w->seq_len + 1) + 1;
+}
 
 /* One per optimizer step; a fresh run with validation data also reports
  * step 0 first: the base model's val_loss, with loss/lr/grad_norm NaN. */

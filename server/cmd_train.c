@@ -160,8 +160,8 @@ int cmd_train(int argc, char **argv)
     }
     if (!val_path && val_fraction > 0)
         text_windows_split(&train, &val, val_fraction);
-    struct token_windows tw = {train.ids, train.n, r.seq_len};
-    struct token_windows vw = {val.ids, val.n, r.seq_len};
+    struct token_windows tw = {train.ids, train.n, r.seq_len, NULL};
+    struct token_windows vw = {val.ids, val.n, r.seq_len, NULL};
     printf("training windows %d, validation windows %d, %d tokens each\n", tw.n, vw.n, r.seq_len);
 
     char digest[SHA256_HEX_LEN] = "";

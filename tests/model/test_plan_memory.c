@@ -106,7 +106,7 @@ static void child_run(const struct recipe *r, const char *out_dir, int fd)
             ids[i] = (int)((uniform(&s, 0.5f) + 0.5f) * (float)(c.vocab_size - 1));
         for (int l = 0; l < c.n_layers; l++)
             ratios[l] = 1.0;
-        struct token_windows tw = {ids, WINDOWS, SEQ};
+        struct token_windows tw = {ids, WINDOWS, SEQ, NULL};
         struct train_opts o = {.out_dir = out_dir, .outlier_ratios = ratios,
                                .outlier_tau = r->tau, .base_model_id = "smollm2-135m-shape",
                                .quiet = 1};

@@ -327,7 +327,7 @@ static void test_clip_norm_before_projection(void)
     struct model m;
     char out[4200];
     const int B = 4;
-    struct token_windows small = {train_w.ids, B, SEQ};
+    struct token_windows small = {train_w.ids, B, SEQ, NULL};
     test_begin("clipping_norm_over_full_rank_gradients");
     recipe_defaults(&r, METHOD_OWLORE);
     r.gamma = 2;
@@ -404,7 +404,7 @@ static void test_sampling_follows_probabilities(void)
     r.seq_len = 16;
     r.max_steps = steps;
     r.lr = 1e-5f;
-    struct token_windows tiny = {windows.ids, 0, 16};
+    struct token_windows tiny = {windows.ids, 0, 16, NULL};
     /* windows of 17 tokens carved from the same stream */
     static int ids[200 * 17];
     for (int i = 0; i < 200; i++)
@@ -446,8 +446,8 @@ int main(int argc, char **argv)
     test_end();
     if (!ok || windows.n < N_TRAIN + N_VAL)
         return test_finish();
-    train_w = (struct token_windows){windows.ids, N_TRAIN, SEQ};
-    val_w = (struct token_windows){windows.ids + (size_t)(windows.n - N_VAL) * (SEQ + 1), N_VAL, SEQ};
+    train_w = (struct token_windows){windows.ids, N_TRAIN, SEQ, NULL};
+    val_w = (struct token_windows){windows.ids + (size_t)(windows.n - N_VAL) * (SEQ + 1), N_VAL, SEQ, NULL};
     setenv("OWLORE_CACHE_DIR", tmp_root, 1);
 
     test_methods_lower_val_loss();
