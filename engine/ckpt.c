@@ -150,22 +150,6 @@ static json_t *recipe_json(const struct recipe *r)
     return j;
 }
 
-/* floats of m, v and P of a state with this shape/rank/side */
-static void state_sizes(int rows, int cols, int rank, int side, size_t *nm, size_t *np)
-{
-    size_t R = (size_t)rows, C = (size_t)(cols ? cols : 1);
-    if (rank <= 0 || cols == 0) {
-        *nm = R * C;
-        *np = 0;
-    } else if (side == 0) {
-        *nm = R * rank;
-        *np = (size_t)rank * C;
-    } else {
-        *nm = (size_t)rank * C;
-        *np = R * rank;
-    }
-}
-
 static int write_state(const char *path, const struct model *m,
                        const struct trainer_state *ts, char *err, size_t errlen)
 {
@@ -197,7 +181,7 @@ static int write_state(const char *path, const struct model *m,
         int32_t hdr[4] = {s->rows, s->cols, s->rank, s->side};
         int64_t counters[2] = {s->step, s->refreshes};
         size_t nm, np;
-        state_sizes(s->rows, s->cols, s->rank, s->side, &nm, &np);
+        optim_state_sizes(s, &nm, &np);
         ok = fwrite(hdr, 4, 4, f) == 4 && fwrite(counters, 8, 2, f) == 2 &&
              fwrite(s->m, 4, nm, f) == nm && fwrite(s->v, 4, nm, f) == nm &&
              (np == 0 || fwrite(s->proj, 4, np, f) == np);
@@ -419,7 +403,7 @@ int ckpt_read_state(const char *dir, const struct model *m, const struct recipe 
             break;
         struct optim_state *s = &ts->states[i];
         size_t nm, np;
-        state_sizes(s->rows, s->cols, s->rank, s->side, &nm, &np);
+        optim_state_sizes(s, &nm, &np);
         s->step = (long)counters[0];
         s->refreshes = (long)counters[1];
         ok = read_exact(f, s->m, 4, nm) == 0 && read_exact(f, s->v, 4, nm) == 0 &&

@@ -63,6 +63,12 @@ size_t optim_scratch_floats(int rows, int cols, int rank)
     return msize < OPTIM_CHUNK ? msize : OPTIM_CHUNK;
 }
 
+void optim_state_sizes(const struct optim_state *s, size_t *moment, size_t *proj)
+{
+    int r, side;
+    layout(s->rows, s->cols, s->rank, &r, &side, moment, proj);
+}
+
 int optim_state_init(struct optim_state *s, const struct backend *be, int rows,
                      int cols, int rank)
 {

@@ -61,6 +61,8 @@ size_t optim_scratch_floats(int rows, int cols, int rank);
 
 int optim_state_init(struct optim_state *s, const struct backend *be, int rows,
                      int cols, int rank);
+/* Floats in each moment (m, v) and in P of an initialised state. */
+void optim_state_sizes(const struct optim_state *s, size_t *moment, size_t *proj);
 void optim_state_free(struct optim_state *s);
 
 /* One optimizer step on w with gradient g (same shape). lr is this step's
