@@ -112,9 +112,9 @@ struct backend {
 
 /* The CPU reference backend (kernels/cpu). */
 const struct backend *backend_cpu(void);
-/* Call first thing in main(argv): re-executes the program once when
- * OpenBLAS did not recognise the CPU, so it loads its fast kernels
- * (kernels/cpu/blas_select.c). */
+/* Call first thing in main(argv): re-executes the program once so that
+ * OpenBLAS loads its fast kernels on CPUs it does not recognise and idle
+ * OpenMP threads wait passively (kernels/cpu/blas_select.c). */
 void backend_cpu_select_kernels(char **argv);
 
 #endif

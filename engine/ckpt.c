@@ -19,6 +19,7 @@
 
 #include "ckpt.h"
 #include "digest.h"
+#include "load_hf.h"
 #include "safetensors.h"
 
 #define OPT_MAGIC "OWLOPT01"
@@ -325,39 +326,62 @@ static int read_exact(FILE *f, void *p, size_t size, size_t n)
     return n == 0 || fread(p, size, n, f) == n ? 0 : -1;
 }
 
+int ckpt_check_resume(const char *dir, const struct model_config *c,
+                      const struct recipe *r, const char *base_model_digest,
+                      char *err, size_t errlen)
+{
+    char p[4400], why[512];
+    json_error_t je;
+    struct stat st;
+    struct model_config ck;
+
+    snprintf(p, sizeof p, "%s/owlore.json", dir);
+    if (stat(p, &st) != 0) {
+        snprintf(err, errlen, "%s: not an owlore checkpoint (no owlore.json)", dir);
+        return -1;
+    }
+    json_t *info = json_load_file(p, 0, &je);
+    if (!info) {
+        snprintf(err, errlen, "%s: damaged checkpoint: %s (line %d)", p, je.text, je.line);
+        return -1;
+    }
+    const char *digest = json_string_value(json_object_get(info, "base_model_digest"));
+    const char *base = json_string_value(json_object_get(info, "base_model"));
+    const char *method = json_string_value(
+        json_object_get(json_object_get(info, "recipe"), "method"));
+    int rc = -1;
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    if (hf_config_parse(p, &ck, why, sizeof why) != 0)
+        snprintf(err, errlen, "%s: damaged checkpoint: %s", dir, why);
+    else if (ck.dim != c->dim || ck.hidden_dim != c->hidden_dim ||
+             ck.n_layers != c->n_layers || ck.n_heads != c->n_heads ||
+             ck.n_kv_heads != c->n_kv_heads || ck.head_dim != c->head_dim ||
+             ck.vocab_size != c->vocab_size || ck.tied_embeddings != c->tied_embeddings)
+        snprintf(err, errlen, "%s: the checkpoint is of a model with another shape "
+                 "(%d layers of width %d, vocabulary %d; this model: %d, %d, %d)", dir,
+                 ck.n_layers, ck.dim, ck.vocab_size, c->n_layers, c->dim, c->vocab_size);
+    else if (!digest || strcmp(digest, base_model_digest) != 0)
+        snprintf(err, errlen, "%s: the checkpoint was trained from another base model "
+                 "(%s, digest %.12s...), not this one (digest %.12s...)", dir,
+                 base ? base : "?", digest ? digest : "none", base_model_digest);
+    else if (!method || strcmp(method, method_name(r->method)) != 0)
+        snprintf(err, errlen, "%s: the checkpoint was trained with method %s, not %s",
+                 dir, method ? method : "?", method_name(r->method));
+    else
+        rc = 0;
+    json_decref(info);
+    return rc;
+}
+
 int ckpt_read_state(const char *dir, const struct model *m, const struct recipe *r,
                     const char *base_model_digest, struct trainer_state *ts,
                     char *err, size_t errlen)
 {
     char p[4400];
-    json_error_t je;
     const int L = m->cfg.n_layers, n = model_tensor_count(&m->cfg);
 
-    snprintf(p, sizeof p, "%s/owlore.json", dir);
-    json_t *info = json_load_file(p, 0, &je);
-    if (!info) {
-        snprintf(err, errlen, "%s: not a checkpoint (%s)", p, je.text);
+    if (ckpt_check_resume(dir, &m->cfg, r, base_model_digest, err, errlen) != 0)
         return -1;
-    }
-    const char *digest = json_string_value(json_object_get(info, "base_model_digest"));
-    const char *method = json_string_value(
-        json_object_get(json_object_get(info, "recipe"), "method"));
-    if (!digest || strcmp(digest, base_model_digest) != 0) {
-        snprintf(err, errlen, "%s: the checkpoint was trained from another base model "
-                 "(%s, digest %.12s...), not this one (digest %.12s...)", dir,
-                 json_string_value(json_object_get(info, "base_model")) ? json_string_value(json_object_get(info, "base_model")) : "?",
-                 digest ? digest : "none", base_model_digest);
-        json_decref(info);
-        return -1;
-    }
-    if (!method || strcmp(method, method_name(r->method)) != 0) {
-        snprintf(err, errlen, "%s: the checkpoint was trained with method %s, not %s",
-                 dir, method ? method : "?", method_name(r->method));
-        json_decref(info);
-        return -1;
-    }
-    json_decref(info);
-
     snprintf(p, sizeof p, "%s/optimizer.bin", dir);
     FILE *f = fopen(p, "rb");
     char magic[8];

@@ -59,11 +59,17 @@ int ckpt_write(const char *dir, const struct model *m, const struct recipe *r,
                const struct trainer_state *ts, const struct ckpt_meta *meta,
                char *err, size_t errlen);
 
+/* The cheap check before resuming from dir, to run before any work: dir is
+ * an owlore checkpoint (owlore.json) of a model with config c, trained with
+ * r's method from the base model whose parameters have this digest. */
+int ckpt_check_resume(const char *dir, const struct model_config *c,
+                      const struct recipe *r, const char *base_model_digest,
+                      char *err, size_t errlen);
+
 /* Read optimizer.bin of checkpoint dir into ts (states allocated on m's
  * backend; ts->active/block_counts/states must be allocated by the caller
- * for L blocks and model_tensor_count tensors). Refuses a checkpoint whose
- * owlore.json names another base model digest, another method, or whose
- * shapes differ from m. The weights are loaded separately (load_hf_dir). */
+ * for L blocks and model_tensor_count tensors) after ckpt_check_resume.
+ * The weights are loaded separately (load_hf_dir). */
 int ckpt_read_state(const char *dir, const struct model *m, const struct recipe *r,
                     const char *base_model_digest, struct trainer_state *ts,
                     char *err, size_t errlen);

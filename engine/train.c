@@ -337,8 +337,6 @@ static int setup(struct run *run, char *err, size_t errlen)
     const struct model_config *c = &m->cfg;
     const int L = c->n_layers, B = r->batch_size, T = run->train->seq_len;
 
-    if (recipe_check(r, L, err, errlen) != 0)
-        return -1;
     if (run->val && run->val->n > 0 && run->val->seq_len != T) {
         snprintf(err, errlen, "validation windows have %d tokens, training windows %d",
                  run->val->seq_len, T);
@@ -398,17 +396,27 @@ static int setup(struct run *run, char *err, size_t errlen)
         assign_slots(run);
     }
     run->ts.linalg_rng = r->seed ^ 0xD1B54A32D192ED03ULL;
+    return 0;
+}
+
+/* The base model's digest (given, or computed) and, when resuming, the
+ * checkpoint's pre-flight check: before anything is allocated or written. */
+static int check_start(struct run *run, char *err, size_t errlen)
+{
     unsigned char d[SHA256_BYTES];
     if (run->o->base_model_digest) {
         snprintf(run->digest, sizeof run->digest, "%s", run->o->base_model_digest);
-        return 0;
-    }
-    if (sha256_model(m, d) != 0) {
+    } else if (sha256_model(run->m, d) == 0) {
+        digest_hex(d, SHA256_BYTES, run->digest);
+    } else {
         snprintf(err, errlen, "cannot compute the model digest (OpenSSL)");
         return -1;
     }
-    digest_hex(d, SHA256_BYTES, run->digest);
-    return 0;
+    if (recipe_check(run->r, run->m->cfg.n_layers, err, errlen) != 0)
+        return -1;
+    return run->o->resume_dir ? ckpt_check_resume(run->o->resume_dir, &run->m->cfg, run->r,
+                                                   run->digest, err, errlen)
+                              : 0;
 }
 
 /* Load weights and trainer state of a checkpoint into the run. */
@@ -491,12 +499,13 @@ enum train_result train_run(struct model *m, const struct recipe *r,
     const double t_start = now_s();
     float loss = NAN, val_loss = NAN;
 
+    if (check_start(&run, err, errlen) != 0 || setup(&run, err, errlen) != 0)
+        goto out;
     if (mkdir(o->out_dir, 0755) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "%s: %s", o->out_dir, strerror(errno));
-        return TRAIN_FAILED;
+        goto out;
     }
-    if (setup(&run, err, errlen) != 0 || (o->resume_dir && resume(&run, err, errlen) != 0) ||
-        open_metrics(&run, err, errlen) != 0)
+    if ((o->resume_dir && resume(&run, err, errlen) != 0) || open_metrics(&run, err, errlen) != 0)
         goto out;
     shuffle_epoch(&run, run.ts.epoch);
     const long start_step = run.ts.step;

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ckpt.h"
 #include "cli_recipe.h"
 #include "digest.h"
 #include "load.h"
@@ -45,7 +46,8 @@ static int calibrate(const struct model *m, const struct recipe *r,
     int n = w->n < r->calib_samples ? w->n : r->calib_samples;
     int *tokens = malloc(sizeof(int) * (size_t)n * w->seq_len);
     struct outliers_options oo = {.tau = r->tau, .tokens = tokens, .n_seqs = n,
-                                  .seq_len = w->seq_len};
+                                  .seq_len = w->seq_len,
+                                  .model_digest = digest[0] ? digest : NULL};
     struct outliers_info info;
     char err[512];
     if (!tokens) {
@@ -139,6 +141,23 @@ int cmd_train(int argc, char **argv)
         model_free(&m);
         return 2;
     }
+    /* a checkpoint to resume is checked before the data is read */
+    char digest[SHA256_HEX_LEN] = "";
+    const char *resume_dir = cli_opt(argc, argv, "--resume");
+    unsigned char d[SHA256_BYTES];
+    if (resume_dir) {
+        if (sha256_model(&m, d) != 0) {
+            fprintf(stderr, "owlore train: cannot compute the model digest\n");
+            model_free(&m);
+            return 1;
+        }
+        digest_hex(d, SHA256_BYTES, digest);
+        if (ckpt_check_resume(resume_dir, &m.cfg, &r, digest, err, sizeof err) != 0) {
+            fprintf(stderr, "owlore train: --resume %s\n", err);
+            model_free(&m);
+            return 1;
+        }
+    }
     char tok_path[4200];
     if (tokenizer_find_for_model(model_path, cli_opt(argc, argv, "--tokenizer"),
                                  m.cfg.vocab_size, tok_path, sizeof tok_path, err,
@@ -164,7 +183,6 @@ int cmd_train(int argc, char **argv)
     struct token_windows vw = {val.ids, val.n, r.seq_len, NULL};
     printf("training windows %d, validation windows %d, %d tokens each\n", tw.n, vw.n, r.seq_len);
 
-    char digest[SHA256_HEX_LEN] = "";
     if (r.sampling == SAMPLING_OWL) {
         ratios = calloc((size_t)m.cfg.n_layers, sizeof(double));
         if (!ratios || calibrate(&m, &r, &tw, ratios, digest) != 0)
@@ -172,7 +190,7 @@ int cmd_train(int argc, char **argv)
     }
     struct train_opts o = {
         .out_dir = out_dir ? out_dir : "owlore-out",
-        .resume_dir = cli_opt(argc, argv, "--resume"),
+        .resume_dir = resume_dir,
         .tokenizer_path = tok_path,
         .outlier_ratios = ratios, .outlier_tau = r.tau, .base_model_id = model_path,
         .base_model_digest = digest[0] ? digest : NULL,

@@ -186,14 +186,6 @@ int main(int argc, char **argv)
 {
     (void)argc;
     backend_cpu_select_kernels(argv);
-    /* libgomp reads its wait policy when it loads: the default spin-waiting
-     * makes LAPACK's SVD (many tiny OpenMP regions inside OpenBLAS) crawl,
-     * minutes instead of a second, when other processes share the cores.
-     * This test measures memory, so it runs passive unless told otherwise. */
-    if (!getenv("OMP_WAIT_POLICY")) {
-        setenv("OMP_WAIT_POLICY", "passive", 1);
-        execv("/proc/self/exe", argv);
-    }
     run_case("plan vs measured peak RSS: 135M owlore (gamma 5, rank 128), 1 x 64",
              METHOD_OWLORE);
     run_case("plan vs measured peak RSS: 135M lisa (gamma 2), 1 x 64", METHOD_LISA);

@@ -168,7 +168,7 @@ struct bad_input {
     const char *name;
     const char *opts[8];       /* appended to the common options */
     int rc;
-    const char *says[4];
+    const char *says[5];       /* NULL-terminated */
 };
 
 static const struct bad_input train_cases[] = {
@@ -287,7 +287,7 @@ static int make_other_model(char *path, size_t len)
     return rc;
 }
 
-/* A refused resume from ck into out: status, message, nothing written. */
+/* A refused resume into out: status 1, the message, nothing written. */
 static void check_refused(const struct result *res, const char *out, const char *const *says)
 {
     check_error(res, 1, says);
@@ -388,8 +388,9 @@ static void test_resume(void)
      * calibration ran. */
     test_begin("resume: refused before the data is tokenized or outliers calibrated");
     for (int i = 0; i < 3; i++)
-        CHECK_MSG(refusal_out[i][0] == 0, "resume of %s: work started before the refusal: %s",
-                  refusal_name[i], refusal_out[i]);
+        CHECK_MSG(refusal_out[i][0] == 0, "resume of %s: work started before the refusal: "
+                  "stdout says %.*s", refusal_name[i], (int)strcspn(refusal_out[i], "\n"),
+                  refusal_out[i]);
     test_end();
 
     free(info_before);
