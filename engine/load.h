@@ -3,10 +3,10 @@
  *
  * model_load looks at the path: a directory is a Hugging Face model
  * (config.json + model.safetensors or a sharded index), a file ending in
- * .bin is a llama2.c checkpoint. Every loader checks sizes, shapes and
- * offsets against the file before trusting them, and on failure returns -1
- * with a message naming the file (and the tensor, where there is one) and
- * leaves *m freed.
+ * .bin is a llama2.c checkpoint, one ending in .gguf a GGUF file. Every
+ * loader checks sizes, shapes and offsets against the file before trusting
+ * them, and on failure returns -1 with a message naming the file (and the
+ * tensor, where there is one) and leaves *m freed.
  */
 #ifndef OWLORE_LOAD_H
 #define OWLORE_LOAD_H
@@ -25,6 +25,14 @@ int load_llama2c(const char *path, const struct backend *be, struct model *m,
 /* Just the config of a llama2.c file (header and size checked). */
 int llama2c_read_config(const char *path, struct model_config *c, char *err,
                         size_t errlen);
+
+/* GGUF files with a llama architecture (load_gguf.c), dequantized to fp32
+ * (F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q6_K tensors), and just their config
+ * (metadata and tensor list read, no weights). */
+int load_gguf(const char *path, const struct backend *be, struct model *m,
+              char *err, size_t errlen);
+int gguf_read_config(const char *path, struct model_config *c, char *err,
+                     size_t errlen);
 
 /* The config of any model path model_load accepts, or of a Hugging Face
  * config.json file alone, without reading weights (for planning). */

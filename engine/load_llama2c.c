@@ -12,9 +12,8 @@
  * The file size must equal the header plus every tensor exactly.
  *
  * llama2.c rotates ADJACENT pairs (2i, 2i+1) in each head; the engine
- * rotates half-split pairs (i, i+hd/2), so q and k rows are permuted on load:
- *   hf_row[h*hd + c*hd/2 + i] = adjacent_row[h*hd + 2*i + c]
- * (q with n_heads, k with n_kv_heads; section 7).
+ * rotates half-split pairs (i, i+hd/2), so q and k rows are permuted on load
+ * (rope_layout.h; q with n_heads, k with n_kv_heads; section 7).
  * Later versions (magic "ak42") are recognised and refused by name.
  */
 #include <errno.h>
@@ -24,19 +23,7 @@
 #include <string.h>
 
 #include "load.h"
-
-/* Copy a (nh*hd, cols) matrix, permuting rows from adjacent-pair to
- * half-split RoPE order inside every head. */
-static void permute_rope_rows(float *dst, const float *src, int nh, int hd, int cols)
-{
-    for (int h = 0; h < nh; h++)
-        for (int i = 0; i < hd / 2; i++)
-            for (int c = 0; c < 2; c++) {
-                const float *s = src + ((size_t)h * hd + 2 * i + c) * cols;
-                float *d = dst + ((size_t)h * hd + c * (hd / 2) + i) * cols;
-                memcpy(d, s, (size_t)cols * sizeof(float));
-            }
-}
+#include "rope_layout.h"
 
 /* Floats after the header: every tensor plus the two unused RoPE tables. */
 static size_t llama2c_floats(const struct model_config *c)
@@ -152,8 +139,10 @@ int load_llama2c(const char *path, const struct backend *be, struct model *m,
     for (size_t l = 0; l < L; l++) {
         struct block_weights b = block_view(&c, m->w.blocks[l]);
         memcpy(b.attn_norm, rms_att + l * D, D * sizeof(float));
-        permute_rope_rows(b.wq, wq + l * D * D, c.n_heads, c.head_dim, c.dim);
-        permute_rope_rows(b.wk, wk + l * KVD * D, c.n_kv_heads, c.head_dim, c.dim);
+        rope_rows_adjacent_to_half_split(b.wq, wq + l * D * D, c.n_heads, c.head_dim,
+                                         c.dim);
+        rope_rows_adjacent_to_half_split(b.wk, wk + l * KVD * D, c.n_kv_heads,
+                                         c.head_dim, c.dim);
         memcpy(b.wv, wv + l * KVD * D, KVD * D * sizeof(float));
         memcpy(b.wo, wo + l * D * D, D * D * sizeof(float));
         memcpy(b.ffn_norm, rms_ffn + l * D, D * sizeof(float));
