@@ -3,9 +3,10 @@
  *
  * The file is read whole, checked as UTF-8 (RFC 3629: no overlong forms,
  * surrogates or code points past U+10FFFF), split into stripped documents,
- * and the documents are encoded in parallel into one buffer with room for
- * the worst case (BOS, the dummy-prefix space and one token per byte), then
- * compacted in document order; the windows are the head of that buffer.
+ * and the documents are encoded in parallel (with the tokenizer's own
+ * BOS/EOS, TOKENIZE_ADD_SPECIAL) into one buffer with room for one token per
+ * byte plus 16 (BOS/EOS, a dummy-prefix space), then compacted in document
+ * order; the windows are the head of that buffer.
  */
 #include <errno.h>
 #include <math.h>
@@ -214,7 +215,7 @@ int text_windows_load(struct text_windows *w, const char *path,
             goto out;
         }
         docs[i].slot = slots;
-        slots += docs[i].len + 2;
+        slots += docs[i].len + 16;
     }
     w->ids = malloc(sizeof(int) * slots);
     if (!w->ids) {
@@ -223,9 +224,15 @@ int text_windows_load(struct text_windows *w, const char *path,
     }
 #pragma omp parallel for schedule(dynamic)
     for (long i = 0; i < n_docs; i++)
-        docs[i].n = tokenizer_encode(t, text + docs[i].start, docs[i].len, 1,
-                                     w->ids + docs[i].slot, (int)docs[i].len + 2);
+        docs[i].n = tokenizer_encode(t, text + docs[i].start, docs[i].len,
+                                     TOKENIZE_ADD_SPECIAL, w->ids + docs[i].slot,
+                                     (int)docs[i].len + 16);
     for (long i = 0; i < n_docs; i++) {
+        if (docs[i].n < 0) {
+            snprintf(err, errlen, "%s: document %ld encodes to more tokens than it has "
+                     "bytes (+16)", path, i + 1);
+            goto out;
+        }
         memmove(w->ids + n_tokens, w->ids + docs[i].slot, sizeof(int) * (size_t)docs[i].n);
         n_tokens += docs[i].n;
     }

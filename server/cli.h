@@ -12,6 +12,8 @@ int cmd_info(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_outliers(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 /* Value of option `name` (e.g. "--model") in argv, or NULL; "1" for a flag
  * (an option that takes no value, such as --json) that is present. */

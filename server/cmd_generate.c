@@ -1,10 +1,12 @@
 /*
  * cmd_generate.c: `owlore generate`: continue a prompt with the model.
  *
- * The prompt is encoded with BOS first (as the llama2.c models were
- * trained), fed through the KV-cached decoder, then tokens are sampled
- * (greedy at temperature 0) until --steps positions are filled or the model
- * emits BOS/EOS. Text is printed as it is produced.
+ * The prompt is encoded as the tokenizer's own config says (BOS first for
+ * llama2.c and LLaMA models, none for SmolLM2), with special-token text
+ * such as "<|im_start|>" parsed, fed through the KV-cached decoder, then
+ * tokens are sampled (greedy at temperature 0) until --steps positions are
+ * filled or the model emits a special token (BOS, EOS, <|im_end|>, ...).
+ * Text is printed as it is produced, whole UTF-8 characters at a time.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,39 +60,53 @@ int cmd_generate(int argc, char **argv)
     }
     int *ids = malloc(sizeof(int) * (size_t)(steps + 1));
     float *logits = malloc(sizeof(float) * (size_t)m.cfg.vocab_size);
-    int n = ids ? tokenizer_encode(&tok, prompt, strlen(prompt), 1, ids, steps) : -1;
-    if (!logits || n < 0) {
+    char *out = malloc((size_t)tok.max_token_bytes + 8);
+    int n = ids ? tokenizer_encode(&tok, prompt, strlen(prompt),
+                                   TOKENIZE_ADD_SPECIAL | TOKENIZE_PARSE_SPECIAL, ids, steps) : -1;
+    if (n == 0 && tok.bos_id >= 0) /* an empty prompt starts from BOS */
+        ids[n++] = tok.bos_id;
+    if (!logits || !out || n <= 0) {
         fprintf(stderr, "owlore generate: %s\n",
-                n < 0 ? "the prompt is longer than --steps tokens" : "out of memory");
+                n < 0 ? "the prompt is longer than --steps tokens"
+                : n == 0 ? "the prompt is empty and the tokenizer has no BOS token"
+                : "out of memory");
         goto out;
     }
     if (kv_cache_init(&kv, &m, steps) != 0) {
         fprintf(stderr, "owlore generate: out of memory for the KV cache\n");
         goto out;
     }
+    /* the prompt is echoed (without a leading BOS), then each new token */
+    struct tokenizer_stream st;
+    tokenizer_stream_init(&st, -1);
+    for (int i = 0; i < n; i++) {
+        int k = i == 0 && tok.add_bos && ids[0] == tok.bos_id
+                    ? 0 : tokenizer_stream_next(&tok, &st, ids[i], out, tok.max_token_bytes + 8);
+        st.prev = ids[i];
+        fwrite(out, 1, (size_t)k, stdout);
+    }
+    fflush(stdout);
     uint64_t rng = (uint64_t)seed_d * 0x9E3779B97F4A7C15ULL + 1;
     for (int pos = 0; pos < steps; pos++) {
-        char byte[2];
-        int len, next;
         model_decode_step(&m, &kv, ids[pos], pos, logits);
-        if (pos + 1 < n) {
-            next = ids[pos + 1];
-        } else {
-            next = sample_token(logits, m.cfg.vocab_size, (float)temp, (float)top_p, &rng);
-            if (next == tok.bos_id || next == tok.eos_id)
-                break;
-        }
-        const char *piece = tokenizer_decode(&tok, ids[pos], next, &len, byte);
-        fwrite(piece, 1, (size_t)len, stdout);
+        if (pos + 1 < n)
+            continue;
+        int next = sample_token(logits, m.cfg.vocab_size, (float)temp, (float)top_p, &rng);
+        if (tokenizer_is_special(&tok, next))
+            break;
+        int k = tokenizer_stream_next(&tok, &st, next, out, tok.max_token_bytes + 8);
+        fwrite(out, 1, (size_t)(k > 0 ? k : 0), stdout);
         fflush(stdout);
         ids[pos + 1] = next;
     }
+    fwrite(out, 1, (size_t)tokenizer_stream_flush(&st, out), stdout);
     printf("\n");
     kv_cache_free(&kv, &m);
     rc = 0;
 out:
     free(ids);
     free(logits);
+    free(out);
     tokenizer_free(&tok);
     model_free(&m);
     return rc;

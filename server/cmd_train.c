@@ -162,7 +162,7 @@ int cmd_train(int argc, char **argv)
     if (tokenizer_find_for_model(model_path, cli_opt(argc, argv, "--tokenizer"),
                                  m.cfg.vocab_size, tok_path, sizeof tok_path, err,
                                  sizeof err) != 0 ||
-        tokenizer_load_llama2c(&tok, tok_path, m.cfg.vocab_size, err, sizeof err) != 0) {
+        tokenizer_load(&tok, tok_path, m.cfg.vocab_size, err, sizeof err) != 0) {
         fprintf(stderr, "owlore train: %s\n", err);
         model_free(&m);
         return 1;
@@ -191,7 +191,8 @@ int cmd_train(int argc, char **argv)
     struct train_opts o = {
         .out_dir = out_dir ? out_dir : "owlore-out",
         .resume_dir = resume_dir,
-        .tokenizer_path = tok_path,
+        /* checkpoints carry a copy only of a llama2.c tokenizer (tokenizer.bin) */
+        .tokenizer_path = tok.kind == TOKENIZER_LLAMA2C ? tok_path : NULL,
         .outlier_ratios = ratios, .outlier_tau = r.tau, .base_model_id = model_path,
         .base_model_digest = digest[0] ? digest : NULL,
         .stop = &stop_flag,

@@ -23,6 +23,10 @@ static const struct {
      "                              [--resume DIR] [--val-data FILE | --val-fraction F]   fine-tune"},
     {"outliers", cmd_outliers, "--model PATH [--data FILE] [--tau T] [--samples N] [--seq S]\n"
      "                              [--json]   layer outlier ratios and sampling probabilities"},
+    {"tokenize", cmd_tokenize, "--model PATH [--tokenizer PATH] [--chat [--template NAME]]\n"
+     "                              token ids of stdin (text, or one conversation as JSON)"},
+    {"validate", cmd_validate, "--data FILE [--model PATH] [--template NAME] [--seq N] [--format F]\n"
+     "                              [--json]   check a dataset: errors by line, token statistics"},
 };
 
 static void usage(FILE *f)
