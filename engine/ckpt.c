@@ -90,6 +90,28 @@ static int copy_file(const char *src, const char *dst, char *err, size_t errlen)
     return rc;
 }
 
+/* Copy the base model's tokenizer file into checkpoint directory dir: a
+ * Hugging Face tokenizer.json (with the tokenizer_config.json beside it,
+ * which holds the chat template) or a llama2.c tokenizer as tokenizer.bin. */
+static int copy_tokenizer(const char *src, const char *dir, char *err, size_t errlen)
+{
+    char dst[4400], cfg[4200];
+    size_t n = strlen(src);
+    if (n >= 5 && strcmp(src + n - 5, ".json") == 0) {
+        snprintf(dst, sizeof dst, "%s/tokenizer.json", dir);
+        if (copy_file(src, dst, err, errlen) != 0)
+            return -1;
+        snprintf(cfg, sizeof cfg, "%s", src);
+        char *slash = strrchr(cfg, '/');
+        snprintf(slash ? slash + 1 : cfg, sizeof cfg - (size_t)(slash ? slash + 1 - cfg : 0),
+                 "tokenizer_config.json");
+        snprintf(dst, sizeof dst, "%s/tokenizer_config.json", dir);
+        return access(cfg, R_OK) == 0 ? copy_file(cfg, dst, err, errlen) : 0;
+    }
+    snprintf(dst, sizeof dst, "%s/tokenizer.bin", dir);
+    return copy_file(src, dst, err, errlen);
+}
+
 static json_t *config_json(const struct model_config *c)
 {
     json_t *j = json_object();
@@ -264,11 +286,8 @@ int ckpt_write(const char *dir, const struct model *m, const struct recipe *r,
     if (rc != 0)
         goto out;
     rc = -1;
-    if (meta->tokenizer_path) {
-        snprintf(p, sizeof p, "%s/tokenizer.bin", tmp);
-        if (copy_file(meta->tokenizer_path, p, err, errlen) != 0)
-            goto out;
-    }
+    if (meta->tokenizer_path && copy_tokenizer(meta->tokenizer_path, tmp, err, errlen) != 0)
+        goto out;
     json_t *ratios = json_array(), *blocks = json_array();
     for (int l = 0; meta->outlier_ratios && l < m->cfg.n_layers; l++)
         json_array_append_new(ratios, json_real(meta->outlier_ratios[l]));

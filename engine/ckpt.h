@@ -5,7 +5,10 @@
  * model_load and by transformers):
  *   model.safetensors  every parameter, HF names, F32
  *   config.json        HF LlamaConfig keys
- *   tokenizer.bin      the base model's llama2.c tokenizer, when it has one
+ *   tokenizer.json     the base model's tokenizer: a copy of its tokenizer.json
+ *   (or .bin)          (+ tokenizer_config.json) or llama2.c tokenizer; a
+ *                      GGUF base model's embedded tokenizer is found through
+ *                      owlore.json's base_model instead
  *   owlore.json        recipe, step, metrics, outlier ratios, base model id
  *                      and digest, sha256 and size of the other files
  *   optimizer.bin      what exact resume needs beyond the weights (below)
@@ -48,7 +51,8 @@ struct trainer_state {
 struct ckpt_meta {
     const char *base_model_id;
     const char *base_model_digest;   /* sha256 hex of the base parameters */
-    const char *tokenizer_path;      /* copied as tokenizer.bin, or NULL */
+    const char *tokenizer_path;      /* tokenizer.json or llama2.c file to copy,
+                                        or NULL */
     long total_steps;
     float loss, val_loss;            /* val_loss NaN when unknown */
     const double *outlier_ratios;    /* (L) or NULL */

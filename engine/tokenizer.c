@@ -20,6 +20,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
+
 #include "tok_internal.h"
 
 /* ---- the model description ---- */
@@ -874,11 +876,26 @@ static int has_suffix(const char *s, const char *suf)
     return n >= k && strcmp(s + n - k, suf) == 0;
 }
 
+/* The base model a checkpoint directory was trained from (its owlore.json),
+ * into base (len bytes); -1 when dir is not a checkpoint. */
+static int checkpoint_base_model(const char *dir, char *base, size_t len)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/owlore.json", dir);
+    json_t *j = json_load_file(p, 0, NULL);
+    const char *b = json_string_value(json_object_get(j, "base_model"));
+    int rc = b && *b ? 0 : -1;
+    if (rc == 0)
+        snprintf(base, len, "%s", b);
+    json_decref(j);
+    return rc;
+}
+
 int tokenizer_find_for_model(const char *model_path, const char *explicit_path,
                              int vocab_size, char *path, size_t len, char *err,
                              size_t errlen)
 {
-    char dir[4096];
+    char dir[4096], base[4096];
     struct stat st;
     if (explicit_path) {
         snprintf(path, len, "%s", explicit_path);
@@ -905,6 +922,12 @@ int tokenizer_find_for_model(const char *model_path, const char *explicit_path,
     snprintf(path, len, "%s/tok%d.bin", dir, vocab_size);
     if (is_file(path))
         return 0;
+    /* a checkpoint of a GGUF model: the base model's embedded tokenizer */
+    if (checkpoint_base_model(dir, base, sizeof base) == 0 && strcmp(base, model_path) != 0 &&
+        is_file(base) && has_suffix(base, ".gguf")) {
+        snprintf(path, len, "%s", base);
+        return 0;
+    }
     snprintf(err, errlen, "%s: no tokenizer found (looked for tokenizer.json, tokenizer.bin "
              "and tok%d.bin beside it); pass --tokenizer PATH", model_path, vocab_size);
     return -1;

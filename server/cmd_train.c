@@ -1,13 +1,17 @@
 /*
- * cmd_train.c: `owlore train`: fine-tune a model on a text file.
+ * cmd_train.c: `owlore train`: fine-tune a model on a dataset or a text file.
  *
  *   owlore train --model PATH --data FILE --method M [hyperparameters]
  *                [--val-data FILE | --val-fraction F] [--out DIR]
  *                [--resume CHECKPOINT_DIR] [--tokenizer PATH]
  *
- * The text is tokenized with the model's llama2.c tokenizer, each document
- * as BOS + tokens, packed into windows of --seq + 1 tokens. Validation uses
- * --val-data, else the last --val-fraction of the windows (default 0.05).
+ * A .jsonl / .json dataset (chat messages, prompt/completion, Alpaca or text
+ * records) is rendered with the chat template (--template, else the model's
+ * own, else raw), with the loss on assistant tokens only unless
+ * --train-on-inputs 1, and packed into windows of --seq + 1 tokens (--pack 0:
+ * one example per window, padded). Any other file is plain text, each
+ * document BOS + tokens, packed. Validation uses --val-data, else the last
+ * --val-fraction of the windows (default 0.05).
  * Outlier-weighted methods calibrate on the first --calib-samples training
  * windows (cached). A progress line per step goes to stdout and
  * metrics.jsonl; checkpoints go to --out (default ./owlore-out).
@@ -22,6 +26,7 @@
 #include "cli.h"
 #include "ckpt.h"
 #include "cli_recipe.h"
+#include "dataset.h"
 #include "digest.h"
 #include "load.h"
 #include "outliers.h"
@@ -94,10 +99,77 @@ static void print_block_counts(const long *counts, const double *ratios, int L)
     }
 }
 
+/* Training or validation data: a JSON / JSONL dataset (chat messages,
+ * prompt/completion, Alpaca, text records) rendered with a chat template and
+ * loss-masked, or else a plain text file. */
+struct train_data {
+    int is_dataset;
+    struct ds_windows ds;
+    struct text_windows text;
+};
+
+static int has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+static int load_data(struct train_data *d, const char *path, const struct tokenizer *tok,
+                     const struct ds_opts *o, char *err, size_t errlen)
+{
+    memset(d, 0, sizeof *d);
+    d->is_dataset = has_suffix(path, ".jsonl") || has_suffix(path, ".json");
+    if (d->is_dataset)
+        return ds_load(&d->ds, path, tok, o, err, errlen);
+    return text_windows_load(&d->text, path, tok, o->seq_len, err, errlen);
+}
+
+/* Hold out the last `fraction` of train's windows as val. */
+static int split_data(struct train_data *train, struct train_data *val, double fraction)
+{
+    memset(val, 0, sizeof *val);
+    val->is_dataset = train->is_dataset;
+    return train->is_dataset ? ds_windows_split(&train->ds, &val->ds, fraction)
+                             : text_windows_split(&train->text, &val->text, fraction);
+}
+
+static struct token_windows data_view(const struct train_data *d, int seq_len)
+{
+    if (d->is_dataset)
+        return ds_windows_view(&d->ds);
+    return (struct token_windows){d->text.ids, d->text.n, seq_len, NULL};
+}
+
+static void free_data(struct train_data *d)
+{
+    if (d->is_dataset)
+        ds_windows_free(&d->ds);
+    else
+        text_windows_free(&d->text);
+}
+
+/* The chat template: --template, else the model's own when recognised,
+ * else raw. */
+static int pick_template(const char *name, const struct tokenizer *tok,
+                         enum chat_template *t)
+{
+    if (name) {
+        if (chat_template_parse(name, t) == 0)
+            return 0;
+        fprintf(stderr, "owlore train: unknown --template '%s'\n", name);
+        return -1;
+    }
+    if (tok->chat_template && chat_template_detect(tok->chat_template, t) == 0)
+        return 0;
+    *t = CHAT_RAW;
+    return 0;
+}
+
 int cmd_train(int argc, char **argv)
 {
     static const char *const own[] = {"--model", "--data", "--val-data", "--val-fraction",
-                                      "--out", "--resume", "--tokenizer"};
+                                      "--out", "--resume", "--tokenizer", "--template",
+                                      "--train-on-inputs", "--pack"};
     const char *known[128];
     int nk = 0;
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
@@ -108,13 +180,15 @@ int cmd_train(int argc, char **argv)
 
     struct recipe r;
     char err[1024];
-    double val_fraction;
+    double val_fraction, train_on_inputs, pack;
     const char *model_path = cli_opt(argc, argv, "--model");
     const char *data_path = cli_opt(argc, argv, "--data");
     const char *val_path = cli_opt(argc, argv, "--val-data");
     const char *out_dir = cli_opt(argc, argv, "--out");
     if (cli_check_opts(argc, argv, "train", known) != 0 ||
-        cli_opt_double(argc, argv, "--val-fraction", 0.05, &val_fraction) != 0)
+        cli_opt_double(argc, argv, "--val-fraction", 0.05, &val_fraction) != 0 ||
+        cli_opt_double(argc, argv, "--train-on-inputs", 0, &train_on_inputs) != 0 ||
+        cli_opt_double(argc, argv, "--pack", 1, &pack) != 0)
         return 2;
     if (cli_recipe_parse(argc, argv, &r, err, sizeof err) != 0) {
         fprintf(stderr, "owlore train: %s\n", err);
@@ -126,6 +200,10 @@ int cmd_train(int argc, char **argv)
     }
     if (!(val_fraction >= 0 && val_fraction < 1)) {
         fprintf(stderr, "owlore train: --val-fraction must be in [0, 1)\n");
+        return 2;
+    }
+    if ((train_on_inputs != 0 && train_on_inputs != 1) || (pack != 0 && pack != 1)) {
+        fprintf(stderr, "owlore train: --train-on-inputs and --pack take 0 or 1\n");
         return 2;
     }
 
@@ -168,20 +246,28 @@ int cmd_train(int argc, char **argv)
         return 1;
     }
 
-    struct text_windows train = {0}, val = {0};
+    struct train_data train = {0}, val = {0};
+    struct ds_opts dso = {.format = DS_FORMAT_AUTO, .train_on_inputs = (int)train_on_inputs,
+                          .seq_len = r.seq_len, .pack = (int)pack, .pad_id = -1};
     int rc = 1;
     double *ratios = NULL;
     long *counts = calloc((size_t)m.cfg.n_layers, sizeof(long));
-    if (text_windows_load(&train, data_path, &tok, r.seq_len, err, sizeof err) != 0 ||
-        (val_path && text_windows_load(&val, val_path, &tok, r.seq_len, err, sizeof err) != 0)) {
+    if (pick_template(cli_opt(argc, argv, "--template"), &tok, &dso.tmpl) != 0)
+        goto out;
+    if (load_data(&train, data_path, &tok, &dso, err, sizeof err) != 0 ||
+        (val_path && load_data(&val, val_path, &tok, &dso, err, sizeof err) != 0)) {
         fprintf(stderr, "owlore train: %s\n", err);
         goto out;
     }
     if (!val_path && val_fraction > 0)
-        text_windows_split(&train, &val, val_fraction);
-    struct token_windows tw = {train.ids, train.n, r.seq_len, NULL};
-    struct token_windows vw = {val.ids, val.n, r.seq_len, NULL};
-    printf("training windows %d, validation windows %d, %d tokens each\n", tw.n, vw.n, r.seq_len);
+        split_data(&train, &val, val_fraction);
+    struct token_windows tw = data_view(&train, r.seq_len);
+    struct token_windows vw = data_view(&val, r.seq_len);
+    printf("training windows %d, validation windows %d, %d tokens each", tw.n, vw.n, r.seq_len);
+    if (train.is_dataset)
+        printf(" (%s template, loss on %s)", chat_template_name(dso.tmpl),
+               train_on_inputs ? "every token" : "assistant tokens");
+    printf("\n");
 
     if (r.sampling == SAMPLING_OWL) {
         ratios = calloc((size_t)m.cfg.n_layers, sizeof(double));
@@ -191,8 +277,8 @@ int cmd_train(int argc, char **argv)
     struct train_opts o = {
         .out_dir = out_dir ? out_dir : "owlore-out",
         .resume_dir = resume_dir,
-        /* checkpoints carry a copy only of a llama2.c tokenizer (tokenizer.bin) */
-        .tokenizer_path = tok.kind == TOKENIZER_LLAMA2C ? tok_path : NULL,
+        /* a GGUF's embedded tokenizer is found through owlore.json instead */
+        .tokenizer_path = tok.kind == TOKENIZER_GGUF ? NULL : tok_path,
         .outlier_ratios = ratios, .outlier_tau = r.tau, .base_model_id = model_path,
         .base_model_digest = digest[0] ? digest : NULL,
         .stop = &stop_flag,
@@ -210,8 +296,8 @@ int cmd_train(int argc, char **argv)
 out:
     free(ratios);
     free(counts);
-    text_windows_free(&train);
-    text_windows_free(&val);
+    free_data(&train);
+    free_data(&val);
     tokenizer_free(&tok);
     model_free(&m);
     return rc;
