@@ -52,7 +52,7 @@ static void print_table(const char *path, const struct model_config *c,
     printf("\nflops/token  %.4g\ntokens/s     %.4g (%s)\n", p->flops_per_token,
            p->tokens_per_s, strcmp(dtype, "bf16") == 0
                                 ? "H100 bf16 at 40% MFU"
-                                : "CPU fp32 at 96 GFLOP/s");
+                                : "CPU fp32 at 150 GFLOP/s");
 }
 
 static void print_json(const struct recipe *r, const char *dtype, const struct plan *p)
