@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "dataset.h"
+#include "utf8.h"
 
 enum { A_BEFORE, A_ELEM, A_AFTER, A_END, A_DEAD };
 
@@ -372,38 +373,6 @@ int ds_reader_finish(struct ds_reader *r)
 
 /* ---- UTF-8 ---- */
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 (RFC 3629:
- * no overlong forms, surrogates or code points past U+10FFFF). */
-static int utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-    int len;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4;
-    else
-        return 0;
-    if (c == 0xE0)
-        lo = 0xA0;
-    else if (c == 0xED)
-        hi = 0x9F;
-    else if (c == 0xF0)
-        lo = 0x90;
-    else if (c == 0xF4)
-        hi = 0x8F;
-    if ((size_t)len > n || s[1] < lo || s[1] > hi)
-        return 0;
-    for (int i = 2; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return len;
-}
-
 /* Offset of the first invalid UTF-8 byte in s, or n. ASCII runs go eight
  * bytes at a time. */
 static size_t utf8_check(const unsigned char *s, size_t n)
@@ -418,7 +387,7 @@ static size_t utf8_check(const unsigned char *s, size_t n)
                 continue;
             }
         }
-        int k = utf8_len(s + i, n - i);
+        int k = utf8_valid_len(s + i, n - i);
         if (k == 0)
             return i;
         i += (size_t)k;
@@ -433,7 +402,7 @@ static const char *excerpt(char *dst, size_t cap, const char *s, size_t n)
 {
     size_t o = 0, i = 0;
     while (i < n && o + 8 < cap) {
-        int k = utf8_len((const unsigned char *)s + i, n - i);
+        int k = utf8_valid_len((const unsigned char *)s + i, n - i);
         if (k == 0 || (k == 1 && (unsigned char)s[i] < 0x20)) {
             dst[o++] = '?';
             i += k ? (size_t)k : 1;

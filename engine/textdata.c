@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "textdata.h"
+#include "utf8.h"
 
 struct doc {
     size_t start, len;  /* bytes of the stripped document */
@@ -27,38 +28,6 @@ static int is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
-static int utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    int len;
-    unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4;
-    else
-        return 0;
-    if (c == 0xE0)
-        lo = 0xA0;
-    else if (c == 0xED)
-        hi = 0x9F;
-    else if (c == 0xF0)
-        lo = 0x90;
-    else if (c == 0xF4)
-        hi = 0x8F;
-    if ((size_t)len > n || s[1] < lo || s[1] > hi)
-        return 0;
-    for (int i = 2; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return len;
-}
-
 static int check_utf8(const char *path, const char *text, size_t n, char *err,
                       size_t errlen)
 {
@@ -66,7 +35,7 @@ static int check_utf8(const char *path, const char *text, size_t n, char *err,
     long line = 1;
     size_t line_start = 0;
     for (size_t i = 0; i < n;) {
-        int k = utf8_len(s + i, n - i);
+        int k = utf8_valid_len(s + i, n - i);
         if (k == 0) {
             snprintf(err, errlen, "%s: line %ld, byte %zu of the line: invalid UTF-8 "
                      "(byte 0x%02X)", path, line, i - line_start + 1, s[i]);

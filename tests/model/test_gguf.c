@@ -26,36 +26,10 @@
 #include "load.h"
 #include "load_hf.h"
 #include "safetensors.h"
+#include "fixture.h"
 #include "test.h"
 
 #define FIX "tests/model/fixtures/gguf"
-
-/* max|a-b| / max|ref| over n values */
-static double rel_err(const float *a, const float *ref, size_t n)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - ref[i]);
-        num = d > num ? d : num;
-        den = fabs(ref[i]) > den ? fabs(ref[i]) : den;
-    }
-    return den > 0 ? num / den : num;
-}
-
-static float *read_expected(struct st_file *f, const char *name, size_t *n)
-{
-    char err[512];
-    const struct st_tensor *t = st_find(f, name);
-    if (!t)
-        return NULL;
-    float *buf = malloc(sizeof(float) * (t->numel ? t->numel : 1));
-    if (st_read_f32(f, t, buf, t->numel, err, sizeof err) != 0) {
-        free(buf);
-        return NULL;
-    }
-    *n = t->numel;
-    return buf;
-}
 
 /* tokens (1, T) of the fixture */
 static int32_t *read_tokens(struct st_file *f, int *T)
@@ -115,10 +89,10 @@ static void test_f32_matches_safetensors(struct st_file *exp, const int32_t *tok
                   "parameters differ (q/k permutation?)");
         float *lg = forward_logits(&g, tok, T), *lh = forward_logits(&h, tok, T);
         size_t n = 0;
-        float *ref = read_expected(exp, "logits.hf", &n);
+        float *ref = fixture_read_f32(exp, "logits.hf", &n);
         CHECK(lg && lh && ref && n == (size_t)T * 32);
         if (lg && lh && ref && n == (size_t)T * 32) {
-            double e = rel_err(lg, lh, n), r = rel_err(lg, ref, n);
+            double e = fixture_rel_err(lg, lh, n), r = fixture_rel_err(lg, ref, n);
             CHECK_MSG(e <= 1e-5, "GGUF vs safetensors logits relative error %.3g", e);
             CHECK_MSG(r <= 1e-4, "logits vs Hugging Face relative error %.3g", r);
         }
@@ -239,7 +213,7 @@ static void test_variant(struct st_file *exp, const int32_t *tok, int T,
         size_t n = 0;
         char key[300];
         snprintf(key, sizeof key, "deq.%s.%s", stem, deq[i]);
-        float *ref = read_expected(exp, key, &n);
+        float *ref = fixture_read_f32(exp, key, &n);
         CHECK_MSG(t && ref && t->n_elems == n, "%s missing", key);
         if (!t || !ref || t->n_elems != n) {
             free(ref);
@@ -254,7 +228,7 @@ static void test_variant(struct st_file *exp, const int32_t *tok, int T,
         for (size_t j = 0; rc == 0 && j < n; j++)
             bad += memcmp(&out[j], &ref[j], sizeof(float)) != 0;
         CHECK_MSG(bad == 0, "%s: %zu of %zu values differ from gguf.quants.dequantize "
-                  "(max rel %.3g)", deq[i], bad, n, rel_err(out, ref, n));
+                  "(max rel %.3g)", deq[i], bad, n, fixture_rel_err(out, ref, n));
         free(out);
         free(ref);
     }
@@ -265,11 +239,11 @@ static void test_variant(struct st_file *exp, const int32_t *tok, int T,
         char key[300];
         size_t n = 0;
         snprintf(key, sizeof key, "logits.%s", stem);
-        float *ref = read_expected(exp, key, &n);
+        float *ref = fixture_read_f32(exp, key, &n);
         float *lg = forward_logits(&m, tok, T);
         CHECK(ref && lg && n == (size_t)T * m.cfg.vocab_size);
         if (ref && lg && n == (size_t)T * m.cfg.vocab_size) {
-            double e = rel_err(lg, ref, n);
+            double e = fixture_rel_err(lg, ref, n);
             CHECK_MSG(e <= 1e-4, "logits relative error %.3g", e);
         }
         free(ref);

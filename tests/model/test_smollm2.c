@@ -19,22 +19,12 @@
 #include "gguf.h"
 #include "load.h"
 #include "safetensors.h"
+#include "fixture.h"
 #include "test.h"
 
 #define MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 #define MODEL_SHA256 "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 #define REF "tests/model/fixtures/smollm2_q41_logits.safetensors"
-
-static double rel_err(const float *a, const float *ref, size_t n)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - ref[i]);
-        num = d > num ? d : num;
-        den = fabs(ref[i]) > den ? fabs(ref[i]) : den;
-    }
-    return den > 0 ? num / den : num;
-}
 
 /* The tensor types the file holds, as "Q4_1 x210, ..." */
 static void tensor_types(const char *path, char *out, size_t len)
@@ -126,7 +116,7 @@ int main(int argc, char **argv)
             model_logits(&m, &a, logits, 1, T);
             for (int p = 0; p < P; p++) {
                 const float *got = logits + (size_t)(T - P + p) * V;
-                double e = rel_err(got, want + (size_t)p * V, (size_t)V);
+                double e = fixture_rel_err(got, want + (size_t)p * V, (size_t)V);
                 int best = 0, best_ref = 0;
                 for (int v = 1; v < V; v++) {
                     best = got[v] > got[best] ? v : best;

@@ -19,36 +19,10 @@
 #include "load.h"
 #include "load_hf.h"
 #include "safetensors.h"
+#include "fixture.h"
 #include "test.h"
 
 #define FIXTURES "tests/model/fixtures"
-
-/* max|a-b| / max|ref| over n values */
-static double rel_err(const float *a, const float *ref, size_t n)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - ref[i]);
-        num = d > num ? d : num;
-        den = fabs(ref[i]) > den ? fabs(ref[i]) : den;
-    }
-    return den > 0 ? num / den : num;
-}
-
-static float *read_f32(struct st_file *f, const char *name, size_t *n)
-{
-    char err[512];
-    const struct st_tensor *t = st_find(f, name);
-    if (!t)
-        return NULL;
-    float *buf = malloc(sizeof(float) * (t->numel ? t->numel : 1));
-    if (st_read_f32(f, t, buf, t->numel, err, sizeof err) != 0) {
-        free(buf);
-        return NULL;
-    }
-    *n = t->numel;
-    return buf;
-}
 
 struct batch {
     int B, T;
@@ -101,15 +75,15 @@ static void check_model(const char *case_name, const char *dir,
         float *logits = malloc(sizeof(float) * (size_t)N * V);
         model_logits(&m, &a, logits, b.B, b.T);
         size_t n = 0;
-        float *ref = read_f32(f, logits_name, &n);
+        float *ref = fixture_read_f32(f, logits_name, &n);
         CHECK(ref && n == (size_t)N * V);
         if (ref && n == (size_t)N * V) {
-            double e = rel_err(logits, ref, n);
+            double e = fixture_rel_err(logits, ref, n);
             CHECK_MSG(e <= 1e-4, "logits relative error %.3g", e);
         }
         free(ref);
         if (with_grads) {
-            float *ref_loss = read_f32(f, "loss", &n);
+            float *ref_loss = fixture_read_f32(f, "loss", &n);
             CHECK(ref_loss && n == 1);
             if (ref_loss)
                 CHECK_MSG(fabs(loss - ref_loss[0]) <= 1e-4 * fabs(ref_loss[0]),
@@ -121,11 +95,11 @@ static void check_model(const char *case_name, const char *dir,
                 char name[128];
                 model_tensor_at(&m.cfg, &g.g, i, &nt);
                 snprintf(name, sizeof name, "grad.%s", nt.name);
-                float *rg = read_f32(f, name, &n);
+                float *rg = fixture_read_f32(f, name, &n);
                 size_t want = (size_t)nt.rows * (nt.cols ? nt.cols : 1);
                 CHECK_MSG(rg && n == want, "%s missing or wrong size", name);
                 if (rg && n == want) {
-                    double e = rel_err(nt.data, rg, n);
+                    double e = fixture_rel_err(nt.data, rg, n);
                     worst = e > worst ? e : worst;
                     CHECK_MSG(e <= 1e-3, "%s relative error %.3g", name, e);
                 }
