@@ -17,11 +17,12 @@ CFLAGS  ?= -O3 -march=native
 BLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -g \
            -Iengine -I/usr/include/x86_64-linux-gnu/openblas-openmp
-LDLIBS  := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -llapacke -ljansson -lcrypto -lm
+LDLIBS  := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -llapacke -ljansson -lcrypto -lmicrohttpd -lcurl \
+           -lsqlite3 -lm
 LDFLAGS += -fopenmp
 
 DEB_PACKAGES := build-essential libopenblas-openmp-dev liblapacke-dev libjansson-dev \
-                libssl-dev
+                libssl-dev libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev
 
 LIB_SRC   := $(wildcard engine/*.c) $(wildcard kernels/cpu/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
