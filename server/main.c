@@ -20,7 +20,8 @@ static const struct {
     {"plan", cmd_plan, "--model PATH [--method M] [recipe options] [--batch B] [--seq S]\n"
      "                              [--dtype fp32|bf16] [--json]   predict memory and throughput"},
     {"train", cmd_train, "--model PATH --data FILE [--method M] [recipe options] [--out DIR]\n"
-     "                              [--resume DIR] [--val-data FILE | --val-fraction F]   fine-tune"},
+     "                              [--resume DIR] [--val-data FILE | --val-fraction F]\n"
+     "                              [--template NAME] [--train-on-inputs 0|1] [--pack 0|1]   fine-tune"},
     {"outliers", cmd_outliers, "--model PATH [--data FILE] [--tau T] [--samples N] [--seq S]\n"
      "                              [--json]   layer outlier ratios and sampling probabilities"},
     {"tokenize", cmd_tokenize, "--model PATH [--tokenizer PATH] [--chat [--template NAME]]\n"
