@@ -1,0 +1,132 @@
+/*
+ * routes.c: the route table and the segment-by-segment matcher over raw
+ * request paths (see routes.h for the rules). Endpoint handlers live in their
+ * own files; the table names them, Taler-style. GET /healthz is answered
+ * here, since it has no state of its own.
+ */
+#include <string.h>
+
+#include <jansson.h>
+
+#include "http.h"
+#include "reply.h"
+#include "routes.h"
+
+static enum MHD_Result healthz_get(struct http_request *req)
+{
+    return reply_json(req, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+}
+
+const struct route routes_default[] = {
+    {"GET", "/healthz", healthz_get, 0},
+    {NULL, NULL, NULL, 0},
+};
+
+static int param_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '-';
+}
+
+static int param_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > ROUTE_PARAM_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!param_char_ok(s[i]))
+            return 0;
+    return 1;
+}
+
+static int is_param(const char *seg, size_t n)
+{
+    return n >= 2 && seg[0] == '{' && seg[n - 1] == '}';
+}
+
+/* 1 when `path` has the shape of `pat` (same segment count, equal literals);
+ * fills m's parameters, and bad_param with the first one that breaks the
+ * id rules. */
+static int match_shape(const char *pat, const char *path, struct route_match *m)
+{
+    m->nparams = 0;
+    m->bad_param[0] = '\0';
+    while (*pat == '/' && *path == '/') {
+        pat++, path++;
+        size_t pl = strcspn(pat, "/"), sl = strcspn(path, "/");
+        if (is_param(pat, pl)) {
+            if (m->nparams == ROUTE_PARAMS_MAX)
+                return 0;
+            if (param_ok(path, sl)) {
+                memcpy(m->params[m->nparams], path, sl);
+                m->params[m->nparams][sl] = '\0';
+            } else {
+                m->params[m->nparams][0] = '\0';
+                if (!m->bad_param[0]) {
+                    size_t nl = pl - 2 < ROUTE_PARAM_MAX ? pl - 2 : ROUTE_PARAM_MAX;
+                    memcpy(m->bad_param, pat + 1, nl);
+                    m->bad_param[nl] = '\0';
+                }
+            }
+            m->nparams++;
+        } else if (pl != sl || memcmp(pat, path, pl) != 0) {
+            return 0;
+        }
+        pat += pl, path += sl;
+    }
+    return *pat == '\0' && *path == '\0';
+}
+
+static void allow_add(char *allow, const char *method)
+{
+    size_t n = strlen(allow), ml = strlen(method);
+    const char *p = allow;
+    while ((p = strstr(p, method)) != NULL) {
+        if ((p == allow || p[-1] == ' ') && (p[ml] == ',' || p[ml] == '\0'))
+            return;
+        p += ml;
+    }
+    if (n + ml + 3 > ROUTE_ALLOW_MAX)
+        return;
+    if (n)
+        strcpy(allow + n, ", "), n += 2;
+    strcpy(allow + n, method);
+}
+
+enum route_status route_match(const struct route *table, const char *method, const char *path,
+                              struct route_match *m)
+{
+    const char *want = strcmp(method, "HEAD") == 0 ? "GET" : method;
+    char allow[ROUTE_ALLOW_MAX] = "";
+    m->route = NULL;
+    for (const struct route *r = table; r->pattern; r++) {
+        if (!match_shape(r->pattern, path, m))
+            continue;
+        if (strcmp(r->method, want) == 0) {
+            m->route = r;
+            return m->bad_param[0] ? ROUTE_BAD_PARAM : ROUTE_FOUND;
+        }
+        allow_add(allow, r->method);
+        if (strcmp(r->method, "GET") == 0)
+            allow_add(allow, "HEAD");
+    }
+    strcpy(m->allow, allow);
+    return allow[0] ? ROUTE_METHOD_NOT_ALLOWED : ROUTE_NOT_FOUND;
+}
+
+const char *route_param(const struct route_match *m, const char *name)
+{
+    size_t nl = strlen(name);
+    int i = 0;
+    if (!m->route)
+        return NULL;
+    for (const char *p = m->route->pattern; *p == '/' && i < m->nparams;) {
+        size_t pl = strcspn(++p, "/");
+        if (is_param(p, pl)) {
+            if (pl - 2 == nl && memcmp(p + 1, name, nl) == 0)
+                return m->params[i];
+            i++;
+        }
+        p += pl;
+    }
+    return NULL;
+}
