@@ -2,13 +2,14 @@
 # run.sh: runs every test program under the given folder from the repository
 # root, prints their PASS/FAIL lines, and ends with "N passed, N failed".
 # A program that exits non-zero without printing a FAIL line counts as one
-# failed case (a crash is never silent).
+# failed case (a crash is never silent); one that runs past TEST_TIMEOUT
+# seconds (default 1200) is stopped and fails.
 dir=${1:-build/tests}
 passed=0
 failed=0
 for t in $(find "$dir" -type f -perm -u+x -name 'test_*' | sort); do
     echo "== $t"
-    out=$("$t" 2>&1)
+    out=$(timeout "${TEST_TIMEOUT:-1200}" "$t" 2>&1)
     rc=$?
     printf '%s\n' "$out"
     p=$(printf '%s\n' "$out" | grep -c '^PASS ')
