@@ -11,6 +11,7 @@
 int cmd_info(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_outliers(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);

@@ -26,6 +26,8 @@ static const struct {
      "                              [--json]   layer outlier ratios and sampling probabilities"},
     {"tokenize", cmd_tokenize, "--model PATH [--tokenizer PATH] [--chat [--template NAME]]\n"
      "                              token ids of stdin (text, or one conversation as JSON)"},
+    {"serve", cmd_serve, "[--host ADDR] [--port N] [--data-dir DIR] [--threads N]\n"
+     "                              run the HTTP service (also OWLORE_HOST, OWLORE_PORT, ...)"},
     {"validate", cmd_validate, "--data FILE [--model PATH] [--template NAME] [--seq N] [--format F]\n"
      "                              [--json]   check a dataset: errors by line, token statistics"},
 };
