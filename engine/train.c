@@ -68,6 +68,8 @@ void train_memory(size_t *rss, size_t *peak)
     *rss = (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
     getrusage(RUSAGE_SELF, &ru);
     *peak = (size_t)ru.ru_maxrss * 1024;
+    if (*peak < *rss) /* the two are sampled differently; peak is never below */
+        *peak = *rss;
 }
 
 float train_lr_at(const struct recipe *r, long step, long total)
@@ -278,8 +280,9 @@ static void write_metrics(struct run *run, const struct train_event *ev)
     if (!run->metrics)
         return;
     if (ev->step == 0) { /* the base model's validation loss, before step 1 */
-        fprintf(run->metrics, "{\"step\": 0, \"val_loss\": %.7g, \"elapsed_s\": %.3f}\n",
-                ev->val_loss, ev->elapsed_s);
+        fprintf(run->metrics, "{\"step\": 0, \"loss\": null, \"lr\": null, "
+                "\"tokens_per_s\": null, \"sampled_blocks\": [], \"val_loss\": %.7g, "
+                "\"elapsed_s\": %.3f}\n", ev->val_loss, ev->elapsed_s);
         fflush(run->metrics);
         return;
     }
