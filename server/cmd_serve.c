@@ -12,7 +12,8 @@
  *
  * The signals are blocked before the HTTP threads start, so only this thread
  * receives them (sigwait); the server then stops and the store is closed.
- * The endpoints beyond /healthz arrive with the service issue.
+ * The service context (service.h: store, data directory with its blobs/)
+ * is published before the server starts.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -24,6 +25,7 @@
 
 #include "cli.h"
 #include "http.h"
+#include "service.h"
 #include "store.h"
 
 /* The value of option `flag`, else of environment variable `env`, else def. */
@@ -90,6 +92,13 @@ int cmd_serve(int argc, char **argv)
                 "listens on a loopback address (not %s)\n", host);
         store_close(st);
         return 2;
+    }
+
+    struct service svc = {.store = st, .data_dir = dir};
+    if (service_init(&svc, err, sizeof err) != 0) {
+        fprintf(stderr, "owlore serve: %s\n", err);
+        store_close(st);
+        return 1;
     }
 
     sigset_t stop;

@@ -47,6 +47,7 @@ void http_config_defaults(struct http_config *cfg)
         .timeout_s = 15,
         .max_header_bytes = 64 << 10,
         .max_body = 1 << 20,
+        .max_upload = (size_t)512 << 20,
         .routes = routes_default,
     };
 }
@@ -90,6 +91,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)cls, (void)conn, (void)toe;
     if (!req)
         return;
+    if (req->ctx_free)
+        req->ctx_free(req->ctx);
     free(req->body);
     free(req->path);
     free(req);
@@ -180,20 +183,21 @@ static enum MHD_Result admit(const struct http_server *srv, struct http_request 
     if (te && strcasecmp(te, "chunked") != 0)
         return reply_bad_request(req, NULL, "invalid_framing",
                                  "Only the chunked Transfer-Encoding is supported.");
-    req->max_body = req->match.route->max_body < srv->cfg.max_body ? req->match.route->max_body
-                                                                     : srv->cfg.max_body;
+    const struct route *route = req->match.route;
+    size_t ceiling = route->stream ? srv->cfg.max_upload : srv->cfg.max_body;
+    req->max_body = route->max_body < ceiling ? route->max_body : ceiling;
     cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (!cl && !te && req->max_body > 0 && method_has_body(req->method))
         return reply_error(req, MHD_HTTP_LENGTH_REQUIRED, "invalid_request_error",
                            "length_required", NULL,
                            "A request body needs a Content-Length or chunked encoding.");
-    if (!cl)
-        return MHD_YES;
-    if (parse_length(cl, &len) != 0)
+    if (cl && parse_length(cl, &len) != 0)
         return reply_bad_request(req, NULL, "invalid_framing", "Malformed Content-Length.");
-    if (len > req->max_body)
+    if (cl && len > req->max_body)
         return reply_too_large(req, req->max_body);
-    if (len > 0) {
+    if (route->stream)
+        return route->stream->start ? route->stream->start(req) : MHD_YES;
+    if (cl && len > 0) {
         req->body = malloc(len + 1);
         if (!req->body)
             return reply_internal(req);
@@ -202,9 +206,10 @@ static enum MHD_Result admit(const struct http_server *srv, struct http_request 
     return MHD_YES;
 }
 
-/* One body chunk: append it, or past the cap drop it (and everything after
- * it) until HTTP_DISCARD_MAX, where the connection is closed. No reply can be
- * queued from here; the 413 goes out after the last chunk. */
+/* One body chunk: append it (or hand it to a streaming route), or past the
+ * cap drop it (and everything after it) until HTTP_DISCARD_MAX, where the
+ * connection is closed. No reply can be queued from here; the 413 goes out
+ * after the last chunk. */
 static enum MHD_Result take_body(struct http_request *req, const char *data, size_t n)
 {
     if (req->dropped || n > req->max_body - req->body_len) {
@@ -213,6 +218,10 @@ static enum MHD_Result take_body(struct http_request *req, const char *data, siz
         req->body = NULL;
         req->body_len = req->body_size = 0;
         return req->dropped > HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
+    }
+    if (req->match.route->stream) {
+        req->body_len += n;
+        return req->match.route->stream->chunk(req, data, n);
     }
     size_t need = req->body_len + n + 1;
     if (need > req->body_size) {

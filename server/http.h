@@ -10,8 +10,10 @@
  * headers are in, the raw path is checked and routed (routes.h), the body
  * framing is checked, and a declared Content-Length over the route's cap is
  * answered 413 at once, before any body is read. The body is then gathered
- * up to the cap; the handler runs once, after the last byte, and must queue
- * exactly one reply (reply.h). MHD's completion callback frees the state.
+ * up to the cap, or handed piece by piece to a streaming route (routes.h,
+ * struct route_stream); the handler runs once, after the last byte, and
+ * must queue exactly one reply (reply.h). MHD's completion callback frees
+ * the state.
  */
 #ifndef OWLORE_HTTP_H
 #define OWLORE_HTTP_H
@@ -33,12 +35,13 @@ struct http_config {
     size_t max_header_bytes;  /* MHD's per-connection memory pool: bounds the
                                  request line and headers (MHD answers 431 or
                                  414 past it) and the body chunk size */
-    size_t max_body;          /* ceiling over every route's max_body */
+    size_t max_body;          /* ceiling over every gathered route's max_body */
+    size_t max_upload;        /* ceiling over every streamed route's max_body */
     const struct route *routes; /* table ended by a NULL pattern; default routes_default */
 };
 
 /* Fills the defaults: 127.0.0.1:8080, 4 threads, 4096 connections, 32 per IP,
- * 15 s timeout, 64 KiB headers, 1 MiB bodies, routes_default. */
+ * 15 s timeout, 64 KiB headers, 1 MiB bodies, 512 MiB uploads, routes_default. */
 void http_config_defaults(struct http_config *cfg);
 
 /* Bodies past their cap with no declared length (chunked) cannot be answered
@@ -54,13 +57,16 @@ struct http_request {
     char id[32];                /* "req_" + 24 hex digits, sent as x-request-id */
     struct route_match match;   /* the route and its path parameters */
     size_t max_body;            /* the cap for this request */
-    char *body;                 /* NUL-terminated; NULL when there is none */
-    size_t body_len;
+    char *body;                 /* NUL-terminated; NULL when there is none
+                                   or the route streams it */
+    size_t body_len;            /* bytes received (gathered or streamed) */
     size_t body_size;           /* bytes allocated for body */
     size_t dropped;             /* bytes read past the cap and dropped */
     int started;                /* the headers call has run */
     int dispatched;             /* the handler has run */
     int replied;                /* a reply has been queued */
+    void *ctx;                  /* a streaming route's state */
+    void (*ctx_free)(void *ctx); /* called when the request ends, if set */
 };
 
 /* Value of query argument `name` (percent-decoded), or NULL. */

@@ -4,10 +4,12 @@
  * own files; the table names them, Taler-style. GET /healthz is answered
  * here, since it has no state of its own.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "h_files.h"
 #include "http.h"
 #include "reply.h"
 #include "routes.h"
@@ -18,8 +20,13 @@ static enum MHD_Result healthz_get(struct http_request *req)
 }
 
 const struct route routes_default[] = {
-    {"GET", "/healthz", healthz_get, 0},
-    {NULL, NULL, NULL, 0},
+    {"GET", "/healthz", healthz_get, 0, NULL},
+    {"POST", "/v1/files", files_post, SIZE_MAX, &files_upload_stream},
+    {"GET", "/v1/files", files_list, 0, NULL},
+    {"GET", "/v1/files/{id}", files_get, 0, NULL},
+    {"DELETE", "/v1/files/{id}", files_delete, 0, NULL},
+    {"GET", "/v1/files/{id}/content", files_content, 0, NULL},
+    {NULL, NULL, NULL, 0, NULL},
 };
 
 static int param_char_ok(char c)

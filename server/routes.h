@@ -24,11 +24,24 @@ struct http_request;
  * the connection without one. */
 typedef enum MHD_Result (*route_handler)(struct http_request *req);
 
+/* A route that streams its body (uploads) instead of having it gathered in
+ * memory. start runs in the headers call, after the size checks, and may
+ * queue an early reply (415, ...) or set up state in req->ctx (released by
+ * req->ctx_free when the request ends); chunk receives each body piece as
+ * it arrives (MHD_NO closes the connection); the handler runs after the
+ * last one, with req->body NULL. The cap is max_body bounded by
+ * http_config.max_upload instead of http_config.max_body. */
+struct route_stream {
+    enum MHD_Result (*start)(struct http_request *req);
+    enum MHD_Result (*chunk)(struct http_request *req, const char *data, size_t n);
+};
+
 struct route {
     const char *method;     /* "GET", "POST", ... */
     const char *pattern;    /* NULL ends a table */
     route_handler handler;
     size_t max_body;        /* bytes of body accepted; 0: none */
+    const struct route_stream *stream; /* NULL: the body is gathered */
 };
 
 /* The service's routes. */

@@ -1,0 +1,30 @@
+/*
+ * service.h: the state the endpoint handlers share: the store and the data
+ * directory. `owlore serve` (or a test) fills one struct service and
+ * publishes it with service_init before the HTTP server starts; handlers
+ * read it with service_get. It is set once and never changes while the
+ * server runs, so handlers read it without a lock.
+ */
+#ifndef OWLORE_SERVICE_H
+#define OWLORE_SERVICE_H
+
+#include <stddef.h>
+
+struct store;
+
+struct service {
+    struct store *store;
+    const char *data_dir; /* holds owlore.db and blobs/ */
+};
+
+/* Owner of every file and job until API keys are wired into requests:
+ * the single local tenant. */
+#define SERVICE_OWNER_LOCAL "local"
+
+/* Creates <data_dir>/blobs when missing and publishes svc (which must
+ * outlive the server). 0, or -1 with a message. */
+int service_init(struct service *svc, char *err, size_t errlen);
+/* The published service; NULL before service_init. */
+struct service *service_get(void);
+
+#endif
