@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "h_files.h"
+#include "h_jobs.h"
 #include "http.h"
 #include "reply.h"
 #include "routes.h"
@@ -26,6 +27,12 @@ const struct route routes_default[] = {
     {"GET", "/v1/files/{id}", files_get, 0, NULL},
     {"DELETE", "/v1/files/{id}", files_delete, 0, NULL},
     {"GET", "/v1/files/{id}/content", files_content, 0, NULL},
+    {"POST", "/v1/fine_tuning/jobs", jobs_post, 64 << 10, NULL},
+    {"GET", "/v1/fine_tuning/jobs", jobs_list, 0, NULL},
+    {"GET", "/v1/fine_tuning/jobs/{id}", jobs_get, 0, NULL},
+    {"POST", "/v1/fine_tuning/jobs/{id}/cancel", jobs_cancel, 0, NULL},
+    {"GET", "/v1/fine_tuning/jobs/{id}/events", jobs_events, 0, NULL},
+    {"GET", "/v1/fine_tuning/jobs/{id}/checkpoints", jobs_checkpoints, 0, NULL},
     {NULL, NULL, NULL, 0, NULL},
 };
 

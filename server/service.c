@@ -2,6 +2,8 @@
  * service.c: the process-wide service context (see service.h).
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,6 +22,46 @@ int service_init(struct service *svc, char *err, size_t errlen)
     }
     current = svc;
     return 0;
+}
+
+/* 1 when `path` resolves to `allowed` or to a path under the directory
+ * `allowed_dir` (either may be NULL). */
+static int resolves_within(const char *path, const char *allowed, const char *allowed_dir)
+{
+    char real[PATH_MAX], a[PATH_MAX];
+    if (!realpath(path, real))
+        return 0;
+    if (allowed && realpath(allowed, a) && strcmp(real, a) == 0)
+        return 1;
+    if (!allowed_dir || !realpath(allowed_dir, a))
+        return 0;
+    size_t n = strlen(a);
+    return strncmp(real, a, n) == 0 && real[n] == '/';
+}
+
+int service_model_path(const struct service *svc, const char *model, char *out, size_t n,
+                       char *err, size_t errlen)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/models", svc->data_dir);
+    if (!model || (svc->default_model && strcmp(model, svc->default_model) == 0)) {
+        if (!svc->default_model) {
+            snprintf(err, errlen, "No model given and the server has no default model.");
+            return -1;
+        }
+        snprintf(out, n, "%s", svc->default_model);
+        return 0;
+    }
+    if (!strchr(model, '/'))
+        snprintf(out, n, "%s/%s", dir, model);
+    else
+        snprintf(out, n, "%s", model);
+    if (model[0] && strcmp(model, ".") != 0 && strcmp(model, "..") != 0 &&
+        resolves_within(out, svc->default_model, dir))
+        return 0;
+    snprintf(err, errlen, "Model '%.200s' is not available on this server: use the default "
+             "model or one under its models directory.", model);
+    return -1;
 }
 
 struct service *service_get(void)

@@ -14,7 +14,8 @@ struct store;
 
 struct service {
     struct store *store;
-    const char *data_dir; /* holds owlore.db and blobs/ */
+    const char *data_dir; /* holds owlore.db, blobs/, models/ and jobs/ */
+    const char *default_model; /* the model of a job that names none */
 };
 
 /* Owner of every file and job until API keys are wired into requests:
@@ -24,6 +25,12 @@ struct service {
 /* Creates <data_dir>/blobs when missing and publishes svc (which must
  * outlive the server). 0, or -1 with a message. */
 int service_init(struct service *svc, char *err, size_t errlen);
+/* The model path a job may train: `model` NULL or equal to default_model
+ * gives default_model; a name without '/' is looked up in <data_dir>/models/;
+ * any other path must resolve (realpath) to default_model or to something
+ * under <data_dir>/models/. 0 with the path in out, or -1 with a message. */
+int service_model_path(const struct service *svc, const char *model, char *out, size_t n,
+                       char *err, size_t errlen);
 /* The published service; NULL before service_init. */
 struct service *service_get(void);
 

@@ -1,0 +1,479 @@
+/*
+ * h_jobs.c: the /v1/fine_tuning/jobs handlers. Jobs belong to an owner;
+ * until API keys are wired into requests every job belongs to
+ * SERVICE_OWNER_LOCAL.
+ *
+ * Creation validates everything before a row is written: unknown body
+ * fields, the model (service_model_path, then its config), the files (they
+ * must exist for the owner and be "processed"; an unknown id is 400 with
+ * param training_file / validation_file, as OpenAI answers), and the method
+ * (job_recipe.h) against the model's config. The stored method is the
+ * resolved one. A job object is OpenAI's fine_tuning.job; events are
+ * fine_tuning.job.event objects with id "ftevent-<n>" (n: the job's event
+ * number); checkpoints are fine_tuning.job.checkpoint objects plus our
+ * sha256 and bytes of model.safetensors.
+ *
+ * Cancel: a queued (or paused) job becomes cancelled at once; a running job
+ * is answered as it stands while the worker (queue.h) stops it between two
+ * steps and ends it as cancelled; a finished job is 409.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "h_jobs.h"
+#include "http.h"
+#include "job_recipe.h"
+#include "load.h"
+#include "queue.h"
+#include "reply.h"
+#include "service.h"
+#include "store.h"
+
+#define LIST_LIMIT_MAX 10000
+#define SUFFIX_MAX 64
+
+static json_t *json_text(const char *s)
+{
+    json_t *v = s ? json_loads(s, JSON_DECODE_ANY, NULL) : NULL;
+    return v ? v : json_null();
+}
+
+static json_t *job_json(const struct store_job *j)
+{
+    json_t *method = json_text(j->method);
+    json_t *hp = json_object_get(json_object_get(method, json_string_value(json_object_get(
+                                                             method, "type"))),
+                                 "hyperparameters");
+    return json_pack(
+        "{s:s, s:s, s:s, s:I, s:o, s:s?, s:s, s:[], s:s, s:s?, s:s, s:O, s:o, s:I, s:o, s:o, "
+        "s:[], s:o, s:o, s:s?}",
+        "object", "fine_tuning.job", "id", j->id, "model", j->model, "created_at",
+        (json_int_t)j->created_at, "finished_at",
+        j->finished_at ? json_integer(j->finished_at) : json_null(), "fine_tuned_model",
+        j->fine_tuned_model, "organization_id", SERVICE_OWNER_LOCAL, "result_files", "status",
+        store_job_status_name(j->status), "validation_file", j->validation_file,
+        "training_file", j->training_file, "hyperparameters", hp ? hp : json_null(),
+        "trained_tokens",
+        j->trained_tokens >= 0 ? json_integer(j->trained_tokens) : json_null(), "seed",
+        (json_int_t)j->seed, "error", json_text(j->error), "estimated_finish",
+        j->estimated_finish ? json_integer(j->estimated_finish) : json_null(), "integrations",
+        "metadata", json_text(j->metadata), "method", method, "user_provided_suffix",
+        j->suffix);
+}
+
+/* Strict decimal in 1..LIST_LIMIT_MAX. */
+static int parse_limit(const char *s, int *out)
+{
+    int n = 0;
+    if (!*s)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || n > LIST_LIMIT_MAX)
+            return -1;
+        n = n * 10 + (*s - '0');
+    }
+    if (n < 1 || n > LIST_LIMIT_MAX)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+/* The file `id` of the owner, checked usable for training; on failure the
+ * reply is queued into *ret and -1 returned. */
+static int check_file(struct http_request *req, const char *param, const char *id,
+                      enum MHD_Result *ret)
+{
+    struct store_file f;
+    char err[512];
+    int rc = store_file_get(service_get()->store, SERVICE_OWNER_LOCAL, id, &f, err, sizeof err);
+    if (rc == STORE_NOTFOUND) {
+        *ret = reply_bad_request(req, param, "invalid_file", "No such File object: %.64s", id);
+        return -1;
+    }
+    if (rc != STORE_OK) {
+        fprintf(stderr, "owlore serve: jobs: %s\n", err);
+        *ret = reply_internal(req);
+        return -1;
+    }
+    int ok = strcmp(f.status, "processed") == 0 && strcmp(f.purpose, "fine-tune") == 0;
+    store_file_clear(&f);
+    if (!ok)
+        *ret = reply_bad_request(req, param, "invalid_file",
+                                 "File %s is not a valid fine-tuning dataset (see its "
+                                 "validation report).", id);
+    return ok ? 0 : -1;
+}
+
+/* The body's optional string field `key`: 0 with *out (NULL when absent or
+ * null), or -1 with the reply queued. */
+static int opt_string(struct http_request *req, json_t *body, const char *key, const char **out,
+                      enum MHD_Result *ret)
+{
+    json_t *v = json_object_get(body, key);
+    *out = json_string_value(v);
+    if (v && !json_is_null(v) && !json_is_string(v)) {
+        *ret = reply_bad_request(req, key, "invalid_type", "'%s' must be a string.", key);
+        return -1;
+    }
+    return 0;
+}
+
+/* Every check of a create request; 0 or -1 with the reply queued. */
+static int check_create(struct http_request *req, json_t *body, const char **model,
+                        const char **training, const char **validation, const char **suffix,
+                        char *model_path, size_t pathlen, enum MHD_Result *ret)
+{
+    static const char *const known[] = {"model", "training_file", "validation_file", "seed",
+                                        "suffix", "metadata", "method", "integrations", NULL};
+    const char *key;
+    json_t *v;
+    char err[1024];
+    json_object_foreach(body, key, v) {
+        int i = 0;
+        while (known[i] && strcmp(known[i], key) != 0)
+            i++;
+        if (!known[i]) {
+            *ret = reply_bad_request(req, key, "unknown_parameter",
+                                     "Unrecognized request argument supplied: %.64s", key);
+            return -1;
+        }
+    }
+    if (opt_string(req, body, "model", model, ret) || opt_string(req, body, "suffix", suffix, ret) ||
+        opt_string(req, body, "training_file", training, ret) ||
+        opt_string(req, body, "validation_file", validation, ret))
+        return -1;
+    if (!*training) {
+        *ret = reply_bad_request(req, "training_file", "missing_required_parameter",
+                                 "Missing required parameter: 'training_file'.");
+        return -1;
+    }
+    if (*suffix && (strlen(*suffix) > SUFFIX_MAX || strchr(*suffix, ':'))) {
+        *ret = reply_bad_request(req, "suffix", "invalid_value",
+                                 "'suffix' must be at most %d characters without ':'.",
+                                 SUFFIX_MAX);
+        return -1;
+    }
+    v = json_object_get(body, "seed");
+    if (v && !json_is_null(v) && (!json_is_integer(v) || json_integer_value(v) < 0)) {
+        *ret = reply_bad_request(req, "seed", "invalid_value",
+                                 "'seed' must be a non-negative integer.");
+        return -1;
+    }
+    v = json_object_get(body, "metadata");
+    if (v && !json_is_null(v) && !json_is_object(v)) {
+        *ret = reply_bad_request(req, "metadata", "invalid_type", "'metadata' must be an object.");
+        return -1;
+    }
+    v = json_object_get(body, "integrations");
+    if (v && !json_is_null(v) && !(json_is_array(v) && json_array_size(v) == 0)) {
+        *ret = reply_bad_request(req, "integrations", "invalid_value",
+                                 "Integrations are not supported by this server.");
+        return -1;
+    }
+    if (service_model_path(service_get(), *model, model_path, pathlen, err, sizeof err) != 0) {
+        *ret = reply_bad_request(req, "model", "model_not_available", "%s", err);
+        return -1;
+    }
+    if (check_file(req, "training_file", *training, ret) != 0 ||
+        (*validation && check_file(req, "validation_file", *validation, ret) != 0))
+        return -1;
+    return 0;
+}
+
+enum MHD_Result jobs_post(struct http_request *req)
+{
+    struct service *svc = service_get();
+    if (!svc) /* routes served without `owlore serve`'s service */
+        return reply_unavailable(req, 1);
+    json_error_t jerr;
+    json_t *body = req->body ? json_loads(req->body, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+    if (!json_is_object(body)) {
+        json_decref(body);
+        return reply_bad_request(req, NULL, "invalid_json",
+                                 "The request body must be a JSON object.");
+    }
+    const char *model, *training, *validation, *suffix;
+    char model_path[4200], err[1024], param[JOB_PARAM_LEN];
+    enum MHD_Result ret;
+    struct recipe r;
+    struct model_config cfg;
+    if (check_create(req, body, &model, &training, &validation, &suffix, model_path,
+                     sizeof model_path, &ret) != 0)
+        goto done;
+    if (job_recipe_parse(json_object_get(body, "method"), &r, param, err, sizeof err) != 0) {
+        ret = reply_bad_request(req, param, "invalid_value", "%s", err);
+        goto done;
+    }
+    if (model_read_config(model_path, &cfg, err, sizeof err) != 0) {
+        ret = reply_bad_request(req, "model", "model_not_available", "%s", err);
+        goto done;
+    }
+    if (job_recipe_check(&r, &cfg, param, err, sizeof err) != 0) {
+        ret = reply_bad_request(req, param, "invalid_value", "%s", err);
+        goto done;
+    }
+    json_t *seed = json_object_get(body, "seed");
+    if (json_is_integer(seed))
+        r.seed = (unsigned long long)json_integer_value(seed);
+    json_t *mj = job_recipe_method_json(&r), *md = json_object_get(body, "metadata");
+    char *method = mj ? json_dumps(mj, JSON_COMPACT) : NULL;
+    char *hp = mj ? json_dumps(json_object_get(json_object_get(mj, method_name(r.method)),
+                                               "hyperparameters"),
+                               JSON_COMPACT)
+                  : NULL;
+    char *meta = json_is_object(md) ? json_dumps(md, JSON_COMPACT) : NULL;
+    json_decref(mj);
+    struct store_job_new nj = {
+        .owner = SERVICE_OWNER_LOCAL, .model = model ? model : svc->default_model,
+        .training_file = training, .validation_file = validation, .method = method,
+        .hyperparameters = hp, .suffix = suffix, .metadata = meta,
+        .seed = (int64_t)r.seed, .status = JOB_QUEUED,
+    };
+    struct store_job j;
+    int rc = method && hp ? store_job_insert(svc->store, &nj, &j, err, sizeof err) : STORE_ERROR;
+    free(method);
+    free(hp);
+    free(meta);
+    if (rc != STORE_OK) {
+        fprintf(stderr, "owlore serve: jobs create: %s\n", err);
+        ret = reply_internal(req);
+        goto done;
+    }
+    struct store_event_new ev = {"info", "Created fine-tuning job", "message", NULL};
+    if (store_event_append(svc->store, j.id, &ev, NULL, err, sizeof err) != STORE_OK)
+        fprintf(stderr, "owlore serve: jobs create: %s\n", err);
+    queue_wake();
+    ret = reply_json(req, MHD_HTTP_OK, job_json(&j));
+    store_job_clear(&j);
+done:
+    json_decref(body);
+    return ret;
+}
+
+enum MHD_Result jobs_list(struct http_request *req)
+{
+    if (!service_get()) /* routes served without `owlore serve`'s service */
+        return reply_unavailable(req, 1);
+    const char *limit_s = http_query(req, "limit"), *after = http_query(req, "after");
+    int limit = 20;
+    char err[512];
+    struct store_job_list l;
+    if (limit_s && parse_limit(limit_s, &limit) != 0)
+        return reply_bad_request(req, "limit", "invalid_value",
+                                 "'limit' must be an integer from 1 to %d.", LIST_LIMIT_MAX);
+    int rc = store_job_list(service_get()->store, SERVICE_OWNER_LOCAL, 0, NULL, after, limit, &l,
+                            err, sizeof err);
+    if (rc == STORE_NOTFOUND)
+        return reply_bad_request(req, "after", "invalid_value", "No such job for 'after'.");
+    if (rc != STORE_OK) {
+        fprintf(stderr, "owlore serve: jobs list: %s\n", err);
+        return reply_internal(req);
+    }
+    json_t *data = json_array();
+    for (size_t i = 0; i < l.n && data; i++)
+        if (json_array_append_new(data, job_json(&l.v[i])) != 0) {
+            json_decref(data);
+            data = NULL;
+        }
+    json_t *body = data ? json_pack("{s:s, s:o, s:b}", "object", "list", "data", data,
+                                    "has_more", l.has_more)
+                        : NULL;
+    store_job_list_free(&l);
+    return reply_json(req, MHD_HTTP_OK, body);
+}
+
+/* Looks up the {id} of the path into *j; on failure the reply is queued
+ * into *ret and -1 returned. */
+static int lookup(struct http_request *req, struct store_job *j, enum MHD_Result *ret)
+{
+    char err[512];
+    const char *id = http_param(req, "id");
+    int rc = store_job_get(service_get()->store, SERVICE_OWNER_LOCAL, id, j, err, sizeof err);
+    if (rc == STORE_OK)
+        return 0;
+    if (rc == STORE_NOTFOUND) {
+        *ret = reply_not_found(req, "No such fine-tuning job: %s", id);
+    } else {
+        fprintf(stderr, "owlore serve: jobs get: %s\n", err);
+        *ret = reply_internal(req);
+    }
+    return -1;
+}
+
+enum MHD_Result jobs_get(struct http_request *req)
+{
+    if (!service_get()) /* routes served without `owlore serve`'s service */
+        return reply_unavailable(req, 1);
+    struct store_job j;
+    enum MHD_Result ret;
+    if (lookup(req, &j, &ret) != 0)
+        return ret;
+    ret = reply_json(req, MHD_HTTP_OK, job_json(&j));
+    store_job_clear(&j);
+    return ret;
+}
+
+enum MHD_Result jobs_cancel(struct http_request *req)
+{
+    struct service *svc = service_get();
+    if (!svc) /* routes served without `owlore serve`'s service */
+        return reply_unavailable(req, 1);
+    struct store_job j;
+    struct store_job_update u = STORE_JOB_UPDATE_NONE;
+    struct store_event_new ev = {"info", "The job was cancelled", "message", NULL};
+    enum store_job_status cur;
+    enum MHD_Result ret;
+    char err[512];
+    if (lookup(req, &j, &ret) != 0)
+        return ret;
+    u.finished_at = (int64_t)time(NULL);
+    unsigned waiting = JOB_MASK(JOB_VALIDATING_FILES) | JOB_MASK(JOB_QUEUED) |
+                       JOB_MASK(JOB_PAUSED);
+    int rc = store_job_transition(svc->store, j.id, waiting, JOB_CANCELLED, &u, &ev, NULL, &cur,
+                                  err, sizeof err);
+    int running = rc == STORE_CONFLICT && (cur == JOB_RUNNING || cur == JOB_PAUSING);
+    if (running)
+        queue_cancel(j.id);
+    if (rc == STORE_CONFLICT && !running) {
+        ret = reply_conflict(req, "job_not_cancellable", "Job %s has already %s.", j.id,
+                             store_job_status_name(cur));
+        store_job_clear(&j);
+        return ret;
+    }
+    if (rc != STORE_OK && !running) {
+        fprintf(stderr, "owlore serve: jobs cancel: %s\n", err);
+        store_job_clear(&j);
+        return reply_internal(req);
+    }
+    char id[STORE_ID_LEN];
+    snprintf(id, sizeof id, "%s", j.id);
+    store_job_clear(&j);
+    if (store_job_get(svc->store, SERVICE_OWNER_LOCAL, id, &j, err, sizeof err) != STORE_OK)
+        return reply_internal(req);
+    ret = reply_json(req, MHD_HTTP_OK, job_json(&j));
+    store_job_clear(&j);
+    return ret;
+}
+
+static json_t *event_json(const struct store_event *e)
+{
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:o}", "object", "fine_tuning.job.event",
+                     "id", "", "created_at", (json_int_t)e->created_at, "level", e->level,
+                     "message", e->message, "type", e->type, "data", json_text(e->data));
+}
+
+/* "ftevent-<n>" or "<n>" with n >= 1, else -1. */
+static long long parse_event_id(const char *s)
+{
+    char *end;
+    if (strncmp(s, "ftevent-", 8) == 0)
+        s += 8;
+    if (*s < '1' || *s > '9')
+        return -1;
+    long long n = strtoll(s, &end, 10);
+    return *end ? -1 : n;
+}
+
+enum MHD_Result jobs_events(struct http_request *req)
+{
+    if (!service_get()) /* routes served without `owlore serve`'s service */
+        return reply_unavailable(req, 1);
+    const char *limit_s = http_query(req, "limit"), *after = http_query(req, "after");
+    int limit = 20;
+    long long before = 0;
+    char err[512], id[48];
+    struct store_job j;
+    struct store_event_list l;
+    enum MHD_Result ret;
+    if (limit_s && parse_limit(limit_s, &limit) != 0)
+        return reply_bad_request(req, "limit", "invalid_value",
+                                 "'limit' must be an integer from 1 to %d.", LIST_LIMIT_MAX);
+    if (after && (before = parse_event_id(after)) < 0)
+        return reply_bad_request(req, "after", "invalid_value",
+                                 "'after' must be an event id (ftevent-N).");
+    if (lookup(req, &j, &ret) != 0)
+        return ret;
+    int rc = store_event_list_before(service_get()->store, j.id, before, limit, &l, err,
+                                     sizeof err);
+    store_job_clear(&j);
+    if (rc != STORE_OK) {
+        fprintf(stderr, "owlore serve: jobs events: %s\n", err);
+        return reply_internal(req);
+    }
+    json_t *data = json_array();
+    for (size_t i = 0; i < l.n && data; i++) {
+        json_t *e = event_json(&l.v[i]);
+        snprintf(id, sizeof id, "ftevent-%lld", (long long)l.v[i].id);
+        if (!e || json_object_set_new(e, "id", json_string(id)) != 0 ||
+            json_array_append_new(data, e) != 0) {
+            json_decref(data);
+            data = NULL;
+        }
+    }
+    json_t *body = data ? json_pack("{s:s, s:o, s:b}", "object", "list", "data", data,
+                                    "has_more", l.has_more)
+                        : NULL;
+    store_event_list_free(&l);
+    return reply_json(req, MHD_HTTP_OK, body);
+}
+
+static json_t *checkpoint_json(const struct store_checkpoint *c, const char *job_id)
+{
+    json_t *src = json_text(c->metrics);
+    char name[128];
+    snprintf(name, sizeof name, "ft:%s:ckpt-step-%lld", job_id, (long long)c->step);
+    json_t *metrics = json_pack("{s:I, s:O, s:O}", "step", (json_int_t)c->step, "train_loss",
+                                json_object_get(src, "train_loss") ? json_object_get(src, "train_loss") : json_null(),
+                                "valid_loss",
+                                json_object_get(src, "val_loss") ? json_object_get(src, "val_loss") : json_null());
+    json_decref(src);
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:o, s:I, s:s, s:I}", "object",
+                     "fine_tuning.job.checkpoint", "id", c->id, "created_at",
+                     (json_int_t)c->created_at, "fine_tuned_model_checkpoint", name,
+                     "fine_tuning_job_id", job_id, "metrics", metrics, "step_number",
+                     (json_int_t)c->step, "sha256", c->sha256, "bytes", (json_int_t)c->bytes);
+}
+
+enum MHD_Result jobs_checkpoints(struct http_request *req)
+{
+    if (!service_get()) /* routes served without `owlore serve`'s service */
+        return reply_unavailable(req, 1);
+    const char *limit_s = http_query(req, "limit"), *after = http_query(req, "after");
+    int limit = 10;
+    char err[512];
+    struct store_job j;
+    struct store_checkpoint_list l;
+    enum MHD_Result ret;
+    if (limit_s && parse_limit(limit_s, &limit) != 0)
+        return reply_bad_request(req, "limit", "invalid_value",
+                                 "'limit' must be an integer from 1 to %d.", LIST_LIMIT_MAX);
+    if (lookup(req, &j, &ret) != 0)
+        return ret;
+    int rc = store_checkpoint_list(service_get()->store, j.id, after, limit, &l, err, sizeof err);
+    if (rc == STORE_NOTFOUND) {
+        store_job_clear(&j);
+        return reply_bad_request(req, "after", "invalid_value", "No such checkpoint for 'after'.");
+    }
+    if (rc != STORE_OK) {
+        store_job_clear(&j);
+        fprintf(stderr, "owlore serve: jobs checkpoints: %s\n", err);
+        return reply_internal(req);
+    }
+    json_t *data = json_array();
+    for (size_t i = 0; i < l.n && data; i++)
+        if (json_array_append_new(data, checkpoint_json(&l.v[i], j.id)) != 0) {
+            json_decref(data);
+            data = NULL;
+        }
+    json_t *body = data ? json_pack("{s:s, s:o, s:s?, s:s?, s:b}", "object", "list", "data",
+                                    data, "first_id", l.n ? l.v[0].id : NULL, "last_id",
+                                    l.n ? l.v[l.n - 1].id : NULL, "has_more", l.has_more)
+                        : NULL;
+    store_checkpoint_list_free(&l);
+    store_job_clear(&j);
+    return reply_json(req, MHD_HTTP_OK, body);
+}
