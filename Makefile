@@ -3,6 +3,7 @@
 #   make          build everything (build/owlore, build/tests/*, build/bench/*)
 #   make deps     install the Debian packages the build needs (quiet when present)
 #   make test     deps + build + every CPU test; ends with "N passed, N failed"
+#   make run      deps + build + default model, then serve on 127.0.0.1:8080
 #   make bench    build and run the CPU benchmarks
 #
 # Our code builds with -Wall -Wextra -Werror. Every .c under engine/ and
@@ -35,7 +36,7 @@ TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps test bench clean
+.PHONY: all deps test bench run clean
 all: $(BUILD)/owlore $(TEST_BIN) $(BENCH_BIN)
 
 deps:
@@ -51,6 +52,11 @@ deps:
 test: deps model
 	@$(MAKE) --no-print-directory all
 	@tests/run.sh $(BUILD)/tests
+
+# Install, build, fetch the default model and serve it on 127.0.0.1:8080.
+run: deps model
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/owlore serve --host 127.0.0.1 --port 8080 --model $(SMOLLM2_GGUF)
 
 bench: all
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
