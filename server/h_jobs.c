@@ -16,6 +16,15 @@
  * Cancel: a queued (or paused) job becomes cancelled at once; a running job
  * is answered as it stands while the worker (queue.h) stops it between two
  * steps and ends it as cancelled; a finished job is 409.
+ *
+ * Pause: a queued job becomes paused at once; a running one becomes pausing
+ * while the worker checkpoints it between two steps and marks it paused
+ * (queue.h). Resume: a paused job is queued again and the worker continues
+ * it from its resume_checkpoint. Other statuses are 409.
+ *
+ * Events: the JSON list, or server-sent events (h_events_stream.h) when
+ * asked with Accept: text/event-stream or ?stream=true, starting after
+ * Last-Event-ID or ?after=.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +33,7 @@
 
 #include <jansson.h>
 
+#include "h_events_stream.h"
 #include "h_jobs.h"
 #include "http.h"
 #include "job_recipe.h"
@@ -359,11 +369,87 @@ enum MHD_Result jobs_cancel(struct http_request *req)
     return ret;
 }
 
-static json_t *event_json(const struct store_event *e)
+json_t *jobs_event_json(const struct store_event *e)
 {
+    char id[48];
+    snprintf(id, sizeof id, "ftevent-%lld", (long long)e->id);
     return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:o}", "object", "fine_tuning.job.event",
-                     "id", "", "created_at", (json_int_t)e->created_at, "level", e->level,
+                     "id", id, "created_at", (json_int_t)e->created_at, "level", e->level,
                      "message", e->message, "type", e->type, "data", json_text(e->data));
+}
+
+/* Replies with job `id` as it stands now. */
+static enum MHD_Result reply_job(struct http_request *req, const char *id)
+{
+    struct store_job j;
+    char err[512];
+    if (store_job_get(service_get()->store, SERVICE_OWNER_LOCAL, id, &j, err, sizeof err) !=
+        STORE_OK)
+        return reply_internal(req);
+    enum MHD_Result ret = reply_json(req, MHD_HTTP_OK, job_json(&j));
+    store_job_clear(&j);
+    return ret;
+}
+
+enum MHD_Result jobs_pause(struct http_request *req)
+{
+    struct service *svc = service_get();
+    if (!svc) /* routes served without `owlore serve`'s service */
+        return reply_unavailable(req, 1);
+    struct store_job j;
+    struct store_event_new paused = {"info", "The job was paused", "message", NULL};
+    struct store_event_new pausing = {"info", "Pause requested", "message", NULL};
+    enum store_job_status cur;
+    enum MHD_Result ret;
+    char err[512], id[STORE_ID_LEN];
+    if (lookup(req, &j, &ret) != 0)
+        return ret;
+    snprintf(id, sizeof id, "%s", j.id);
+    store_job_clear(&j);
+    unsigned waiting = JOB_MASK(JOB_VALIDATING_FILES) | JOB_MASK(JOB_QUEUED);
+    int rc = store_job_transition(svc->store, id, waiting, JOB_PAUSED, NULL, &paused, NULL, &cur,
+                                  err, sizeof err);
+    if (rc == STORE_CONFLICT && cur == JOB_RUNNING) {
+        rc = store_job_transition(svc->store, id, JOB_MASK(JOB_RUNNING), JOB_PAUSING, NULL,
+                                  &pausing, NULL, &cur, err, sizeof err);
+        if (rc == STORE_OK)
+            queue_pause(id);
+    }
+    if (rc == STORE_CONFLICT)
+        return reply_conflict(req, "job_not_pausable", "Job %s is %s and cannot be paused.", id,
+                              store_job_status_name(cur));
+    if (rc != STORE_OK) {
+        fprintf(stderr, "owlore serve: jobs pause: %s\n", err);
+        return reply_internal(req);
+    }
+    return reply_job(req, id);
+}
+
+enum MHD_Result jobs_resume(struct http_request *req)
+{
+    struct service *svc = service_get();
+    if (!svc) /* routes served without `owlore serve`'s service */
+        return reply_unavailable(req, 1);
+    struct store_job j;
+    struct store_event_new ev = {"info", "The job was resumed and queued", "message", NULL};
+    enum store_job_status cur;
+    enum MHD_Result ret;
+    char err[512], id[STORE_ID_LEN];
+    if (lookup(req, &j, &ret) != 0)
+        return ret;
+    snprintf(id, sizeof id, "%s", j.id);
+    store_job_clear(&j);
+    int rc = store_job_transition(svc->store, id, JOB_MASK(JOB_PAUSED), JOB_QUEUED, NULL, &ev,
+                                  NULL, &cur, err, sizeof err);
+    if (rc == STORE_CONFLICT)
+        return reply_conflict(req, "job_not_resumable", "Job %s is %s, not paused.", id,
+                              store_job_status_name(cur));
+    if (rc != STORE_OK) {
+        fprintf(stderr, "owlore serve: jobs resume: %s\n", err);
+        return reply_internal(req);
+    }
+    queue_wake();
+    return reply_job(req, id);
 }
 
 /* "ftevent-<n>" or "<n>" with n >= 1, else -1. */
@@ -378,6 +464,13 @@ static long long parse_event_id(const char *s)
     return *end ? -1 : n;
 }
 
+/* SSE asked for: Accept naming text/event-stream, or ?stream=true. */
+static int wants_stream(struct http_request *req)
+{
+    const char *accept = http_header(req, MHD_HTTP_HEADER_ACCEPT), *q = http_query(req, "stream");
+    return (accept && strstr(accept, "text/event-stream")) || (q && strcmp(q, "true") == 0);
+}
+
 enum MHD_Result jobs_events(struct http_request *req)
 {
     if (!service_get()) /* routes served without `owlore serve`'s service */
@@ -385,7 +478,7 @@ enum MHD_Result jobs_events(struct http_request *req)
     const char *limit_s = http_query(req, "limit"), *after = http_query(req, "after");
     int limit = 20;
     long long before = 0;
-    char err[512], id[48];
+    char err[512];
     struct store_job j;
     struct store_event_list l;
     enum MHD_Result ret;
@@ -397,6 +490,18 @@ enum MHD_Result jobs_events(struct http_request *req)
                                  "'after' must be an event id (ftevent-N).");
     if (lookup(req, &j, &ret) != 0)
         return ret;
+    if (wants_stream(req)) {
+        const char *last = http_header(req, "Last-Event-ID");
+        long long from = last ? parse_event_id(last) : before;
+        if (from < 0) {
+            store_job_clear(&j);
+            return reply_bad_request(req, NULL, "invalid_value",
+                                     "'Last-Event-ID' must be an event id.");
+        }
+        ret = jobs_events_stream(req, j.id, from);
+        store_job_clear(&j);
+        return ret;
+    }
     int rc = store_event_list_before(service_get()->store, j.id, before, limit, &l, err,
                                      sizeof err);
     store_job_clear(&j);
@@ -406,10 +511,8 @@ enum MHD_Result jobs_events(struct http_request *req)
     }
     json_t *data = json_array();
     for (size_t i = 0; i < l.n && data; i++) {
-        json_t *e = event_json(&l.v[i]);
-        snprintf(id, sizeof id, "ftevent-%lld", (long long)l.v[i].id);
-        if (!e || json_object_set_new(e, "id", json_string(id)) != 0 ||
-            json_array_append_new(data, e) != 0) {
+        json_t *e = jobs_event_json(&l.v[i]);
+        if (!e || json_array_append_new(data, e) != 0) {
             json_decref(data);
             data = NULL;
         }

@@ -313,7 +313,8 @@ static void finish(struct job_run *jr, enum train_result res, const struct job_e
         ev.message = "The job was cancelled";
         break;
     case TRAIN_PAUSED: {
-        /* shutdown: back to the queue, to resume from the newest checkpoint */
+        /* asked by the user (pausing: paused) or by shutdown (running:
+         * re-queued), to resume from the newest checkpoint either way */
         struct store_checkpoint_list l;
         to = JOB_QUEUED;
         u.finished_at = 0;
@@ -323,9 +324,13 @@ static void finish(struct job_run *jr, enum train_result res, const struct job_e
             store_checkpoint_list_free(&l);
         }
         u.resume_checkpoint = ckpt_id[0] ? ckpt_id : NULL;
+        snprintf(msg, sizeof msg, "The job was paused at step %ld", jr->step);
+        ev.message = msg;
+        if (store_job_transition(jr->st, j->id, JOB_MASK(JOB_PAUSING), JOB_PAUSED, &u, &ev,
+                                 NULL, NULL, err, sizeof err) == STORE_OK)
+            return;
         snprintf(msg, sizeof msg, "Server shutting down: paused at step %ld and re-queued",
                  jr->step);
-        ev.message = msg;
         break;
     }
     default:
@@ -339,8 +344,8 @@ static void finish(struct job_run *jr, enum train_result res, const struct job_e
         ev.message = msg;
         break;
     }
-    if (store_job_transition(jr->st, j->id, JOB_MASK(JOB_RUNNING), to, &u, &ev, NULL, NULL, err,
-                             sizeof err) != STORE_OK)
+    if (store_job_transition(jr->st, j->id, JOB_MASK(JOB_RUNNING) | JOB_MASK(JOB_PAUSING), to,
+                             &u, &ev, NULL, NULL, err, sizeof err) != STORE_OK)
         log_err(j->id, "finish", err);
     free(error);
 }
@@ -431,15 +436,27 @@ void queue_wake(void)
     pthread_mutex_unlock(&q.mu);
 }
 
-int queue_cancel(const char *id)
+/* Sets the stop request of the running job if it is `id`; a cancel is
+ * never downgraded to a pause. */
+static int request_stop(const char *id, enum train_stop stop)
 {
     int hit;
     pthread_mutex_lock(&q.mu);
     hit = q.running[0] && strcmp(q.running, id) == 0;
-    if (hit)
-        q.stop = TRAIN_STOP_CANCEL;
+    if (hit && q.stop != TRAIN_STOP_CANCEL)
+        q.stop = stop;
     pthread_mutex_unlock(&q.mu);
     return hit;
+}
+
+int queue_cancel(const char *id)
+{
+    return request_stop(id, TRAIN_STOP_CANCEL);
+}
+
+int queue_pause(const char *id)
+{
+    return request_stop(id, TRAIN_STOP_PAUSE);
 }
 
 void queue_stop(void)

@@ -15,6 +15,11 @@
  * message, param}) or cancelled. A job with resume_checkpoint continues
  * from that checkpoint.
  *
+ * A pause request (queue_pause, after the job was set pausing) makes
+ * train_run write a checkpoint and stop; the job becomes paused with
+ * resume_checkpoint set to it. A job that ends otherwise while pausing
+ * (finished, failed, cancelled) ends as it would have while running.
+ *
  * Shutdown (queue_stop) asks the running job to pause: train_run writes a
  * checkpoint, and the job goes back to queued with resume_checkpoint set,
  * so the next server start continues it exactly.
@@ -33,6 +38,9 @@ void queue_wake(void);
 /* Asks the worker to cancel job `id` if it is the one it runs: 1 when the
  * request was passed on (the worker ends the job as cancelled), else 0. */
 int queue_cancel(const char *id);
+/* Asks the worker to pause job `id` if it is the one it runs: 1 when the
+ * request was passed on, else 0. */
+int queue_pause(const char *id);
 /* Pauses and re-queues the running job (see above) and joins the worker.
  * A no-op when the worker was not started. */
 void queue_stop(void);

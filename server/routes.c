@@ -31,6 +31,8 @@ const struct route routes_default[] = {
     {"GET", "/v1/fine_tuning/jobs", jobs_list, 0, NULL},
     {"GET", "/v1/fine_tuning/jobs/{id}", jobs_get, 0, NULL},
     {"POST", "/v1/fine_tuning/jobs/{id}/cancel", jobs_cancel, 0, NULL},
+    {"POST", "/v1/fine_tuning/jobs/{id}/pause", jobs_pause, 0, NULL},
+    {"POST", "/v1/fine_tuning/jobs/{id}/resume", jobs_resume, 0, NULL},
     {"GET", "/v1/fine_tuning/jobs/{id}/events", jobs_events, 0, NULL},
     {"GET", "/v1/fine_tuning/jobs/{id}/checkpoints", jobs_checkpoints, 0, NULL},
     {NULL, NULL, NULL, 0, NULL},

@@ -1,0 +1,331 @@
+/*
+ * test_jobs_stream.c: live job events and pause/resume end to end. The real
+ * server runs in-process on a free loopback port with a store in a
+ * temporary data directory, the job worker started, and stories260K as the
+ * default model. Checked: a training job's server-sent events arrive with
+ * ids 1, 2, 3... without gaps and the stream closes by itself after the
+ * terminal event; a reconnect with Last-Event-ID gets the next id first; a
+ * running job pauses (pausing, then paused), resumes and succeeds, its
+ * metrics steps continuing from the pause checkpoint instead of restarting;
+ * pause and resume in a wrong status are 409.
+ */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "queue.h"
+#include "service.h"
+#include "store.h"
+#include "test.h"
+
+#define STEPS 200
+
+static char dir[] = "/tmp/owlore-stream-XXXXXX";
+static uint16_t port;
+static char file_id[64];
+
+struct buf {
+    char *p;
+    size_t n;
+};
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    struct buf *b = ud;
+    char *q = realloc(b->p, b->n + sz * n + 1);
+    if (!q)
+        return 0;
+    memcpy(q + b->n, p, sz * n);
+    b->p = q;
+    b->n += sz * n;
+    b->p[b->n] = '\0';
+    return sz * n;
+}
+
+/* One request with up to two extra headers; the raw body lands in *b (free b->p), the status is
+ * returned, *curl_rc the transfer's result. */
+static long fetch(const char *method, const char *path, const char *json, const char *file,
+                  const char *h1, const char *h2, struct buf *b, CURLcode *curl_rc)
+{
+    char url[512];
+    long status = 0;
+    CURL *c = curl_easy_init();
+    curl_mime *mime = NULL;
+    struct curl_slist *h = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 180L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (h1)
+        h = curl_slist_append(h, h1);
+    if (h2)
+        h = curl_slist_append(h, h2);
+    if (json) {
+        h = curl_slist_append(h, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+    } else if (file) {
+        mime = curl_mime_init(c);
+        curl_mimepart *p = curl_mime_addpart(mime);
+        curl_mime_name(p, "purpose");
+        curl_mime_data(p, "fine-tune", CURL_ZERO_TERMINATED);
+        p = curl_mime_addpart(mime);
+        curl_mime_name(p, "file");
+        curl_mime_filedata(p, file);
+        curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+    } else if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    CURLcode rc = curl_easy_perform(c);
+    if (curl_rc)
+        *curl_rc = rc;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_mime_free(mime);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+/* A JSON request; the parsed reply lands in *out (decref it). */
+static long call(const char *method, const char *path, const char *json, const char *file,
+                 json_t **out)
+{
+    struct buf b = {0};
+    long st = fetch(method, path, json, file, NULL, NULL, &b, NULL);
+    *out = b.p ? json_loads(b.p, 0, NULL) : NULL;
+    free(b.p);
+    return st;
+}
+
+static const char *str(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+/* Polls job `id` until its status is in `want` ("a|b|c", or 120 s). */
+static json_t *wait_status(const char *id, const char *want)
+{
+    char path[128], pat[64];
+    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s", id);
+    for (int i = 0; i < 1200; i++) {
+        json_t *j;
+        call("GET", path, NULL, NULL, &j);
+        snprintf(pat, sizeof pat, "|%s|", str(j, "status"));
+        char wants[128];
+        snprintf(wants, sizeof wants, "|%s|", want);
+        if (strstr(wants, pat))
+            return j;
+        json_decref(j);
+        usleep(100000);
+    }
+    return NULL;
+}
+
+static void create_job(char *id, size_t n)
+{
+    char body[1024];
+    json_t *r;
+    snprintf(body, sizeof body,
+             "{\"training_file\": \"%s\", \"method\": {\"type\": \"lisa\", \"lisa\": "
+             "{\"hyperparameters\": {\"sequence_length\": 64, \"batch_size\": 1, "
+             "\"n_epochs\": 100, \"max_steps\": %d, \"save_every\": 1000, \"gamma\": 1, "
+             "\"learning_rate\": 0.001}}}}",
+             file_id, STEPS);
+    long st = call("POST", "/v1/fine_tuning/jobs", body, NULL, &r);
+    CHECK_MSG(st == 200, "create %ld", st);
+    snprintf(id, n, "%s", str(r, "id"));
+    json_decref(r);
+}
+
+/* The ids of the "id: <n>" lines of an SSE body, in order; returns count.
+ * *last_data receives the start of the last "data: " payload. */
+static int sse_ids(const char *text, long *ids, int max, const char **last_data)
+{
+    int n = 0;
+    *last_data = NULL;
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, "id: ", 4) == 0 && n < max)
+            ids[n++] = strtol(p + 4, NULL, 10);
+        else if (strncmp(p, "data: ", 6) == 0)
+            *last_data = p + 6;
+    }
+    return n;
+}
+
+static void test_stream(void)
+{
+    char id[64], path[256], hdr[64];
+    long ids[4096];
+    const char *last;
+    CURLcode crc;
+    test_begin("jobs_events_sse");
+    create_job(id, sizeof id);
+    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/events?stream=true", id);
+    struct buf b = {0};
+    long st = fetch("GET", path, NULL, NULL, NULL, NULL, &b, &crc);
+    CHECK_MSG(st == 200 && crc == CURLE_OK, "status %ld curl %d", st, (int)crc);
+    int n = sse_ids(b.p ? b.p : "", ids, 4096, &last);
+    CHECK_MSG(n >= STEPS + 2, "%d events", n);
+    for (int i = 0; i < n; i++)
+        CHECK_MSG(ids[i] == i + 1, "event %d has id %ld", i, ids[i]);
+    CHECK(last && strstr(last, "successfully completed"));
+    json_t *j = wait_status(id, "succeeded");
+    CHECK(j != NULL);
+    json_decref(j);
+    free(b.p);
+
+    /* resume mid-way with Last-Event-ID (and Accept), then with ?after= */
+    long mid = n / 2;
+    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/events", id);
+    snprintf(hdr, sizeof hdr, "Last-Event-ID: %ld", mid);
+    b = (struct buf){0};
+    st = fetch("GET", path, NULL, NULL, hdr, "Accept: text/event-stream", &b, &crc);
+    int m = sse_ids(b.p ? b.p : "", ids, 4096, &last);
+    CHECK_MSG(st == 200 && crc == CURLE_OK && m == n - mid && m > 0 && ids[0] == mid + 1,
+              "resume: %d events, first %ld", m, m ? ids[0] : -1);
+    free(b.p);
+    b = (struct buf){0};
+    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/events?stream=true&after=ftevent-%ld",
+             id, (long)n - 1);
+    fetch("GET", path, NULL, NULL, NULL, NULL, &b, &crc);
+    m = sse_ids(b.p ? b.p : "", ids, 4096, &last);
+    CHECK_MSG(m == 1 && ids[0] == n, "after: %d events", m);
+    free(b.p);
+    test_end();
+}
+
+static void test_pause_resume(void)
+{
+    char id[64], path[256];
+    json_t *r;
+    test_begin("jobs_pause_resume");
+    create_job(id, sizeof id);
+    json_t *j = wait_status(id, "running");
+    CHECK(j != NULL);
+    json_decref(j);
+    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/resume", id);
+    CHECK(call("POST", path, NULL, NULL, &r) == 409);
+    json_decref(r);
+    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/pause", id);
+    long st = call("POST", path, NULL, NULL, &r);
+    CHECK_MSG(st == 200 && !strcmp(str(r, "status"), "pausing"), "pause %ld %s", st,
+              str(r, "status"));
+    json_decref(r);
+    j = wait_status(id, "paused|succeeded|failed");
+    CHECK_MSG(j && !strcmp(str(j, "status"), "paused"), "status %s", j ? str(j, "status") : "-");
+    json_decref(j);
+    CHECK(call("POST", path, NULL, NULL, &r) == 409);
+    json_decref(r);
+    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/resume", id);
+    st = call("POST", path, NULL, NULL, &r);
+    CHECK_MSG(st == 200 && !strcmp(str(r, "status"), "queued"), "resume %ld", st);
+    json_decref(r);
+    j = wait_status(id, "succeeded|failed|cancelled");
+    CHECK_MSG(j && !strcmp(str(j, "status"), "succeeded"), "status %s",
+              j ? str(j, "status") : "-");
+    json_decref(j);
+
+    /* metrics steps, oldest first, never go back: resumed, not restarted */
+    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/events?limit=1000", id);
+    CHECK(call("GET", path, NULL, NULL, &r) == 200);
+    json_t *data = json_object_get(r, "data");
+    long prev = 0, n_metrics = 0, paused_msgs = 0;
+    for (size_t i = json_array_size(data); i-- > 0;) {
+        json_t *e = json_array_get(data, i);
+        if (strstr(str(e, "message"), "paused at step"))
+            paused_msgs++;
+        if (strcmp(str(e, "type"), "metrics") != 0)
+            continue;
+        long step = (long)json_integer_value(json_object_get(json_object_get(e, "data"), "step"));
+        CHECK_MSG(step == prev + 1, "step %ld after %ld", step, prev);
+        prev = step;
+        n_metrics++;
+    }
+    CHECK_MSG(n_metrics == STEPS && prev == STEPS && paused_msgs == 1,
+              "%ld metrics, last step %ld, %ld pauses", n_metrics, prev, paused_msgs);
+    json_decref(r);
+    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/pause", id);
+    CHECK(call("POST", path, NULL, NULL, &r) == 409);
+    json_decref(r);
+    test_end();
+}
+
+static void test_pause_queued(void)
+{
+    char a[64], b[64], path[256];
+    json_t *r;
+    test_begin("jobs_pause_queued");
+    create_job(a, sizeof a);
+    create_job(b, sizeof b);
+    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/pause", b);
+    long st = call("POST", path, NULL, NULL, &r);
+    CHECK_MSG(st == 200 && !strcmp(str(r, "status"), "paused"), "pause queued %ld %s", st,
+              str(r, "status"));
+    json_decref(r);
+    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/cancel", b);
+    CHECK(call("POST", path, NULL, NULL, &r) == 200);
+    json_decref(r);
+    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/cancel", a);
+    CHECK(call("POST", path, NULL, NULL, &r) == 200);
+    json_decref(r);
+    json_t *j = wait_status(a, "cancelled");
+    CHECK(j != NULL);
+    json_decref(j);
+    test_end();
+}
+
+int main(void)
+{
+    char err[512], db[512], cache[600], model[4096];
+    if (!mkdtemp(dir))
+        return 1;
+    snprintf(db, sizeof db, "%s/owlore.db", dir);
+    snprintf(cache, sizeof cache, "%s/cache", dir);
+    setenv("OWLORE_CACHE_DIR", cache, 1);
+    struct store *st = store_open(db, err, sizeof err);
+    /* test_shared_path's buffer is reused by every call: keep a copy */
+    snprintf(model, sizeof model, "%s", test_shared_path("data/models/stories260K/stories260K.bin"));
+    struct service svc = {.store = st, .data_dir = dir, .default_model = model};
+    if (!st || service_init(&svc, err, sizeof err) != 0 || queue_start(&svc, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    struct http_config cfg;
+    http_config_defaults(&cfg);
+    cfg.port = 0;
+    cfg.threads = 2;
+    struct http_server *srv = http_server_start(&cfg, err, sizeof err);
+    if (!srv) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    port = http_server_port(srv);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    json_t *r;
+    long code = call("POST", "/v1/files", NULL,
+                     test_shared_path("data/datasets/alpaca/alpaca_tiny.json"), &r);
+    snprintf(file_id, sizeof file_id, "%s", str(r, "id"));
+    json_decref(r);
+    if (code != 200) {
+        fprintf(stderr, "upload: %ld\n", code);
+        return 1;
+    }
+    test_stream();
+    test_pause_resume();
+    test_pause_queued();
+    curl_global_cleanup();
+    http_server_stop(srv);
+    queue_stop();
+    store_close(st);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return test_finish();
+}
