@@ -9,8 +9,10 @@
 
 #include <jansson.h>
 
+#include "h_checkpoints.h"
 #include "h_files.h"
 #include "h_jobs.h"
+#include "h_models.h"
 #include "http.h"
 #include "reply.h"
 #include "routes.h"
@@ -35,6 +37,9 @@ const struct route routes_default[] = {
     {"POST", "/v1/fine_tuning/jobs/{id}/resume", jobs_resume, 0, NULL},
     {"GET", "/v1/fine_tuning/jobs/{id}/events", jobs_events, 0, NULL},
     {"GET", "/v1/fine_tuning/jobs/{id}/checkpoints", jobs_checkpoints, 0, NULL},
+    {"GET", "/v1/fine_tuning/jobs/{id}/checkpoints/{ckpt_id}/content", checkpoints_content, 0,
+     NULL},
+    {"GET", "/v1/models", models_list, 0, NULL},
     {NULL, NULL, NULL, 0, NULL},
 };
 
