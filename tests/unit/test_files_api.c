@@ -19,29 +19,12 @@
 #include "service.h"
 #include "store.h"
 #include "test.h"
+#include "test_server.h"
 
 #define MAX_UPLOAD (2u << 20)
 
 static char dir[] = "/tmp/owlore-files-XXXXXX";
 static uint16_t port;
-
-struct buf {
-    char *p;
-    size_t n;
-};
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    struct buf *b = ud;
-    char *q = realloc(b->p, b->n + sz * n + 1);
-    if (!q)
-        return 0;
-    memcpy(q + b->n, p, sz * n);
-    b->p = q;
-    b->n += sz * n;
-    b->p[b->n] = '\0';
-    return sz * n;
-}
 
 /* One request; the body lands in *out (free it), the status is returned. A
  * non-NULL `file` path uploads it as the `file` part; `purpose` NULL leaves
@@ -93,12 +76,6 @@ static long call(const char *method, const char *path, const char *file, const c
 static json_t *parse(const struct buf *b)
 {
     return b->p ? json_loads(b->p, 0, NULL) : NULL;
-}
-
-static const char *str(json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
 }
 
 /* Blob files (not temporaries) in the data directory. */
@@ -272,37 +249,15 @@ static void test_refusals(void)
 
 int main(void)
 {
-    char err[512], db[512];
-    if (!mkdtemp(dir))
+    static struct test_server server;
+    port = test_server_start(&server, dir, 0, MAX_UPLOAD);
+    if (!port)
         return 1;
-    snprintf(db, sizeof db, "%s/owlore.db", dir);
-    struct store *st = store_open(db, err, sizeof err);
-    struct service svc = {.store = st, .data_dir = dir};
-    if (!st || service_init(&svc, err, sizeof err) != 0) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
-    struct http_config cfg;
-    http_config_defaults(&cfg);
-    cfg.port = 0;
-    cfg.threads = 2;
-    cfg.max_upload = MAX_UPLOAD;
-    struct http_server *srv = http_server_start(&cfg, err, sizeof err);
-    if (!srv) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
-    port = http_server_port(srv);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     test_upload_lifecycle();
     test_bad_line();
     test_refusals();
     curl_global_cleanup();
-    http_server_stop(srv);
-    store_close(st);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    test_server_stop(&server, dir);
     return test_finish();
 }

@@ -19,30 +19,13 @@
 #include "service.h"
 #include "store.h"
 #include "test.h"
+#include "test_server.h"
 
 #define STEPS 200
 
 static char dir[] = "/tmp/owlore-stream-XXXXXX";
 static uint16_t port;
 static char file_id[64];
-
-struct buf {
-    char *p;
-    size_t n;
-};
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    struct buf *b = ud;
-    char *q = realloc(b->p, b->n + sz * n + 1);
-    if (!q)
-        return 0;
-    memcpy(q + b->n, p, sz * n);
-    b->p = q;
-    b->n += sz * n;
-    b->p[b->n] = '\0';
-    return sz * n;
-}
 
 /* One request with up to two extra headers; the raw body lands in *b (free b->p), the status is
  * returned, *curl_rc the transfer's result. */
@@ -100,12 +83,6 @@ static long call(const char *method, const char *path, const char *json, const c
     *out = b.p ? json_loads(b.p, 0, NULL) : NULL;
     free(b.p);
     return st;
-}
-
-static const char *str(json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
 }
 
 /* Polls job `id` until its status is in `want` ("a|b|c", or 120 s). */
@@ -282,30 +259,10 @@ static void test_pause_queued(void)
 
 int main(void)
 {
-    char err[512], db[512], cache[600], model[4096];
-    if (!mkdtemp(dir))
+    static struct test_server server;
+    port = test_server_start(&server, dir, 1, 0);
+    if (!port)
         return 1;
-    snprintf(db, sizeof db, "%s/owlore.db", dir);
-    snprintf(cache, sizeof cache, "%s/cache", dir);
-    setenv("OWLORE_CACHE_DIR", cache, 1);
-    struct store *st = store_open(db, err, sizeof err);
-    /* test_shared_path's buffer is reused by every call: keep a copy */
-    snprintf(model, sizeof model, "%s", test_shared_path("data/models/stories260K/stories260K.bin"));
-    struct service svc = {.store = st, .data_dir = dir, .default_model = model};
-    if (!st || service_init(&svc, err, sizeof err) != 0 || queue_start(&svc, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
-    struct http_config cfg;
-    http_config_defaults(&cfg);
-    cfg.port = 0;
-    cfg.threads = 2;
-    struct http_server *srv = http_server_start(&cfg, err, sizeof err);
-    if (!srv) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
-    port = http_server_port(srv);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     json_t *r;
     long code = call("POST", "/v1/files", NULL,
@@ -320,12 +277,6 @@ int main(void)
     test_pause_resume();
     test_pause_queued();
     curl_global_cleanup();
-    http_server_stop(srv);
-    queue_stop();
-    store_close(st);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    test_server_stop(&server, dir);
     return test_finish();
 }
