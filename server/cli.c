@@ -11,7 +11,7 @@
 #include "cli.h"
 
 /* Options that take no value. */
-static const char *const cli_flags[] = {"--json", "--chat", NULL};
+static const char *const cli_flags[] = {"--json", "--chat", "--webhook-allow-loopback", NULL};
 
 static int is_flag(const char *arg)
 {

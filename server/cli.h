@@ -15,6 +15,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_outliers(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
 
 /* Value of option `name` (e.g. "--model") in argv, or NULL; "1" for a flag
  * (an option that takes no value, such as --json) that is present. */

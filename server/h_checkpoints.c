@@ -110,7 +110,7 @@ static int lookup(struct http_request *req, struct store_checkpoint *c, enum MHD
     struct store_job j;
     const char *id = http_param(req, "id"), *cid = http_param(req, "ckpt_id");
     struct store *st = service_get()->store;
-    int rc = store_job_get(st, SERVICE_OWNER_LOCAL, id, &j, err, sizeof err);
+    int rc = store_job_get(st, req->owner, id, &j, err, sizeof err);
     if (rc == STORE_OK) {
         store_job_clear(&j);
         rc = store_checkpoint_get(st, id, cid, c, err, sizeof err);

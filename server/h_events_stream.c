@@ -2,27 +2,36 @@
  * h_events_stream.c: server-sent events for one job. The reply is an
  * MHD callback response of unknown size (chunked). Each time MHD asks for
  * bytes, the reader hands out what is left of the text it formatted last;
- * when that is spent it polls the store for events after the last id sent,
- * sleeping in short steps for at most POLL_BLOCK_MS (the reader runs on an
- * epoll pool thread, so it must not hold it long; returning 0 makes MHD call
- * again at once). Each event is "id: <n>\nevent: <type>\ndata: <event
- * JSON>\n\n"; after HEARTBEAT_S idle seconds a ": ping" comment is sent.
+ * when that is spent it reads the store for events after the last id sent.
+ * Each event is "id: <n>\nevent: <type>\ndata: <event JSON>\n\n"; after
+ * HEARTBEAT_S idle seconds a ": ping" comment is sent.
+ *
+ * Idle streams hold no thread: with nothing to send, the reader parks its
+ * connection under the job id (conn_park.h: suspended until woken) and
+ * returns 0. The store notifies every committed event (event_notify.h),
+ * which wakes the job's streams; the park deadline is the next heartbeat.
+ * The epoch read before the store is what makes a wake-up between the read
+ * and the parking impossible to miss. When the server stops, parked streams
+ * are resumed and end.
  *
  * The end: the job's status is read before its events are listed, and a
  * terminal status is committed in the same transaction as its event, so an
  * empty list after a terminal status means the terminal event has been
  * sent; the reader then ends the stream. The connection's idle timeout is
- * switched off for the stream (pings keep dead peers detectable); MHD
- * destroys the response when the connection closes for any reason, and its
- * free callback frees the state.
+ * switched off for the stream (pings keep dead peers detectable; a peer
+ * that goes away while its stream is parked is noticed at the next event or
+ * ping); MHD destroys the response when the connection closes for any
+ * reason, and its free callback frees the state.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
+#include "conn_park.h"
+#include "event_notify.h"
 #include "h_events_stream.h"
 #include "h_jobs.h"
 #include "http.h"
@@ -30,19 +39,19 @@
 #include "service.h"
 #include "store.h"
 
-#define POLL_BLOCK_MS 250
-#define POLL_STEP_MS 25
 #define HEARTBEAT_S 15
 #define BATCH 100
 
 struct sse {
     struct store *st;
     char job_id[STORE_ID_LEN];
+    char owner[64];     /* the tenant of the request */
     int64_t last;       /* the id of the last event formatted */
     char *text;         /* formatted, not yet handed out */
     size_t len, off;
-    time_t last_write;  /* when bytes were last formatted */
+    double last_write;  /* when bytes were last formatted (conn_park_now) */
     int done;           /* the terminal event is formatted */
+    struct conn_park park; /* the connection, keyed by job_id */
 };
 
 static void sse_free(void *cls)
@@ -50,13 +59,6 @@ static void sse_free(void *cls)
     struct sse *s = cls;
     free(s->text);
     free(s);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static int append(struct sse *s, const char *p, size_t n)
@@ -90,14 +92,14 @@ static int format(struct sse *s, const struct store_event_list *l)
     return 0;
 }
 
-/* One poll: formats new events, or notes the end. 1 when there is text or
- * the stream is done, 0 when nothing happened, -1 on errors. */
+/* One read of the store: formats the new events and notes the end
+ * (s->done); 0, or -1 on errors. */
 static int poll_once(struct sse *s)
 {
     struct store_job j;
     struct store_event_list l;
     char err[512];
-    if (store_job_get(s->st, SERVICE_OWNER_LOCAL, s->job_id, &j, err, sizeof err) != STORE_OK)
+    if (store_job_get(s->st, s->owner, s->job_id, &j, err, sizeof err) != STORE_OK)
         return -1;
     int terminal = (JOB_MASK(j.status) & JOB_MASK_TERMINAL) != 0;
     store_job_clear(&j);
@@ -107,13 +109,37 @@ static int poll_once(struct sse *s)
         return -1;
     }
     int rc = format(s, &l);
-    int more = l.n > 0;
     if (rc == 0 && terminal && !l.has_more)
         s->done = 1;
     store_event_list_free(&l);
-    if (rc != 0)
-        return -1;
-    return more || s->done;
+    return rc;
+}
+
+/* Formats what there is to send: new events, else a due ping, else parks
+ * the connection. 1: text to hand out, 0: parked, -1: the end (s->done or
+ * the server stops), -2: an error. */
+static int refill(struct sse *s)
+{
+    for (;;) {
+        uint64_t epoch = conn_park_epoch();
+        if (poll_once(s) != 0)
+            return -2;
+        if (s->len)
+            return 1;
+        if (s->done)
+            return -1;
+        if (conn_park_now() - s->last_write >= HEARTBEAT_S)
+            return append(s, ": ping\n\n", 8) == 0 ? 1 : -2;
+        s->park.deadline = s->last_write + HEARTBEAT_S;
+        switch (conn_park_wait(&s->park, epoch)) {
+        case PARK_PARKED:
+            return 0;
+        case PARK_CLOSED:
+            return -1;
+        case PARK_RETRY:
+            break;
+        }
+    }
 }
 
 static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
@@ -124,25 +150,24 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
         s->off = s->len = 0;
         if (s->done)
             return MHD_CONTENT_READER_END_OF_STREAM;
-        double until = now_s() + POLL_BLOCK_MS / 1e3;
-        int rc;
-        while ((rc = poll_once(s)) == 0 && now_s() < until) {
-            struct timespec step = {0, POLL_STEP_MS * 1000000L};
-            nanosleep(&step, NULL);
-        }
-        if (rc < 0)
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        if (s->len == 0 && time(NULL) - s->last_write >= HEARTBEAT_S &&
-            append(s, ": ping\n\n", 8) != 0)
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        if (s->len == 0)
-            return s->done ? MHD_CONTENT_READER_END_OF_STREAM : 0;
-        s->last_write = time(NULL);
+        int rc = refill(s);
+        if (rc <= 0)
+            return rc == 0 ? 0 : rc == -1 ? MHD_CONTENT_READER_END_OF_STREAM
+                                          : MHD_CONTENT_READER_END_WITH_ERROR;
+        s->last_write = conn_park_now();
     }
     size_t n = s->len - s->off < max ? s->len - s->off : max;
     memcpy(buf, s->text + s->off, n);
     s->off += n;
     return (ssize_t)n;
+}
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/* The store's notifications wake the streams of the job (first stream). */
+static void listen_once(void)
+{
+    event_notify_listen(conn_park_wake);
 }
 
 enum MHD_Result jobs_events_stream(struct http_request *req, const char *job_id, int64_t after)
@@ -152,8 +177,12 @@ enum MHD_Result jobs_events_stream(struct http_request *req, const char *job_id,
         return reply_internal(req);
     s->st = service_get()->store;
     snprintf(s->job_id, sizeof s->job_id, "%s", job_id);
+    snprintf(s->owner, sizeof s->owner, "%s", req->owner);
     s->last = after;
-    s->last_write = time(NULL);
+    s->last_write = conn_park_now();
+    s->park.conn = req->conn;
+    snprintf(s->park.key, sizeof s->park.key, "%s", job_id);
+    pthread_once(&once, listen_once);
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, reader, s, sse_free);
     if (!resp) {

@@ -1,6 +1,6 @@
 /*
- * h_files.c: the /v1/files handlers. Files belong to an owner; until API
- * keys are wired into requests every file belongs to SERVICE_OWNER_LOCAL.
+ * h_files.c: the /v1/files handlers. Files belong to the tenant of the
+ * request (req->owner, auth.h); another tenant's file ids answer 404.
  *
  * A file object is OpenAI's {"id", "object": "file", "bytes", "created_at",
  * "expires_at", "filename", "purpose", "status", "status_details"} plus our
@@ -8,13 +8,19 @@
  * (validate.h). status is "processed" when the dataset is valid and "error"
  * otherwise, with status_details naming the first problem. Uploads follow
  * store.h's blob protocol: bytes are kept once per sha256, and a blob file is
- * unlinked when the last file naming it is deleted.
+ * unlinked when the last file naming it is deleted. An upload whose declared
+ * Content-Length would leave less than DISK_RESERVE free in the data
+ * directory is refused with 507 before its body is read; running out of
+ * room mid-upload (a chunked body, another writer) is 507 too, and the
+ * partial file is removed.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "h_files.h"
@@ -25,6 +31,7 @@
 #include "upload.h"
 
 #define LIST_LIMIT_MAX 10000
+#define DISK_RESERVE ((unsigned long long)64 << 20)
 
 static void blob_dir(char *out, size_t n)
 {
@@ -55,6 +62,19 @@ static json_t *file_json(const struct store_file *f)
                      f->sha256, "validation", report);
 }
 
+/* 1 when a body of `declared` bytes would leave less than DISK_RESERVE
+ * free in dir (the database, checkpoints and temporary files need room). */
+static int no_room(const char *dir, const char *declared)
+{
+    struct statvfs v;
+    char *end;
+    unsigned long long len = declared ? strtoull(declared, &end, 10) : 0;
+    if (!declared || statvfs(dir, &v) != 0)
+        return 0;
+    unsigned long long avail = (unsigned long long)v.f_bavail * v.f_frsize;
+    return avail < DISK_RESERVE || len > avail - DISK_RESERVE;
+}
+
 static enum MHD_Result upload_start(struct http_request *req)
 {
     if (!service_get()) /* routes served without `owlore serve`'s service */
@@ -62,6 +82,10 @@ static enum MHD_Result upload_start(struct http_request *req)
     char dir[4200], err[512];
     unsigned why;
     blob_dir(dir, sizeof dir);
+    if (no_room(dir, http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH)))
+        return reply_error(req, MHD_HTTP_INSUFFICIENT_STORAGE, "server_error",
+                           "insufficient_storage", NULL,
+                           "The server has no room for a body of this size.");
     struct upload *u = upload_new(req->conn, dir, &why, err, sizeof err);
     if (!u && why == MHD_HTTP_UNSUPPORTED_MEDIA_TYPE)
         return reply_unsupported_media_type(req, err);
@@ -133,7 +157,7 @@ enum MHD_Result files_post(struct http_request *req)
     }
     report = json_dumps(u->report, JSON_COMPACT);
     struct store_file_new nf = {
-        .owner = SERVICE_OWNER_LOCAL, .filename = u->filename, .purpose = u->purpose,
+        .owner = req->owner, .filename = u->filename, .purpose = u->purpose,
         .sha256 = u->sha256, .blob_path = path, .status = u->report_valid ? "processed" : "error",
         .validation = report, .bytes = (int64_t)u->bytes,
     };
@@ -181,7 +205,7 @@ enum MHD_Result files_list(struct http_request *req)
     if (limit_s && parse_limit(limit_s, &limit) != 0)
         return reply_bad_request(req, "limit", "invalid_value",
                                  "'limit' must be an integer from 1 to %d.", LIST_LIMIT_MAX);
-    int rc = store_file_list(service_get()->store, SERVICE_OWNER_LOCAL, purpose, after, limit,
+    int rc = store_file_list(service_get()->store, req->owner, purpose, after, limit,
                              &l, err, sizeof err);
     if (rc == STORE_NOTFOUND)
         return reply_bad_request(req, "after", "invalid_value", "No such file for 'after'.");
@@ -209,7 +233,7 @@ static int lookup(struct http_request *req, struct store_file *f, enum MHD_Resul
 {
     char err[512];
     const char *id = http_param(req, "id");
-    int rc = store_file_get(service_get()->store, SERVICE_OWNER_LOCAL, id, f, err, sizeof err);
+    int rc = store_file_get(service_get()->store, req->owner, id, f, err, sizeof err);
     if (rc == STORE_OK)
         return 0;
     if (rc == STORE_NOTFOUND) {
@@ -276,7 +300,7 @@ enum MHD_Result files_delete(struct http_request *req)
         return reply_unavailable(req, 1);
     char unlink_path[4400], err[512];
     const char *id = http_param(req, "id");
-    int rc = store_file_delete(service_get()->store, SERVICE_OWNER_LOCAL, id, unlink_path,
+    int rc = store_file_delete(service_get()->store, req->owner, id, unlink_path,
                                sizeof unlink_path, err, sizeof err);
     if (rc == STORE_NOTFOUND)
         return reply_not_found(req, "No such File object: %s", id);

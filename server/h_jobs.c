@@ -1,14 +1,15 @@
 /*
- * h_jobs.c: the /v1/fine_tuning/jobs handlers. Jobs belong to an owner;
- * until API keys are wired into requests every job belongs to
- * SERVICE_OWNER_LOCAL.
+ * h_jobs.c: the /v1/fine_tuning/jobs handlers. Jobs belong to the tenant
+ * of the request (req->owner, auth.h); another tenant's job ids answer 404.
  *
  * Creation validates everything before a row is written: unknown body
  * fields, the model (service_model_path, then its config), the files (they
  * must exist for the owner and be "processed"; an unknown id is 400 with
  * param training_file / validation_file, as OpenAI answers), and the method
- * (job_recipe.h) against the model's config. The stored method is the
- * resolved one. A job object is OpenAI's fine_tuning.job; events are
+ * (job_recipe.h) against the model's config; then admission: the planner's
+ * predicted peak memory (plan.h) must fit the service's memory_limit, else
+ * 422 insufficient_memory with the prediction in the message. The stored
+ * method is the resolved one. A job object is OpenAI's fine_tuning.job; events are
  * fine_tuning.job.event objects with id "ftevent-<n>" (n: the job's event
  * number); checkpoints are fine_tuning.job.checkpoint objects plus our
  * sha256 and bytes of model.safetensors.
@@ -21,6 +22,9 @@
  * while the worker checkpoints it between two steps and marks it paused
  * (queue.h). Resume: a paused job is queued again and the worker continues
  * it from its resume_checkpoint. Other statuses are 409.
+ *
+ * List filters: ?status=a,b (any of those statuses) and metadata[key]=value
+ * (every pair must be in the job's metadata), with after/limit pagination.
  *
  * Events: the JSON list, or server-sent events (h_events_stream.h) when
  * asked with Accept: text/event-stream or ?stream=true, starting after
@@ -38,13 +42,33 @@
 #include "http.h"
 #include "job_recipe.h"
 #include "load.h"
+#include "plan.h"
 #include "queue.h"
 #include "reply.h"
+#include "request_json.h"
 #include "service.h"
 #include "store.h"
 
 #define LIST_LIMIT_MAX 10000
 #define SUFFIX_MAX 64
+#define GIB (1024.0 * 1024.0 * 1024.0)
+/* OpenAI's limits on metadata */
+#define METADATA_PAIRS_MAX 16
+#define METADATA_KEY_MAX 64
+#define METADATA_VALUE_MAX 512
+
+static int metadata_check(const json_t *m)
+{
+    const char *k;
+    const json_t *v;
+    if (!json_is_object(m) || json_object_size(m) > METADATA_PAIRS_MAX)
+        return -1;
+    json_object_foreach((json_t *)m, k, v)
+        if (strlen(k) > METADATA_KEY_MAX || !json_is_string(v) ||
+            json_string_length(v) > METADATA_VALUE_MAX)
+            return -1;
+    return 0;
+}
 
 static json_t *json_text(const char *s)
 {
@@ -64,7 +88,7 @@ static json_t *job_json(const struct store_job *j)
         "object", "fine_tuning.job", "id", j->id, "model", j->model, "created_at",
         (json_int_t)j->created_at, "finished_at",
         j->finished_at ? json_integer(j->finished_at) : json_null(), "fine_tuned_model",
-        j->fine_tuned_model, "organization_id", SERVICE_OWNER_LOCAL, "result_files", "status",
+        j->fine_tuned_model, "organization_id", j->owner, "result_files", "status",
         store_job_status_name(j->status), "validation_file", j->validation_file,
         "training_file", j->training_file, "hyperparameters", hp ? hp : json_null(),
         "trained_tokens",
@@ -73,6 +97,15 @@ static json_t *job_json(const struct store_job *j)
         j->estimated_finish ? json_integer(j->estimated_finish) : json_null(), "integrations",
         "metadata", json_text(j->metadata), "method", method, "user_provided_suffix",
         j->suffix);
+}
+
+/* Characters (code points) of UTF-8 text, as the suffix limit counts them. */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
 }
 
 /* Strict decimal in 1..LIST_LIMIT_MAX. */
@@ -99,7 +132,7 @@ static int check_file(struct http_request *req, const char *param, const char *i
 {
     struct store_file f;
     char err[512];
-    int rc = store_file_get(service_get()->store, SERVICE_OWNER_LOCAL, id, &f, err, sizeof err);
+    int rc = store_file_get(service_get()->store, req->owner, id, &f, err, sizeof err);
     if (rc == STORE_NOTFOUND) {
         *ret = reply_bad_request(req, param, "invalid_file", "No such File object: %.64s", id);
         return -1;
@@ -161,7 +194,7 @@ static int check_create(struct http_request *req, json_t *body, const char **mod
                                  "Missing required parameter: 'training_file'.");
         return -1;
     }
-    if (*suffix && (strlen(*suffix) > SUFFIX_MAX || strchr(*suffix, ':'))) {
+    if (*suffix && (utf8_chars(*suffix) > SUFFIX_MAX || strchr(*suffix, ':'))) {
         *ret = reply_bad_request(req, "suffix", "invalid_value",
                                  "'suffix' must be at most %d characters without ':'.",
                                  SUFFIX_MAX);
@@ -174,8 +207,11 @@ static int check_create(struct http_request *req, json_t *body, const char **mod
         return -1;
     }
     v = json_object_get(body, "metadata");
-    if (v && !json_is_null(v) && !json_is_object(v)) {
-        *ret = reply_bad_request(req, "metadata", "invalid_type", "'metadata' must be an object.");
+    if (v && !json_is_null(v) && metadata_check(v) != 0) {
+        *ret = reply_bad_request(req, "metadata", "invalid_value",
+                                 "'metadata' must be an object of at most %d string values, "
+                                 "keys up to %d and values up to %d characters.",
+                                 METADATA_PAIRS_MAX, METADATA_KEY_MAX, METADATA_VALUE_MAX);
         return -1;
     }
     v = json_object_get(body, "integrations");
@@ -194,54 +230,72 @@ static int check_create(struct http_request *req, json_t *body, const char **mod
     return 0;
 }
 
+int jobs_check_create(struct http_request *req, json_t *body, struct job_create *jc,
+                      enum MHD_Result *ret)
+{
+    struct service *svc = service_get();
+    char err[1024], param[JOB_PARAM_LEN];
+    if (check_create(req, body, &jc->model, &jc->training, &jc->validation, &jc->suffix,
+                     jc->model_path, sizeof jc->model_path, ret) != 0)
+        return -1;
+    if (job_recipe_parse(json_object_get(body, "method"), &jc->r, param, err, sizeof err) != 0) {
+        *ret = reply_bad_request(req, param, "invalid_value", "%s", err);
+        return -1;
+    }
+    if (model_read_config(jc->model_path, &jc->cfg, err, sizeof err) != 0) {
+        *ret = reply_bad_request(req, "model", "model_not_available", "%s", err);
+        return -1;
+    }
+    if (job_recipe_check(&jc->r, &jc->cfg, param, err, sizeof err) != 0) {
+        *ret = reply_bad_request(req, param, "invalid_value", "%s", err);
+        return -1;
+    }
+    const struct plan *plan = &jc->plan;
+    plan_compute(&jc->cfg, &jc->r, jc->r.batch_size, jc->r.seq_len, PLAN_FP32, &jc->plan);
+    if (svc->memory_limit > 0 && plan->total_peak > svc->memory_limit) {
+        *ret = reply_error(req, 422, "invalid_request_error", "insufficient_memory", NULL,
+                           "The planner predicts a peak of %.3f GiB for this job (weights %.3f, "
+                           "gradients %.3f, optimizer state %.3f, activations %.3f, workspace "
+                           "%.3f GiB), more than this server's limit of %.3f GiB. Lower "
+                           "batch_size or sequence_length, or train fewer blocks (gamma).",
+                           plan->total_peak / GIB, plan->weights / GIB, plan->gradients / GIB,
+                           plan->optimizer_state / GIB, plan->activations / GIB,
+                           plan->workspace / GIB, svc->memory_limit / GIB);
+        return -1;
+    }
+    return 0;
+}
+
 enum MHD_Result jobs_post(struct http_request *req)
 {
     struct service *svc = service_get();
     if (!svc) /* routes served without `owlore serve`'s service */
         return reply_unavailable(req, 1);
-    json_error_t jerr;
-    json_t *body = req->body ? json_loads(req->body, JSON_REJECT_DUPLICATES, &jerr) : NULL;
-    if (!json_is_object(body)) {
-        json_decref(body);
-        return reply_bad_request(req, NULL, "invalid_json",
-                                 "The request body must be a JSON object.");
-    }
-    const char *model, *training, *validation, *suffix;
-    char model_path[4200], err[1024], param[JOB_PARAM_LEN];
     enum MHD_Result ret;
-    struct recipe r;
-    struct model_config cfg;
-    if (check_create(req, body, &model, &training, &validation, &suffix, model_path,
-                     sizeof model_path, &ret) != 0)
+    json_t *body = request_json_object(req, &ret);
+    if (!body)
+        return ret;
+    char err[1024];
+    struct job_create jc;
+    struct recipe *r = &jc.r;
+    if (jobs_check_create(req, body, &jc, &ret) != 0)
         goto done;
-    if (job_recipe_parse(json_object_get(body, "method"), &r, param, err, sizeof err) != 0) {
-        ret = reply_bad_request(req, param, "invalid_value", "%s", err);
-        goto done;
-    }
-    if (model_read_config(model_path, &cfg, err, sizeof err) != 0) {
-        ret = reply_bad_request(req, "model", "model_not_available", "%s", err);
-        goto done;
-    }
-    if (job_recipe_check(&r, &cfg, param, err, sizeof err) != 0) {
-        ret = reply_bad_request(req, param, "invalid_value", "%s", err);
-        goto done;
-    }
     json_t *seed = json_object_get(body, "seed");
     if (json_is_integer(seed))
-        r.seed = (unsigned long long)json_integer_value(seed);
-    json_t *mj = job_recipe_method_json(&r), *md = json_object_get(body, "metadata");
+        r->seed = (unsigned long long)json_integer_value(seed);
+    json_t *mj = job_recipe_method_json(r), *md = json_object_get(body, "metadata");
     char *method = mj ? json_dumps(mj, JSON_COMPACT) : NULL;
-    char *hp = mj ? json_dumps(json_object_get(json_object_get(mj, method_name(r.method)),
+    char *hp = mj ? json_dumps(json_object_get(json_object_get(mj, method_name(r->method)),
                                                "hyperparameters"),
                                JSON_COMPACT)
                   : NULL;
     char *meta = json_is_object(md) ? json_dumps(md, JSON_COMPACT) : NULL;
     json_decref(mj);
     struct store_job_new nj = {
-        .owner = SERVICE_OWNER_LOCAL, .model = model ? model : svc->default_model,
-        .training_file = training, .validation_file = validation, .method = method,
-        .hyperparameters = hp, .suffix = suffix, .metadata = meta,
-        .seed = (int64_t)r.seed, .status = JOB_QUEUED,
+        .owner = req->owner, .model = jc.model ? jc.model : service_default_model_id(svc),
+        .training_file = jc.training, .validation_file = jc.validation, .method = method,
+        .hyperparameters = hp, .suffix = jc.suffix, .metadata = meta,
+        .seed = (int64_t)r->seed, .status = JOB_QUEUED,
     };
     struct store_job j;
     int rc = method && hp ? store_job_insert(svc->store, &nj, &j, err, sizeof err) : STORE_ERROR;
@@ -264,6 +318,43 @@ done:
     return ret;
 }
 
+/* Parses ?status=a,b into a JOB_MASK union; -1 on an unknown status. */
+static int parse_status_filter(const char *s, unsigned *mask)
+{
+    char name[32];
+    *mask = 0;
+    while (*s) {
+        size_t n = strcspn(s, ",");
+        if (n == 0 || n >= sizeof name)
+            return -1;
+        memcpy(name, s, n);
+        name[n] = '\0';
+        int st = store_job_status_parse(name);
+        if (st < 0)
+            return -1;
+        *mask |= JOB_MASK(st);
+        s += n + (s[n] == ',');
+    }
+    return *mask ? 0 : -1;
+}
+
+/* Gathers metadata[key]=value query arguments into an object. */
+static enum MHD_Result collect_metadata(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        const char *value)
+{
+    json_t *filter = cls;
+    size_t n = strlen(key);
+    (void)kind;
+    if (n > 10 && strncmp(key, "metadata[", 9) == 0 && key[n - 1] == ']') {
+        char k[METADATA_KEY_MAX + 1];
+        size_t kl = n - 10 < METADATA_KEY_MAX ? n - 10 : METADATA_KEY_MAX;
+        memcpy(k, key + 9, kl);
+        k[kl] = '\0';
+        json_object_set_new(filter, k, json_string(value ? value : ""));
+    }
+    return MHD_YES;
+}
+
 enum MHD_Result jobs_list(struct http_request *req)
 {
     if (!service_get()) /* routes served without `owlore serve`'s service */
@@ -275,8 +366,22 @@ enum MHD_Result jobs_list(struct http_request *req)
     if (limit_s && parse_limit(limit_s, &limit) != 0)
         return reply_bad_request(req, "limit", "invalid_value",
                                  "'limit' must be an integer from 1 to %d.", LIST_LIMIT_MAX);
-    int rc = store_job_list(service_get()->store, SERVICE_OWNER_LOCAL, 0, NULL, after, limit, &l,
+    const char *status_s = http_query(req, "status");
+    unsigned mask = 0;
+    if (status_s && parse_status_filter(status_s, &mask) != 0)
+        return reply_bad_request(req, "status", "invalid_value",
+                                 "'status' must be job statuses separated by commas "
+                                 "(validating_files, queued, running, pausing, paused, "
+                                 "succeeded, failed, cancelled).");
+    json_t *filter = json_object();
+    if (!filter)
+        return reply_internal(req);
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect_metadata, filter);
+    char *meta = json_object_size(filter) ? json_dumps(filter, JSON_COMPACT) : NULL;
+    json_decref(filter);
+    int rc = store_job_list(service_get()->store, req->owner, mask, meta, after, limit, &l,
                             err, sizeof err);
+    free(meta);
     if (rc == STORE_NOTFOUND)
         return reply_bad_request(req, "after", "invalid_value", "No such job for 'after'.");
     if (rc != STORE_OK) {
@@ -302,7 +407,7 @@ static int lookup(struct http_request *req, struct store_job *j, enum MHD_Result
 {
     char err[512];
     const char *id = http_param(req, "id");
-    int rc = store_job_get(service_get()->store, SERVICE_OWNER_LOCAL, id, j, err, sizeof err);
+    int rc = store_job_get(service_get()->store, req->owner, id, j, err, sizeof err);
     if (rc == STORE_OK)
         return 0;
     if (rc == STORE_NOTFOUND) {
@@ -362,7 +467,7 @@ enum MHD_Result jobs_cancel(struct http_request *req)
     char id[STORE_ID_LEN];
     snprintf(id, sizeof id, "%s", j.id);
     store_job_clear(&j);
-    if (store_job_get(svc->store, SERVICE_OWNER_LOCAL, id, &j, err, sizeof err) != STORE_OK)
+    if (store_job_get(svc->store, req->owner, id, &j, err, sizeof err) != STORE_OK)
         return reply_internal(req);
     ret = reply_json(req, MHD_HTTP_OK, job_json(&j));
     store_job_clear(&j);
@@ -383,7 +488,7 @@ static enum MHD_Result reply_job(struct http_request *req, const char *id)
 {
     struct store_job j;
     char err[512];
-    if (store_job_get(service_get()->store, SERVICE_OWNER_LOCAL, id, &j, err, sizeof err) !=
+    if (store_job_get(service_get()->store, req->owner, id, &j, err, sizeof err) !=
         STORE_OK)
         return reply_internal(req);
     enum MHD_Result ret = reply_json(req, MHD_HTTP_OK, job_json(&j));

@@ -26,7 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conn_park.h"
 #include "http.h"
+#include "idempotency.h"
 #include "reply.h"
 
 struct http_server {
@@ -91,6 +93,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)cls, (void)conn, (void)toe;
     if (!req)
         return;
+    idem_abandon(req);
     if (req->ctx_free)
         req->ctx_free(req->ctx);
     free(req->body);
@@ -169,6 +172,13 @@ static enum MHD_Result admit(const struct http_server *srv, struct http_request 
                                  req->match.bad_param, ROUTE_PARAM_MAX);
     case ROUTE_FOUND:
         break;
+    }
+    if (req->match.route->is_public || !srv->cfg.authenticate) {
+        snprintf(req->owner, sizeof req->owner, "%s", HTTP_OWNER_DEFAULT);
+    } else {
+        enum MHD_Result ret = srv->cfg.authenticate(req);
+        if (!req->owner[0])
+            return ret;
     }
 
     MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_framing, &f);
@@ -267,6 +277,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return reply_internal(req);
     }
     req->dispatched = 1;
+    if (strcmp(req->method, "POST") == 0 && !req->match.route->is_public &&
+        http_header(req, "Idempotency-Key")) {
+        enum MHD_Result ret = idem_begin(req);
+        if (req->replied || ret != MHD_YES)
+            return ret;
+    }
     return req->match.route->handler(req);
 }
 
@@ -278,7 +294,9 @@ struct http_server *http_server_start(const struct http_config *cfg, char *err, 
         struct sockaddr_in v4;
         struct sockaddr_in6 v6;
     } addr;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    /* suspend/resume: server-sent event streams park while idle (conn_park.h) */
+    unsigned flags =
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
 
     if (!srv) {
         snprintf(err, errlen, "out of memory");
@@ -306,6 +324,10 @@ struct http_server *http_server_start(const struct http_config *cfg, char *err, 
     if (getrandom(&srv->seed, sizeof srv->seed, 0) != (ssize_t)sizeof srv->seed)
         srv->seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     atomic_init(&srv->next_id, 0);
+    if (conn_park_start(err, errlen) != 0) {
+        free(srv);
+        return NULL;
+    }
 
     srv->daemon = MHD_start_daemon(
         flags, cfg->port, NULL, NULL, on_request, srv,
@@ -321,6 +343,8 @@ struct http_server *http_server_start(const struct http_config *cfg, char *err, 
     if (!srv->daemon) {
         snprintf(err, errlen, "cannot listen on %s port %u", srv->cfg.bind_addr,
                  (unsigned)cfg->port);
+        conn_park_drain();
+        conn_park_stop();
         free(srv);
         return NULL;
     }
@@ -337,6 +361,8 @@ void http_server_stop(struct http_server *srv)
 {
     if (!srv)
         return;
+    conn_park_drain();
     MHD_stop_daemon(srv->daemon);
+    conn_park_stop();
     free(srv);
 }

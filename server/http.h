@@ -38,7 +38,14 @@ struct http_config {
     size_t max_body;          /* ceiling over every gathered route's max_body */
     size_t max_upload;        /* ceiling over every streamed route's max_body */
     const struct route *routes; /* table ended by a NULL pattern; default routes_default */
+    /* Runs after routing, before the body is read, for every route not
+     * marked public: sets req->owner, or queues a reply (401) and returns
+     * it. NULL: every request belongs to HTTP_OWNER_DEFAULT. */
+    enum MHD_Result (*authenticate)(struct http_request *req);
 };
+
+/* The tenant of requests when no authenticate hook is set. */
+#define HTTP_OWNER_DEFAULT "local"
 
 /* Fills the defaults: 127.0.0.1:8080, 4 threads, 4096 connections, 32 per IP,
  * 15 s timeout, 64 KiB headers, 1 MiB bodies, 512 MiB uploads, routes_default. */
@@ -56,6 +63,9 @@ struct http_request {
     char *path;                 /* raw path as received, without the query */
     char id[32];                /* "req_" + 24 hex digits, sent as x-request-id */
     struct route_match match;   /* the route and its path parameters */
+    char owner[64];             /* the tenant this request acts for (auth) */
+    char idem_key[256];         /* its Idempotency-Key, once reserved */
+    int idem_reserved;          /* idempotency.h: a reply is to be recorded */
     size_t max_body;            /* the cap for this request */
     char *body;                 /* NUL-terminated; NULL when there is none
                                    or the route streams it */

@@ -101,6 +101,11 @@ int job_recipe_parse(const json_t *method, struct recipe *r, char param[JOB_PARA
     const json_t *sub = method ? json_object_get(method, type) : NULL;
     if (!sub || json_is_null(sub))
         return 0;
+    if (!json_is_object(sub)) {
+        snprintf(param, JOB_PARAM_LEN, "method.%s", type);
+        snprintf(err, errlen, "'method.%s' must be an object.", type);
+        return -1;
+    }
     json_object_foreach((json_t *)sub, key, v) {
         if (strcmp(key, "hyperparameters") != 0) {
             snprintf(param, JOB_PARAM_LEN, "method.%s.%s", type, key);

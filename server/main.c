@@ -9,6 +9,8 @@
 #include "cli.h"
 #include "cli_recipe.h"
 
+int cmd_logits(int argc, char **argv); /* cmd_logits.c */
+
 static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -28,6 +30,10 @@ static const struct {
      "                              token ids of stdin (text, or one conversation as JSON)"},
     {"serve", cmd_serve, "[--host ADDR] [--port N] [--data-dir DIR] [--threads N]\n"
      "                              run the HTTP service (also OWLORE_HOST, OWLORE_PORT, ...)"},
+    {"keys", cmd_keys, "create [--owner NAME] [--name LABEL] | list | revoke KEY_ID\n"
+     "                              [--data-dir DIR] [--json]   manage API keys"},
+    {"logits", cmd_logits, "--model PATH --tokens 1,2,3 [--positions last|all] [--json]\n"
+     "                              logits of a forward pass over token ids, as JSON"},
     {"validate", cmd_validate, "--data FILE [--model PATH] [--template NAME] [--seq N] [--format F]\n"
      "                              [--json]   check a dataset: errors by line, token statistics"},
 };

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "dataset.h"
+#include "job_layers.h"
 #include "job_recipe.h"
 #include "load.h"
 #include "outliers.h"
@@ -32,6 +33,8 @@ static struct {
     pthread_cond_t cv;
     int started, stopping, woken;
     char running[STORE_ID_LEN]; /* "" when idle */
+    long step;                  /* the running job's last step */
+    double tokens_per_s;        /* and its throughput */
     volatile int stop;          /* enum train_stop for the running job */
 } q = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
@@ -43,6 +46,8 @@ struct job_run {
     long last_ckpt;         /* the newest checkpoint step recorded */
     long step;
     int64_t tokens_per_step;
+    struct job_layers layers; /* per-block sampling statistics */
+    int have_layers;
 };
 
 static void log_err(const char *id, const char *what, const char *err)
@@ -126,6 +131,17 @@ static void on_progress(void *ctx, const struct train_event *ev)
     char msg[160];
     scan_checkpoints(jr);
     jr->step = ev->step;
+    pthread_mutex_lock(&q.mu);
+    q.step = ev->step;
+    q.tokens_per_s = ev->tokens_per_s;
+    pthread_mutex_unlock(&q.mu);
+    if (jr->have_layers)
+        job_layers_step(&jr->layers, ev);
+    char err[256];
+    if (isfinite(ev->eta_s) && ev->eta_s >= 0 &&
+        store_job_set_estimate(jr->st, jr->job->id, (int64_t)time(NULL) + (int64_t)ev->eta_s,
+                               err, sizeof err) == STORE_ERROR)
+        log_err(jr->job->id, "estimate", err);
     json_t *blocks = json_array();
     for (int i = 0; i < ev->n_active; i++)
         json_array_append_new(blocks, json_integer(ev->active[i]));
@@ -262,6 +278,12 @@ static enum train_result train_job(struct job_run *jr, struct job_error *je)
             store_checkpoint_clear(&c);
         }
     }
+    mkdir(jr->out_dir, 0700);
+    if (job_layers_init(&jr->layers, jr->out_dir, &r, m.cfg.n_layers, ratios, err,
+                        sizeof err) == 0)
+        jr->have_layers = 1;
+    else
+        log_err(j->id, "layer statistics", err);
     struct train_opts o = {
         .out_dir = jr->out_dir, .resume_dir = resume_dir[0] ? resume_dir : NULL,
         .tokenizer_path = tok.kind == TOKENIZER_GGUF ? NULL : tok_path,
@@ -275,6 +297,9 @@ static enum train_result train_job(struct job_run *jr, struct job_error *je)
         snprintf(je->message, sizeof je->message, "%s", err);
     }
 out:
+    if (jr->have_layers)
+        job_layers_free(&jr->layers);
+    jr->have_layers = 0;
     free(ratios);
     ds_windows_free(&train);
     ds_windows_free(&val);
@@ -350,6 +375,15 @@ static void finish(struct job_run *jr, enum train_result res, const struct job_e
     free(error);
 }
 
+void queue_get_stats(struct queue_stats *s)
+{
+    pthread_mutex_lock(&q.mu);
+    s->busy = q.running[0] != '\0';
+    s->step = s->busy ? q.step : 0;
+    s->tokens_per_s = s->busy ? q.tokens_per_s : 0;
+    pthread_mutex_unlock(&q.mu);
+}
+
 /* Claims and runs job j. */
 static void run_job(struct store *st, const struct store_job *j)
 {
@@ -358,6 +392,8 @@ static void run_job(struct store *st, const struct store_job *j)
     struct store_event_new ev = {"info", "Fine-tuning job started", "message", NULL};
     pthread_mutex_lock(&q.mu);
     snprintf(q.running, sizeof q.running, "%s", j->id);
+    q.step = 0;
+    q.tokens_per_s = 0;
     q.stop = TRAIN_RUN;
     pthread_mutex_unlock(&q.mu);
     u.started_at = (int64_t)time(NULL);

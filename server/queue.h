@@ -41,6 +41,13 @@ int queue_cancel(const char *id);
 /* Asks the worker to pause job `id` if it is the one it runs: 1 when the
  * request was passed on, else 0. */
 int queue_pause(const char *id);
+/* What the worker is doing, for /metrics. */
+struct queue_stats {
+    int busy;            /* 1 while a job trains */
+    long step;           /* its optimizer steps done (0 when idle) */
+    double tokens_per_s; /* its last step's throughput (0 when idle) */
+};
+void queue_get_stats(struct queue_stats *s);
 /* Pauses and re-queues the running job (see above) and joins the worker.
  * A no-op when the worker was not started. */
 void queue_stop(void);

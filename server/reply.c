@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "http.h"
+#include "idempotency.h"
+#include "metrics.h"
 #include "reply.h"
 
 static const char internal_body[] =
@@ -24,8 +26,10 @@ enum MHD_Result reply_response(struct http_request *req, unsigned status, struct
     if (MHD_add_response_header(resp, "x-request-id", req->id) == MHD_YES)
         ret = MHD_queue_response(req->conn, status, resp);
     MHD_destroy_response(resp);
-    if (ret == MHD_YES)
+    if (ret == MHD_YES) {
         req->replied = 1;
+        metrics_count_reply(status);
+    }
     return ret;
 }
 
@@ -35,6 +39,7 @@ static enum MHD_Result send_text(struct http_request *req, unsigned status, char
                                  size_t len, enum MHD_ResponseMemoryMode mode,
                                  const char *hname, const char *hvalue)
 {
+    idem_record(req, status, text, len);
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, mode);
     if (!resp) {
         if (mode == MHD_RESPMEM_MUST_FREE)
@@ -71,6 +76,15 @@ static enum MHD_Result send_json(struct http_request *req, unsigned status, json
 enum MHD_Result reply_json(struct http_request *req, unsigned status, json_t *body)
 {
     return send_json(req, status, body, NULL, NULL);
+}
+
+enum MHD_Result reply_replay(struct http_request *req, unsigned status, const char *body)
+{
+    char *text = strdup(body);
+    if (!text)
+        return reply_internal(req);
+    return send_text(req, status, text, strlen(text), MHD_RESPMEM_MUST_FREE,
+                     "Idempotent-Replayed", "true");
 }
 
 static enum MHD_Result verror(struct http_request *req, unsigned status, const char *type,

@@ -23,6 +23,9 @@ enum MHD_Result reply_response(struct http_request *req, unsigned status, struct
 /* Sends `body` as JSON and takes ownership of it; NULL (a failed build)
  * becomes a 500. */
 enum MHD_Result reply_json(struct http_request *req, unsigned status, json_t *body);
+/* Sends a stored JSON reply again (idempotency.h), marked with the header
+ * Idempotent-Replayed: true. */
+enum MHD_Result reply_replay(struct http_request *req, unsigned status, const char *body);
 /* An error reply; `param` and `code` may be NULL. */
 enum MHD_Result reply_error(struct http_request *req, unsigned status, const char *type,
                             const char *code, const char *param, const char *fmt, ...)

@@ -12,8 +12,14 @@
 #include "h_checkpoints.h"
 #include "h_files.h"
 #include "h_jobs.h"
+#include "h_layers.h"
 #include "h_models.h"
+#include "h_plan.h"
+#include "h_session.h"
+#include "h_web.h"
+#include "h_webhooks.h"
 #include "http.h"
+#include "metrics.h"
 #include "reply.h"
 #include "routes.h"
 
@@ -23,24 +29,36 @@ static enum MHD_Result healthz_get(struct http_request *req)
 }
 
 const struct route routes_default[] = {
-    {"GET", "/healthz", healthz_get, 0, NULL},
-    {"POST", "/v1/files", files_post, SIZE_MAX, &files_upload_stream},
-    {"GET", "/v1/files", files_list, 0, NULL},
-    {"GET", "/v1/files/{id}", files_get, 0, NULL},
-    {"DELETE", "/v1/files/{id}", files_delete, 0, NULL},
-    {"GET", "/v1/files/{id}/content", files_content, 0, NULL},
-    {"POST", "/v1/fine_tuning/jobs", jobs_post, 64 << 10, NULL},
-    {"GET", "/v1/fine_tuning/jobs", jobs_list, 0, NULL},
-    {"GET", "/v1/fine_tuning/jobs/{id}", jobs_get, 0, NULL},
-    {"POST", "/v1/fine_tuning/jobs/{id}/cancel", jobs_cancel, 0, NULL},
-    {"POST", "/v1/fine_tuning/jobs/{id}/pause", jobs_pause, 0, NULL},
-    {"POST", "/v1/fine_tuning/jobs/{id}/resume", jobs_resume, 0, NULL},
-    {"GET", "/v1/fine_tuning/jobs/{id}/events", jobs_events, 0, NULL},
-    {"GET", "/v1/fine_tuning/jobs/{id}/checkpoints", jobs_checkpoints, 0, NULL},
+    {"GET", "/healthz", healthz_get, 0, NULL, 1},
+    {"GET", "/", web_index, 0, NULL, 1},
+    {"GET", "/web/{name.}", web_file, 0, NULL, 1},
+    {"POST", "/v1/dashboard/session", session_post, 0, NULL, 0},
+    {"GET", "/v1/dashboard/session", session_get, 0, NULL, 1},
+    {"DELETE", "/v1/dashboard/session", session_delete, 0, NULL, 0},
+    {"POST", "/v1/fine_tuning/plan", plan_post, 64 << 10, NULL, 0},
+    {"POST", "/v1/files", files_post, SIZE_MAX, &files_upload_stream, 0},
+    {"GET", "/v1/files", files_list, 0, NULL, 0},
+    {"GET", "/v1/files/{id}", files_get, 0, NULL, 0},
+    {"DELETE", "/v1/files/{id}", files_delete, 0, NULL, 0},
+    {"GET", "/v1/files/{id}/content", files_content, 0, NULL, 0},
+    {"POST", "/v1/fine_tuning/jobs", jobs_post, 64 << 10, NULL, 0},
+    {"GET", "/v1/fine_tuning/jobs", jobs_list, 0, NULL, 0},
+    {"GET", "/v1/fine_tuning/jobs/{id}", jobs_get, 0, NULL, 0},
+    {"POST", "/v1/fine_tuning/jobs/{id}/cancel", jobs_cancel, 0, NULL, 0},
+    {"POST", "/v1/fine_tuning/jobs/{id}/pause", jobs_pause, 0, NULL, 0},
+    {"POST", "/v1/fine_tuning/jobs/{id}/resume", jobs_resume, 0, NULL, 0},
+    {"GET", "/v1/fine_tuning/jobs/{id}/events", jobs_events, 0, NULL, 0},
+    {"GET", "/v1/fine_tuning/jobs/{id}/checkpoints", jobs_checkpoints, 0, NULL, 0},
     {"GET", "/v1/fine_tuning/jobs/{id}/checkpoints/{ckpt_id}/content", checkpoints_content, 0,
-     NULL},
-    {"GET", "/v1/models", models_list, 0, NULL},
-    {NULL, NULL, NULL, 0, NULL},
+     NULL, 0},
+    {"GET", "/v1/fine_tuning/jobs/{id}/layers", jobs_layers, 0, NULL, 0},
+    {"GET", "/v1/models", models_list, 0, NULL, 0},
+    {"POST", "/v1/webhooks", webhooks_post, WEBHOOKS_MAX_BODY, NULL, 0},
+    {"GET", "/v1/webhooks", webhooks_list, 0, NULL, 0},
+    {"GET", "/v1/webhooks/{id}", webhooks_get, 0, NULL, 0},
+    {"DELETE", "/v1/webhooks/{id}", webhooks_delete, 0, NULL, 0},
+    {"GET", "/metrics", metrics_get, 0, NULL, 1},
+    {NULL, NULL, NULL, 0, NULL, 0},
 };
 
 static int param_char_ok(char c)
@@ -59,9 +77,31 @@ static int param_ok(const char *s, size_t n)
     return 1;
 }
 
+/* A file-name parameter: an id, one '.', then 1..ROUTE_EXT_MAX of [a-z0-9];
+ * ROUTE_PARAM_MAX characters at most in all. */
+static int file_param_ok(const char *s, size_t n)
+{
+    const char *dot = n <= ROUTE_PARAM_MAX ? memchr(s, '.', n) : NULL;
+    if (!dot || !param_ok(s, (size_t)(dot - s)))
+        return 0;
+    size_t ext = n - (size_t)(dot - s) - 1;
+    if (ext == 0 || ext > ROUTE_EXT_MAX)
+        return 0;
+    for (const char *p = dot + 1; p < s + n; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+            return 0;
+    return 1;
+}
+
 static int is_param(const char *seg, size_t n)
 {
     return n >= 2 && seg[0] == '{' && seg[n - 1] == '}';
+}
+
+/* "{name.}" (a file name) rather than "{name}" (an id); seg is a parameter. */
+static int is_file_param(const char *seg, size_t n)
+{
+    return seg[n - 2] == '.';
 }
 
 /* 1 when `path` has the shape of `pat` (same segment count, equal literals);
@@ -75,15 +115,17 @@ static int match_shape(const char *pat, const char *path, struct route_match *m)
         pat++, path++;
         size_t pl = strcspn(pat, "/"), sl = strcspn(path, "/");
         if (is_param(pat, pl)) {
+            int file = is_file_param(pat, pl);
             if (m->nparams == ROUTE_PARAMS_MAX)
                 return 0;
-            if (param_ok(path, sl)) {
+            if (file ? file_param_ok(path, sl) : param_ok(path, sl)) {
                 memcpy(m->params[m->nparams], path, sl);
                 m->params[m->nparams][sl] = '\0';
             } else {
                 m->params[m->nparams][0] = '\0';
                 if (!m->bad_param[0]) {
-                    size_t nl = pl - 2 < ROUTE_PARAM_MAX ? pl - 2 : ROUTE_PARAM_MAX;
+                    size_t nl = pl - 2 - (size_t)file;
+                    nl = nl < ROUTE_PARAM_MAX ? nl : ROUTE_PARAM_MAX;
                     memcpy(m->bad_param, pat + 1, nl);
                     m->bad_param[nl] = '\0';
                 }
@@ -143,7 +185,7 @@ const char *route_param(const struct route_match *m, const char *name)
     for (const char *p = m->route->pattern; *p == '/' && i < m->nparams;) {
         size_t pl = strcspn(++p, "/");
         if (is_param(p, pl)) {
-            if (pl - 2 == nl && memcmp(p + 1, name, nl) == 0)
+            if (pl - 2 - (size_t)is_file_param(p, pl) == nl && memcmp(p + 1, name, nl) == 0)
                 return m->params[i];
             i++;
         }

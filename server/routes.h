@@ -8,7 +8,10 @@
  * parameter must be 1..ROUTE_PARAM_MAX characters of [A-Za-z0-9_-]; anything
  * else (a '.', '%2F', '..', an overlong id) is refused before a handler sees
  * it, so parameters are safe as lookup keys but are never to be joined into
- * file paths. The first route in table order whose shape and method match
+ * file paths. A file-name parameter, written "{name.}", is such an id, one
+ * '.' and an extension of 1..ROUTE_EXT_MAX characters of [a-z0-9] (e.g.
+ * "app.js"), ROUTE_PARAM_MAX characters in all: no '/', no leading '.', so it names an entry of one directory
+ * and nothing above it. The first route in table order whose shape and method match
  * wins; HEAD matches GET routes.
  */
 #ifndef OWLORE_ROUTES_H
@@ -42,13 +45,15 @@ struct route {
     route_handler handler;
     size_t max_body;        /* bytes of body accepted; 0: none */
     const struct route_stream *stream; /* NULL: the body is gathered */
+    int is_public;          /* 1: answered without authentication */
 };
 
 /* The service's routes. */
 extern const struct route routes_default[];
 
 #define ROUTE_PARAMS_MAX 4
-#define ROUTE_PARAM_MAX 64
+#define ROUTE_PARAM_MAX 64 /* an id's characters; a file name's stem */
+#define ROUTE_EXT_MAX 8
 #define ROUTE_ALLOW_MAX 64
 
 enum route_status {

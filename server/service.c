@@ -1,14 +1,17 @@
 /*
  * service.c: the process-wide service context (see service.h).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "service.h"
+#include "store.h"
 
 static struct service *current;
 
@@ -39,12 +42,19 @@ static int resolves_within(const char *path, const char *allowed, const char *al
     return strncmp(real, a, n) == 0 && real[n] == '/';
 }
 
+const char *service_default_model_id(const struct service *svc)
+{
+    const char *m = svc->default_model, *slash = m ? strrchr(m, '/') : NULL;
+    return slash ? slash + 1 : m ? m : "";
+}
+
 int service_model_path(const struct service *svc, const char *model, char *out, size_t n,
                        char *err, size_t errlen)
 {
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/models", svc->data_dir);
-    if (!model || (svc->default_model && strcmp(model, svc->default_model) == 0)) {
+    if (!model || (svc->default_model && (strcmp(model, svc->default_model) == 0 ||
+                                          strcmp(model, service_default_model_id(svc)) == 0))) {
         if (!svc->default_model) {
             snprintf(err, errlen, "No model given and the server has no default model.");
             return -1;
@@ -62,6 +72,33 @@ int service_model_path(const struct service *svc, const char *model, char *out, 
     snprintf(err, errlen, "Model '%.200s' is not available on this server: use the default "
              "model or one under its models directory.", model);
     return -1;
+}
+
+int service_sweep_blobs(const struct service *svc, int *removed, char *err, size_t errlen)
+{
+    char dir[4200], path[4500];
+    snprintf(dir, sizeof dir, "%s/blobs", svc->data_dir);
+    *removed = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        int ref = strncmp(e->d_name, "tmp-", 4) == 0
+                      ? 0
+                      : store_blob_referenced(svc->store, path, err, errlen);
+        if (ref < 0)
+            rc = -1;
+        else if (ref == 0 && unlink(path) == 0)
+            (*removed)++;
+    }
+    closedir(d);
+    return rc;
 }
 
 struct service *service_get(void)

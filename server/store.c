@@ -11,6 +11,9 @@
  * Migrations: MIGRATIONS[i] takes the schema from version i to i + 1; each
  * step re-reads user_version inside its write transaction, so two
  * processes opening an old file at once migrate it once.
+ *
+ * Other store_*.c files (store_webhooks.c) add tables to the same database
+ * through the few helpers at the end of this file (store_internal.h).
  */
 #include "store.h"
 
@@ -28,6 +31,8 @@
 #include <sqlite3.h>
 
 #include "digest.h"
+#include "event_notify.h"
+#include "store_internal.h"
 
 #define BUSY_TIMEOUT_MS 10000
 #define LIST_LIMIT_MAX 10000
@@ -72,6 +77,20 @@ static const char *const MIGRATIONS[] = {
     "  owner TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,"
     "  status INTEGER NOT NULL DEFAULT 0, body TEXT, created_at INTEGER NOT NULL,"
     "  PRIMARY KEY (owner, key)) WITHOUT ROWID;",
+    /* 1 -> 2: webhooks and their delivery outbox (store_webhooks.c) */
+    "CREATE TABLE webhooks("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+    "  owner TEXT NOT NULL, url TEXT NOT NULL, events TEXT NOT NULL,"
+    "  description TEXT, secret TEXT NOT NULL, created_at INTEGER NOT NULL);"
+    "CREATE INDEX webhooks_owner ON webhooks(owner, seq);"
+    "CREATE TABLE webhook_outbox("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+    "  webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,"
+    "  type TEXT NOT NULL, payload TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_ms INTEGER NOT NULL,"
+    "  status TEXT NOT NULL DEFAULT 'pending', last_error TEXT);"
+    "CREATE INDEX webhook_outbox_due ON webhook_outbox(status, next_attempt_ms);"
+    "CREATE INDEX webhook_outbox_webhook ON webhook_outbox(webhook_id);",
 };
 #define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
@@ -89,11 +108,11 @@ static const char *const MIGRATIONS[] = {
 
 enum sql_id {
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_CHECK,
-    Q_KEY_INSERT, Q_KEY_LOOKUP, Q_KEY_REVOKE, Q_KEY_COUNT,
+    Q_KEY_INSERT, Q_KEY_LOOKUP, Q_KEY_REVOKE, Q_KEY_COUNT, Q_KEY_LIST,
     Q_BLOB_ADD, Q_BLOB_DEREF, Q_BLOB_DELETE, Q_BLOB_REFERENCED,
     Q_FILE_INSERT, Q_FILE_GET, Q_FILE_SEQ, Q_FILE_LIST, Q_FILE_IN_USE, Q_FILE_DELETE,
     Q_JOB_INSERT, Q_JOB_GET, Q_JOB_NEXT, Q_JOB_STATUS, Q_JOB_UPDATE, Q_JOB_SEQ,
-    Q_JOB_LIST, Q_JOB_STRANDED,
+    Q_JOB_LIST, Q_JOB_STRANDED, Q_JOB_COUNT_STATUS, Q_JOB_ESTIMATE,
     Q_EVENT_NEXT, Q_EVENT_INSERT, Q_EVENT_AFTER, Q_EVENT_BEFORE,
     Q_CKPT_INSERT, Q_CKPT_GET, Q_CKPT_SEQ, Q_CKPT_LIST,
     Q_IDEM_INSERT, Q_IDEM_GET, Q_IDEM_FINISH, Q_IDEM_RELEASE, Q_IDEM_PRUNE,
@@ -112,6 +131,8 @@ static const char *const SQL[Q_COUNT] = {
                      "WHERE hash = ?1 AND revoked_at IS NULL",
     [Q_KEY_REVOKE] = "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
     [Q_KEY_COUNT] = "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL",
+    [Q_KEY_LIST] = "SELECT id, owner, name, created_at FROM api_keys WHERE revoked_at IS NULL "
+                   "ORDER BY created_at, id",
     [Q_BLOB_ADD] = "INSERT INTO blobs(sha256, bytes, path, refs) VALUES (?1, ?2, ?3, 1) "
                    "ON CONFLICT (sha256) DO UPDATE SET refs = refs + 1 RETURNING path",
     [Q_BLOB_DEREF] = "UPDATE blobs SET refs = refs - 1 WHERE sha256 = ?1 RETURNING refs, path",
@@ -125,7 +146,8 @@ static const char *const SQL[Q_COUNT] = {
     [Q_FILE_LIST] = "SELECT " FILE_COLS "WHERE f.owner = ?1 AND (?2 IS NULL OR f.purpose = ?2) "
                     "AND f.seq < ?3 ORDER BY f.seq DESC LIMIT ?4",
     [Q_FILE_IN_USE] = "SELECT 1 FROM jobs WHERE (training_file = ?1 OR validation_file = ?1) "
-                      "AND status NOT IN ('succeeded', 'failed', 'cancelled') LIMIT 1",
+                      "AND status NOT IN ('succeeded', 'failed', 'cancelled') "
+                      "AND EXISTS (SELECT 1 FROM files WHERE id = ?1 AND owner = ?2) LIMIT 1",
     [Q_FILE_DELETE] = "DELETE FROM files WHERE id = ?1 AND owner = ?2 RETURNING sha256",
     [Q_JOB_INSERT] = "INSERT INTO jobs(id, owner, model, training_file, validation_file, "
                      "method, hyperparameters, seed, suffix, metadata, status, created_at) "
@@ -150,6 +172,9 @@ static const char *const SQL[Q_COUNT] = {
                    "  WHERE NOT EXISTS (SELECT 1 FROM json_each(jobs.metadata) m "
                    "    WHERE m.key = f.key AND m.type = f.type AND m.atom = f.atom))) "
                    "ORDER BY seq DESC LIMIT ?5",
+    [Q_JOB_COUNT_STATUS] = "SELECT status, count(*) FROM jobs GROUP BY status",
+    [Q_JOB_ESTIMATE] = "UPDATE jobs SET estimated_finish = ?2 "
+                       "WHERE id = ?1 AND status IN ('running', 'pausing')",
     [Q_JOB_STRANDED] = "SELECT id, status, restart_count FROM jobs "
                        "WHERE status IN ('running', 'pausing') ORDER BY seq",
     [Q_EVENT_NEXT] = "SELECT COALESCE(MAX(id), 0) + 1 FROM events WHERE job_id = ?1",
@@ -188,7 +213,7 @@ struct store {
 
 /* ---- errors, locking, statements ---------------------------------------- */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int store_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;
@@ -199,9 +224,9 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return STORE_ERROR;
 }
 
-static int db_fail(struct store *st, char *err, size_t errlen, const char *what)
+int store_db_fail(struct store *st, char *err, size_t errlen, const char *what)
 {
-    return fail(err, errlen, "%s: %s", what, sqlite3_errmsg(st->db));
+    return store_fail(err, errlen, "%s: %s", what, sqlite3_errmsg(st->db));
 }
 
 static void enter(struct store *st)
@@ -226,7 +251,7 @@ static sqlite3_stmt *prep(struct store *st, enum sql_id id, char *err, size_t er
     if (!s) {
         if (sqlite3_prepare_v3(st->db, SQL[id], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) !=
             SQLITE_OK) {
-            db_fail(st, err, errlen, "prepare");
+            store_db_fail(st, err, errlen, "prepare");
             return NULL;
         }
         st->stmt[id] = s;
@@ -237,20 +262,20 @@ static sqlite3_stmt *prep(struct store *st, enum sql_id id, char *err, size_t er
 }
 
 /* SQLITE_ROW or SQLITE_DONE; STORE_ERROR with a message otherwise. */
-static int step(struct store *st, sqlite3_stmt *s, char *err, size_t errlen)
+int store_step(struct store *st, sqlite3_stmt *s, char *err, size_t errlen)
 {
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW || rc == SQLITE_DONE)
         return rc;
-    return db_fail(st, err, errlen, "query");
+    return store_db_fail(st, err, errlen, "query");
 }
 
 /* Runs a statement expected to return no row; STORE_OK or STORE_ERROR. */
 static int run(struct store *st, sqlite3_stmt *s, char *err, size_t errlen)
 {
-    int rc = step(st, s, err, errlen);
+    int rc = store_step(st, s, err, errlen);
     if (rc == SQLITE_ROW)
-        rc = step(st, s, err, errlen);
+        rc = store_step(st, s, err, errlen);
     return rc == SQLITE_DONE ? STORE_OK : STORE_ERROR;
 }
 
@@ -286,7 +311,7 @@ static int tx_end(struct store *st, int rc, char *err, size_t errlen)
     return rc == STORE_CONFLICT ? rc : STORE_ERROR;
 }
 
-static void bind_text(sqlite3_stmt *s, int i, const char *v)
+void store_bind_text(sqlite3_stmt *s, int i, const char *v)
 {
     if (v)
         sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
@@ -304,7 +329,7 @@ static void bind_opt_int(sqlite3_stmt *s, int i, int64_t v, int64_t unset)
 }
 
 /* *out = a heap copy of column i (NULL for SQL NULL); -1 when out of memory. */
-static int col_dup(sqlite3_stmt *s, int i, char **out)
+int store_col_dup(sqlite3_stmt *s, int i, char **out)
 {
     *out = NULL;
     if (sqlite3_column_type(s, i) == SQLITE_NULL)
@@ -324,7 +349,7 @@ static int64_t col_opt_int(sqlite3_stmt *s, int i, int64_t null_value)
 static int check_limit(int limit, char *err, size_t errlen)
 {
     if (limit < 1 || limit > LIST_LIMIT_MAX)
-        return fail(err, errlen, "limit %d is not in [1, %d]", limit, LIST_LIMIT_MAX);
+        return store_fail(err, errlen, "limit %d is not in [1, %d]", limit, LIST_LIMIT_MAX);
     return STORE_OK;
 }
 
@@ -337,7 +362,7 @@ static int random_bytes(unsigned char *p, size_t n, char *err, size_t errlen)
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            return fail(err, errlen, "getrandom: %s", strerror(errno));
+            return store_fail(err, errlen, "getrandom: %s", strerror(errno));
         }
         p += r;
         n -= (size_t)r;
@@ -382,12 +407,12 @@ static int user_version(struct store *st, int *v, char *err, size_t errlen)
 {
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
-        return db_fail(st, err, errlen, "user_version");
-    int rc = step(st, s, err, errlen);
+        return store_db_fail(st, err, errlen, "user_version");
+    int rc = store_step(st, s, err, errlen);
     if (rc == SQLITE_ROW)
         *v = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
-    return rc == SQLITE_ROW ? STORE_OK : fail(err, errlen, "user_version: no answer");
+    return rc == SQLITE_ROW ? STORE_OK : store_fail(err, errlen, "user_version: no answer");
 }
 
 static int exec_sql(struct store *st, const char *sql, char *err, size_t errlen)
@@ -395,7 +420,7 @@ static int exec_sql(struct store *st, const char *sql, char *err, size_t errlen)
     char *msg = NULL;
     if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) == SQLITE_OK)
         return STORE_OK;
-    fail(err, errlen, "%s", msg ? msg : sqlite3_errmsg(st->db));
+    store_fail(err, errlen, "%s", msg ? msg : sqlite3_errmsg(st->db));
     sqlite3_free(msg);
     return STORE_ERROR;
 }
@@ -426,11 +451,11 @@ static int migrate(struct store *st, char *err, size_t errlen)
     if (user_version(st, &v, err, errlen))
         return STORE_ERROR;
     if (v > SCHEMA_VERSION)
-        return fail(err, errlen, "database schema version %d is newer than this binary's %d",
+        return store_fail(err, errlen, "database schema version %d is newer than this binary's %d",
                     v, SCHEMA_VERSION);
     for (int to = v + 1; to <= SCHEMA_VERSION; to++)
         if (migrate_step(st, to, err, errlen))
-            return fail(err, errlen, "migration to schema %d failed", to);
+            return store_fail(err, errlen, "migration to schema %d failed", to);
     return STORE_OK;
 }
 
@@ -443,27 +468,27 @@ struct store *store_open(const char *path, char *err, size_t errlen)
 {
     struct store *st = calloc(1, sizeof *st);
     if (!st) {
-        fail(err, errlen, "out of memory");
+        store_fail(err, errlen, "out of memory");
         return NULL;
     }
     pthread_mutex_init(&st->mu, NULL);
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
-        fail(err, errlen, "%s: %s", path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        store_fail(err, errlen, "%s: %s", path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
         goto bad;
     }
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) != SQLITE_OK) {
-        db_fail(st, err, errlen, path);
+        store_db_fail(st, err, errlen, path);
         goto bad;
     }
     int wal = sqlite3_step(s) == SQLITE_ROW &&
               strcmp((const char *)sqlite3_column_text(s, 0), "wal") == 0;
     sqlite3_finalize(s);
     if (!wal) {
-        fail(err, errlen, "%s: cannot switch to WAL mode: %s", path, sqlite3_errmsg(st->db));
+        store_fail(err, errlen, "%s: cannot switch to WAL mode: %s", path, sqlite3_errmsg(st->db));
         goto bad;
     }
     if (exec_sql(st, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", err, errlen) ||
@@ -490,14 +515,14 @@ int store_check(struct store *st, char *err, size_t errlen)
 {
     enter(st);
     sqlite3_stmt *s = prep(st, Q_CHECK, err, errlen);
-    int rc = s ? step(st, s, err, errlen) : STORE_ERROR;
+    int rc = s ? store_step(st, s, err, errlen) : STORE_ERROR;
     if (rc == SQLITE_ROW) {
         const char *t = (const char *)sqlite3_column_text(s, 0);
         rc = t && strcmp(t, "ok") == 0
                  ? STORE_OK
-                 : fail(err, errlen, "integrity_check: %s", t ? t : "(null)");
+                 : store_fail(err, errlen, "integrity_check: %s", t ? t : "(null)");
     } else if (rc == SQLITE_DONE) {
-        rc = fail(err, errlen, "integrity_check: no answer");
+        rc = store_fail(err, errlen, "integrity_check: no answer");
     }
     return leave(st, rc);
 }
@@ -515,7 +540,7 @@ void store_key_clear(struct store_key *k)
 static int key_hash(const char *key, unsigned char h[SHA256_BYTES], char *err, size_t errlen)
 {
     if (sha256_buffer(key, strlen(key), h))
-        return fail(err, errlen, "sha256 failed");
+        return store_fail(err, errlen, "sha256 failed");
     return STORE_OK;
 }
 
@@ -538,9 +563,9 @@ int store_key_create(struct store *st, const char *owner, const char *name,
     sqlite3_stmt *s = prep(st, Q_KEY_INSERT, err, errlen);
     if (!s)
         return leave(st, STORE_ERROR);
-    bind_text(s, 1, id);
-    bind_text(s, 2, owner);
-    bind_text(s, 3, name);
+    store_bind_text(s, 1, id);
+    store_bind_text(s, 2, owner);
+    store_bind_text(s, 3, name);
     sqlite3_bind_blob(s, 4, h, sizeof h, SQLITE_STATIC);
     sqlite3_bind_int64(s, 5, now);
     int rc = run(st, s, err, errlen);
@@ -551,7 +576,7 @@ int store_key_create(struct store *st, const char *owner, const char *name,
         out->created_at = now;
         if (!out->id || !out->owner || (name && !out->name)) {
             store_key_clear(out);
-            rc = fail(err, errlen, "out of memory");
+            rc = store_fail(err, errlen, "out of memory");
         }
     }
     return leave(st, rc);
@@ -569,7 +594,7 @@ int store_key_lookup(struct store *st, const char *presented, struct store_key *
     if (!s)
         return leave(st, STORE_ERROR);
     sqlite3_bind_blob(s, 1, h, sizeof h, SQLITE_STATIC);
-    int rc = step(st, s, err, errlen);
+    int rc = store_step(st, s, err, errlen);
     if (rc == SQLITE_DONE)
         return leave(st, STORE_NOTFOUND);
     if (rc != SQLITE_ROW)
@@ -578,9 +603,9 @@ int store_key_lookup(struct store *st, const char *presented, struct store_key *
     if (sqlite3_column_bytes(s, 4) != SHA256_BYTES || !stored ||
         CRYPTO_memcmp(stored, h, SHA256_BYTES) != 0)
         return leave(st, STORE_NOTFOUND);
-    if (col_dup(s, 0, &out->id) || col_dup(s, 1, &out->owner) || col_dup(s, 2, &out->name)) {
+    if (store_col_dup(s, 0, &out->id) || store_col_dup(s, 1, &out->owner) || store_col_dup(s, 2, &out->name)) {
         store_key_clear(out);
-        return leave(st, fail(err, errlen, "out of memory"));
+        return leave(st, store_fail(err, errlen, "out of memory"));
     }
     out->created_at = sqlite3_column_int64(s, 3);
     return leave(st, STORE_OK);
@@ -592,7 +617,7 @@ int store_key_revoke(struct store *st, const char *id, char *err, size_t errlen)
     sqlite3_stmt *s = prep(st, Q_KEY_REVOKE, err, errlen);
     if (!s)
         return leave(st, STORE_ERROR);
-    bind_text(s, 1, id);
+    store_bind_text(s, 1, id);
     sqlite3_bind_int64(s, 2, time(NULL));
     int rc = run(st, s, err, errlen);
     if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
@@ -604,14 +629,85 @@ int store_key_count(struct store *st, int64_t *n, char *err, size_t errlen)
 {
     enter(st);
     sqlite3_stmt *s = prep(st, Q_KEY_COUNT, err, errlen);
-    int rc = s ? step(st, s, err, errlen) : STORE_ERROR;
+    int rc = s ? store_step(st, s, err, errlen) : STORE_ERROR;
     if (rc == SQLITE_ROW) {
         *n = sqlite3_column_int64(s, 0);
         rc = STORE_OK;
     } else if (rc == SQLITE_DONE) {
-        rc = fail(err, errlen, "count: no answer");
+        rc = store_fail(err, errlen, "count: no answer");
     }
     return leave(st, rc);
+}
+
+/* ---- job counts -------------------------------------------------------------- */
+
+int store_job_count_by_status(struct store *st, int64_t counts[JOB_STATUS_COUNT], char *err,
+                              size_t errlen)
+{
+    memset(counts, 0, JOB_STATUS_COUNT * sizeof counts[0]);
+    enter(st);
+    sqlite3_stmt *s = prep(st, Q_JOB_COUNT_STATUS, err, errlen);
+    int r = s ? SQLITE_ROW : STORE_ERROR;
+    while (s && (r = store_step(st, s, err, errlen)) == SQLITE_ROW) {
+        int k = store_job_status_parse((const char *)sqlite3_column_text(s, 0));
+        if (k >= 0)
+            counts[k] = sqlite3_column_int64(s, 1);
+    }
+    return leave(st, r == SQLITE_DONE ? STORE_OK : STORE_ERROR);
+}
+
+int store_job_set_estimate(struct store *st, const char *id, int64_t estimated_finish,
+                           char *err, size_t errlen)
+{
+    enter(st);
+    sqlite3_stmt *s = prep(st, Q_JOB_ESTIMATE, err, errlen);
+    if (!s)
+        return leave(st, STORE_ERROR);
+    store_bind_text(s, 1, id);
+    sqlite3_bind_int64(s, 2, estimated_finish);
+    int rc = run(st, s, err, errlen);
+    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
+        rc = STORE_CONFLICT;
+    return leave(st, rc);
+}
+
+int store_key_list(struct store *st, struct store_key **out, size_t *n, char *err,
+                   size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    enter(st);
+    sqlite3_stmt *s = prep(st, Q_KEY_LIST, err, errlen);
+    int rc = s ? STORE_OK : STORE_ERROR, r = SQLITE_DONE;
+    while (rc == STORE_OK && (r = store_step(st, s, err, errlen)) == SQLITE_ROW) {
+        struct store_key *v = realloc(*out, (*n + 1) * sizeof *v);
+        if (!v) {
+            rc = store_fail(err, errlen, "out of memory");
+            break;
+        }
+        *out = v;
+        memset(&v[*n], 0, sizeof v[*n]);
+        v[*n].created_at = sqlite3_column_int64(s, 3);
+        (*n)++;
+        if (store_col_dup(s, 0, &v[*n - 1].id) || store_col_dup(s, 1, &v[*n - 1].owner) ||
+            store_col_dup(s, 2, &v[*n - 1].name))
+            rc = store_fail(err, errlen, "out of memory");
+    }
+    if (rc == STORE_OK && r != SQLITE_DONE)
+        rc = STORE_ERROR;
+    if (rc != STORE_OK) {
+        store_key_list_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return leave(st, rc);
+}
+
+void store_key_list_free(struct store_key *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        store_key_clear(&v[i]);
+    free(v);
 }
 
 /* ---- files ------------------------------------------------------------------ */
@@ -641,12 +737,12 @@ void store_file_list_free(struct store_file_list *l)
 static int read_file(sqlite3_stmt *s, struct store_file *f, char *err, size_t errlen)
 {
     memset(f, 0, sizeof *f);
-    if (col_dup(s, 0, &f->id) || col_dup(s, 1, &f->owner) || col_dup(s, 2, &f->filename) ||
-        col_dup(s, 3, &f->purpose) || col_dup(s, 5, &f->sha256) ||
-        col_dup(s, 6, &f->blob_path) || col_dup(s, 8, &f->status) ||
-        col_dup(s, 9, &f->validation)) {
+    if (store_col_dup(s, 0, &f->id) || store_col_dup(s, 1, &f->owner) || store_col_dup(s, 2, &f->filename) ||
+        store_col_dup(s, 3, &f->purpose) || store_col_dup(s, 5, &f->sha256) ||
+        store_col_dup(s, 6, &f->blob_path) || store_col_dup(s, 8, &f->status) ||
+        store_col_dup(s, 9, &f->validation)) {
         store_file_clear(f);
-        return fail(err, errlen, "out of memory");
+        return store_fail(err, errlen, "out of memory");
     }
     f->bytes = sqlite3_column_int64(s, 4);
     f->created_at = sqlite3_column_int64(s, 7);
@@ -657,7 +753,7 @@ static int read_file(sqlite3_stmt *s, struct store_file *f, char *err, size_t er
 static int get_file(struct store *st, sqlite3_stmt *s, struct store_file *out, char *err,
                     size_t errlen)
 {
-    int rc = step(st, s, err, errlen);
+    int rc = store_step(st, s, err, errlen);
     if (rc == SQLITE_ROW)
         return read_file(s, out, err, errlen);
     return rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERROR;
@@ -669,8 +765,8 @@ static int file_get_locked(struct store *st, const char *owner, const char *id,
     sqlite3_stmt *s = prep(st, Q_FILE_GET, err, errlen);
     if (!s)
         return STORE_ERROR;
-    bind_text(s, 1, id);
-    bind_text(s, 2, owner);
+    store_bind_text(s, 1, id);
+    store_bind_text(s, 2, owner);
     return get_file(st, s, out, err, errlen);
 }
 
@@ -682,38 +778,38 @@ int store_file_insert(struct store *st, const struct store_file_new *f,
     memset(out, 0, sizeof *out);
     *dup = 0;
     if (!f->owner || !f->filename || !f->purpose || !f->sha256 || !f->blob_path || !f->status)
-        return fail(err, errlen, "file insert: a required field is missing");
+        return store_fail(err, errlen, "file insert: a required field is missing");
     if (new_id("file-", id, err, errlen))
         return STORE_ERROR;
     enter(st);
     int rc = STORE_ERROR;
     if (tx_begin(st, err, errlen) || !(s = prep(st, Q_BLOB_ADD, err, errlen)))
         goto out;
-    bind_text(s, 1, f->sha256);
+    store_bind_text(s, 1, f->sha256);
     sqlite3_bind_int64(s, 2, f->bytes);
-    bind_text(s, 3, f->blob_path);
-    if (step(st, s, err, errlen) != SQLITE_ROW) {
-        fail(err, errlen, "blob upsert: %s", sqlite3_errmsg(st->db));
+    store_bind_text(s, 3, f->blob_path);
+    if (store_step(st, s, err, errlen) != SQLITE_ROW) {
+        store_fail(err, errlen, "blob upsert: %s", sqlite3_errmsg(st->db));
         goto out;
     }
     const char *path = (const char *)sqlite3_column_text(s, 0);
     *dup = path && strcmp(path, f->blob_path) != 0;
     if (run(st, s, err, errlen) || !(s = prep(st, Q_FILE_INSERT, err, errlen)))
         goto out;
-    bind_text(s, 1, id);
-    bind_text(s, 2, f->owner);
-    bind_text(s, 3, f->filename);
-    bind_text(s, 4, f->purpose);
+    store_bind_text(s, 1, id);
+    store_bind_text(s, 2, f->owner);
+    store_bind_text(s, 3, f->filename);
+    store_bind_text(s, 4, f->purpose);
     sqlite3_bind_int64(s, 5, f->bytes);
-    bind_text(s, 6, f->sha256);
+    store_bind_text(s, 6, f->sha256);
     sqlite3_bind_int64(s, 7, time(NULL));
-    bind_text(s, 8, f->status);
-    bind_text(s, 9, f->validation);
+    store_bind_text(s, 8, f->status);
+    store_bind_text(s, 9, f->validation);
     if (run(st, s, err, errlen))
         goto out;
     rc = file_get_locked(st, f->owner, id, out, err, errlen);
     if (rc == STORE_NOTFOUND)
-        rc = fail(err, errlen, "inserted file %s vanished", id);
+        rc = store_fail(err, errlen, "inserted file %s vanished", id);
 out:
     rc = tx_end(st, rc, err, errlen);
     if (rc != STORE_OK) {
@@ -740,10 +836,11 @@ int store_file_delete(struct store *st, const char *owner, const char *id,
     int rc = STORE_ERROR;
     if (tx_begin(st, err, errlen) || !(s = prep(st, Q_FILE_IN_USE, err, errlen)))
         goto out;
-    bind_text(s, 1, id);
-    if ((rc = step(st, s, err, errlen)) != SQLITE_DONE) {
+    store_bind_text(s, 1, id);
+    store_bind_text(s, 2, owner);
+    if ((rc = store_step(st, s, err, errlen)) != SQLITE_DONE) {
         if (rc == SQLITE_ROW) {
-            fail(err, errlen, "file %s is used by a job that has not finished", id);
+            store_fail(err, errlen, "file %s is used by a job that has not finished", id);
             rc = STORE_CONFLICT;
         }
         goto out;
@@ -751,9 +848,9 @@ int store_file_delete(struct store *st, const char *owner, const char *id,
     rc = STORE_ERROR;
     if (!(s = prep(st, Q_FILE_DELETE, err, errlen)))
         goto out;
-    bind_text(s, 1, id);
-    bind_text(s, 2, owner);
-    if ((rc = step(st, s, err, errlen)) != SQLITE_ROW) {
+    store_bind_text(s, 1, id);
+    store_bind_text(s, 2, owner);
+    if ((rc = store_step(st, s, err, errlen)) != SQLITE_ROW) {
         rc = rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERROR;
         goto out;
     }
@@ -761,16 +858,16 @@ int store_file_delete(struct store *st, const char *owner, const char *id,
     rc = STORE_ERROR;
     if (run(st, s, err, errlen) || !(s = prep(st, Q_BLOB_DEREF, err, errlen)))
         goto out;
-    bind_text(s, 1, sha);
-    if (step(st, s, err, errlen) != SQLITE_ROW) {
-        fail(err, errlen, "file %s has no blob", id);
+    store_bind_text(s, 1, sha);
+    if (store_step(st, s, err, errlen) != SQLITE_ROW) {
+        store_fail(err, errlen, "file %s has no blob", id);
         goto out;
     }
     if (sqlite3_column_int64(s, 0) == 0)
         snprintf(path, sizeof path, "%s", (const char *)sqlite3_column_text(s, 1));
     if (run(st, s, err, errlen) || !(s = prep(st, Q_BLOB_DELETE, err, errlen)))
         goto out;
-    bind_text(s, 1, sha);
+    store_bind_text(s, 1, sha);
     rc = run(st, s, err, errlen);
 out:
     rc = tx_end(st, rc, err, errlen);
@@ -785,8 +882,8 @@ int store_blob_referenced(struct store *st, const char *path, char *err, size_t 
     sqlite3_stmt *s = prep(st, Q_BLOB_REFERENCED, err, errlen);
     if (!s)
         return leave(st, -1);
-    bind_text(s, 1, path);
-    int rc = step(st, s, err, errlen);
+    store_bind_text(s, 1, path);
+    int rc = store_step(st, s, err, errlen);
     return leave(st, rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1);
 }
 
@@ -801,9 +898,9 @@ static int cursor_seq(struct store *st, enum sql_id q, const char *id, const cha
     sqlite3_stmt *s = prep(st, q, err, errlen);
     if (!s)
         return STORE_ERROR;
-    bind_text(s, 1, id);
-    bind_text(s, 2, scope);
-    int rc = step(st, s, err, errlen);
+    store_bind_text(s, 1, id);
+    store_bind_text(s, 2, scope);
+    int rc = store_step(st, s, err, errlen);
     if (rc == SQLITE_ROW) {
         *seq = sqlite3_column_int64(s, 0);
         return STORE_OK;
@@ -839,17 +936,17 @@ int store_file_list(struct store *st, const char *owner, const char *purpose,
     sqlite3_stmt *s = rc ? NULL : prep(st, Q_FILE_LIST, err, errlen);
     if (!s)
         return leave(st, rc ? rc : STORE_ERROR);
-    bind_text(s, 1, owner);
-    bind_text(s, 2, purpose);
+    store_bind_text(s, 1, owner);
+    store_bind_text(s, 2, purpose);
     sqlite3_bind_int64(s, 3, seq);
     sqlite3_bind_int(s, 4, limit + 1);
-    while ((rc = step(st, s, err, errlen)) == SQLITE_ROW) {
+    while ((rc = store_step(st, s, err, errlen)) == SQLITE_ROW) {
         if (out->n == (size_t)limit) {
             out->has_more = 1;
             continue;
         }
         if (list_grow((void **)&out->v, out->n, &cap, sizeof *out->v)) {
-            rc = fail(err, errlen, "out of memory");
+            rc = store_fail(err, errlen, "out of memory");
             break;
         }
         if ((rc = read_file(s, &out->v[out->n], err, errlen)))
@@ -907,19 +1004,19 @@ void store_job_list_free(struct store_job_list *l)
 static int read_job(sqlite3_stmt *s, struct store_job *j, char *err, size_t errlen)
 {
     memset(j, 0, sizeof *j);
-    if (col_dup(s, 0, &j->id) || col_dup(s, 1, &j->owner) || col_dup(s, 2, &j->model) ||
-        col_dup(s, 3, &j->training_file) || col_dup(s, 4, &j->validation_file) ||
-        col_dup(s, 5, &j->method) || col_dup(s, 6, &j->hyperparameters) ||
-        col_dup(s, 8, &j->suffix) || col_dup(s, 9, &j->metadata) ||
-        col_dup(s, 15, &j->error) || col_dup(s, 16, &j->fine_tuned_model) ||
-        col_dup(s, 18, &j->resume_checkpoint)) {
+    if (store_col_dup(s, 0, &j->id) || store_col_dup(s, 1, &j->owner) || store_col_dup(s, 2, &j->model) ||
+        store_col_dup(s, 3, &j->training_file) || store_col_dup(s, 4, &j->validation_file) ||
+        store_col_dup(s, 5, &j->method) || store_col_dup(s, 6, &j->hyperparameters) ||
+        store_col_dup(s, 8, &j->suffix) || store_col_dup(s, 9, &j->metadata) ||
+        store_col_dup(s, 15, &j->error) || store_col_dup(s, 16, &j->fine_tuned_model) ||
+        store_col_dup(s, 18, &j->resume_checkpoint)) {
         store_job_clear(j);
-        return fail(err, errlen, "out of memory");
+        return store_fail(err, errlen, "out of memory");
     }
     int status = store_job_status_parse((const char *)sqlite3_column_text(s, 10));
     if (status < 0) {
         store_job_clear(j);
-        return fail(err, errlen, "job has an unknown status");
+        return store_fail(err, errlen, "job has an unknown status");
     }
     j->status = (enum store_job_status)status;
     j->seed = sqlite3_column_int64(s, 7);
@@ -935,7 +1032,7 @@ static int read_job(sqlite3_stmt *s, struct store_job *j, char *err, size_t errl
 static int get_job(struct store *st, sqlite3_stmt *s, struct store_job *out, char *err,
                    size_t errlen)
 {
-    int rc = step(st, s, err, errlen);
+    int rc = store_step(st, s, err, errlen);
     if (rc == SQLITE_ROW)
         return read_job(s, out, err, errlen);
     return rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERROR;
@@ -947,8 +1044,8 @@ static int job_get_locked(struct store *st, const char *owner, const char *id,
     sqlite3_stmt *s = prep(st, Q_JOB_GET, err, errlen);
     if (!s)
         return STORE_ERROR;
-    bind_text(s, 1, id);
-    bind_text(s, 2, owner);
+    store_bind_text(s, 1, id);
+    store_bind_text(s, 2, owner);
     return get_job(st, s, out, err, errlen);
 }
 
@@ -958,7 +1055,7 @@ int store_job_insert(struct store *st, const struct store_job_new *j,
     char id[STORE_ID_LEN];
     memset(out, 0, sizeof *out);
     if ((unsigned)j->status >= JOB_STATUS_COUNT)
-        return fail(err, errlen, "bad job status %d", (int)j->status);
+        return store_fail(err, errlen, "bad job status %d", (int)j->status);
     if (new_id("ftjob-", id, err, errlen))
         return STORE_ERROR;
     enter(st);
@@ -966,23 +1063,23 @@ int store_job_insert(struct store *st, const struct store_job_new *j,
     sqlite3_stmt *s = rc ? NULL : prep(st, Q_JOB_INSERT, err, errlen);
     if (!s)
         return leave(st, tx_end(st, STORE_ERROR, err, errlen));
-    bind_text(s, 1, id);
-    bind_text(s, 2, j->owner);
-    bind_text(s, 3, j->model);
-    bind_text(s, 4, j->training_file);
-    bind_text(s, 5, j->validation_file);
-    bind_text(s, 6, j->method);
-    bind_text(s, 7, j->hyperparameters);
+    store_bind_text(s, 1, id);
+    store_bind_text(s, 2, j->owner);
+    store_bind_text(s, 3, j->model);
+    store_bind_text(s, 4, j->training_file);
+    store_bind_text(s, 5, j->validation_file);
+    store_bind_text(s, 6, j->method);
+    store_bind_text(s, 7, j->hyperparameters);
     sqlite3_bind_int64(s, 8, j->seed);
-    bind_text(s, 9, j->suffix);
-    bind_text(s, 10, j->metadata);
-    bind_text(s, 11, STATUS_NAMES[j->status]);
+    store_bind_text(s, 9, j->suffix);
+    store_bind_text(s, 10, j->metadata);
+    store_bind_text(s, 11, STATUS_NAMES[j->status]);
     sqlite3_bind_int64(s, 12, time(NULL));
     rc = run(st, s, err, errlen);
     if (rc == STORE_OK)
         rc = job_get_locked(st, j->owner, id, out, err, errlen);
     if (rc == STORE_NOTFOUND)
-        rc = fail(err, errlen, "inserted job %s vanished", id);
+        rc = store_fail(err, errlen, "inserted job %s vanished", id);
     rc = tx_end(st, rc, err, errlen);
     if (rc != STORE_OK)
         store_job_clear(out);
@@ -1014,26 +1111,26 @@ static int event_append_locked(struct store *st, const char *job_id,
     sqlite3_stmt *s = prep(st, Q_EVENT_NEXT, err, errlen);
     if (!s)
         return STORE_ERROR;
-    bind_text(s, 1, job_id);
-    int rc = step(st, s, err, errlen);
+    store_bind_text(s, 1, job_id);
+    int rc = store_step(st, s, err, errlen);
     if (rc != SQLITE_ROW)
-        return rc == SQLITE_DONE ? fail(err, errlen, "event id: no answer") : STORE_ERROR;
+        return rc == SQLITE_DONE ? store_fail(err, errlen, "event id: no answer") : STORE_ERROR;
     int64_t next = sqlite3_column_int64(s, 0);
     if (!(s = prep(st, Q_EVENT_INSERT, err, errlen)))
         return STORE_ERROR;
-    bind_text(s, 1, job_id);
+    store_bind_text(s, 1, job_id);
     sqlite3_bind_int64(s, 2, next);
     sqlite3_bind_int64(s, 3, time(NULL));
-    bind_text(s, 4, ev->level ? ev->level : "info");
-    bind_text(s, 5, ev->message ? ev->message : "");
-    bind_text(s, 6, ev->type ? ev->type : "message");
-    bind_text(s, 7, ev->data);
+    store_bind_text(s, 4, ev->level ? ev->level : "info");
+    store_bind_text(s, 5, ev->message ? ev->message : "");
+    store_bind_text(s, 6, ev->type ? ev->type : "message");
+    store_bind_text(s, 7, ev->data);
     if (sqlite3_step(s) != SQLITE_DONE) {
         if (sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_FOREIGNKEY) {
-            fail(err, errlen, "no job %s", job_id);
+            store_fail(err, errlen, "no job %s", job_id);
             return STORE_NOTFOUND;
         }
-        return db_fail(st, err, errlen, "event insert");
+        return store_db_fail(st, err, errlen, "event insert");
     }
     if (id)
         *id = next;
@@ -1054,38 +1151,40 @@ static int transition_locked(struct store *st, const char *id, unsigned allowed,
     sqlite3_stmt *s = prep(st, Q_JOB_STATUS, err, errlen);
     if (!s)
         return STORE_ERROR;
-    bind_text(s, 1, id);
-    int rc = step(st, s, err, errlen);
+    store_bind_text(s, 1, id);
+    int rc = store_step(st, s, err, errlen);
     if (rc == SQLITE_DONE) {
-        fail(err, errlen, "no job %s", id);
+        store_fail(err, errlen, "no job %s", id);
         return STORE_NOTFOUND;
     }
     if (rc != SQLITE_ROW)
         return STORE_ERROR;
     int cur = store_job_status_parse((const char *)sqlite3_column_text(s, 0));
     if (cur < 0)
-        return fail(err, errlen, "job %s has an unknown status", id);
+        return store_fail(err, errlen, "job %s has an unknown status", id);
     if (current)
         *current = (enum store_job_status)cur;
     if (!(allowed & JOB_MASK(cur))) {
-        fail(err, errlen, "job %s is %s", id, STATUS_NAMES[cur]);
+        store_fail(err, errlen, "job %s is %s", id, STATUS_NAMES[cur]);
         return STORE_CONFLICT;
     }
     if (!(s = prep(st, Q_JOB_UPDATE, err, errlen)))
         return STORE_ERROR;
-    bind_text(s, 1, id);
-    bind_text(s, 2, STATUS_NAMES[to]);
+    store_bind_text(s, 1, id);
+    store_bind_text(s, 2, STATUS_NAMES[to]);
     bind_opt_int(s, 3, upd->started_at, 0);
     bind_opt_int(s, 4, upd->finished_at, 0);
     bind_opt_int(s, 5, upd->estimated_finish, 0);
     bind_opt_int(s, 6, upd->trained_tokens, -1);
-    bind_text(s, 7, upd->error);
-    bind_text(s, 8, upd->fine_tuned_model);
-    bind_text(s, 9, upd->resume_checkpoint);
+    store_bind_text(s, 7, upd->error);
+    store_bind_text(s, 8, upd->fine_tuned_model);
+    store_bind_text(s, 9, upd->resume_checkpoint);
     sqlite3_bind_int(s, 10, restart_inc);
     if ((rc = run(st, s, err, errlen)))
         return rc;
-    return ev ? event_append_locked(st, id, ev, event_id, err, errlen) : STORE_OK;
+    if (ev && (rc = event_append_locked(st, id, ev, event_id, err, errlen)))
+        return rc;
+    return store_outbox_job_locked(st, id, to, err, errlen);
 }
 
 int store_job_transition(struct store *st, const char *id, unsigned allowed,
@@ -1094,13 +1193,16 @@ int store_job_transition(struct store *st, const char *id, unsigned allowed,
                          enum store_job_status *current, char *err, size_t errlen)
 {
     if ((unsigned)to >= JOB_STATUS_COUNT)
-        return fail(err, errlen, "bad job status %d", (int)to);
+        return store_fail(err, errlen, "bad job status %d", (int)to);
     enter(st);
     int rc = tx_begin(st, err, errlen);
     if (rc == STORE_OK)
         rc = transition_locked(st, id, allowed, to, upd, 0, ev, event_id, current, err,
                                errlen);
-    return leave(st, tx_end(st, rc, err, errlen));
+    rc = leave(st, tx_end(st, rc, err, errlen));
+    if (rc == STORE_OK && ev)
+        event_notify_committed(id);
+    return rc;
 }
 
 int store_job_list(struct store *st, const char *owner, unsigned status_mask,
@@ -1117,21 +1219,21 @@ int store_job_list(struct store *st, const char *owner, unsigned status_mask,
     sqlite3_stmt *s = rc ? NULL : prep(st, Q_JOB_LIST, err, errlen);
     if (!s)
         return leave(st, rc ? rc : STORE_ERROR);
-    bind_text(s, 1, owner);
+    store_bind_text(s, 1, owner);
     sqlite3_bind_int64(s, 2, seq);
     sqlite3_bind_int(s, 3, status_mask != 0);
-    bind_text(s, 4, metadata);
+    store_bind_text(s, 4, metadata);
     sqlite3_bind_int(s, 5, limit + 1);
     for (int i = 0, p = 6; i < JOB_STATUS_COUNT; i++)
         if (status_mask & JOB_MASK(i))
-            bind_text(s, p++, STATUS_NAMES[i]);
-    while ((rc = step(st, s, err, errlen)) == SQLITE_ROW) {
+            store_bind_text(s, p++, STATUS_NAMES[i]);
+    while ((rc = store_step(st, s, err, errlen)) == SQLITE_ROW) {
         if (out->n == (size_t)limit) {
             out->has_more = 1;
             continue;
         }
         if (list_grow((void **)&out->v, out->n, &cap, sizeof *out->v)) {
-            rc = fail(err, errlen, "out of memory");
+            rc = store_fail(err, errlen, "out of memory");
             break;
         }
         if ((rc = read_job(s, &out->v[out->n], err, errlen)))
@@ -1169,10 +1271,10 @@ static int read_checkpoint(sqlite3_stmt *s, struct store_checkpoint *c, char *er
                            size_t errlen)
 {
     memset(c, 0, sizeof *c);
-    if (col_dup(s, 0, &c->id) || col_dup(s, 1, &c->job_id) || col_dup(s, 3, &c->metrics) ||
-        col_dup(s, 4, &c->sha256) || col_dup(s, 6, &c->path)) {
+    if (store_col_dup(s, 0, &c->id) || store_col_dup(s, 1, &c->job_id) || store_col_dup(s, 3, &c->metrics) ||
+        store_col_dup(s, 4, &c->sha256) || store_col_dup(s, 6, &c->path)) {
         store_checkpoint_clear(c);
-        return fail(err, errlen, "out of memory");
+        return store_fail(err, errlen, "out of memory");
     }
     c->step = sqlite3_column_int64(s, 2);
     c->bytes = sqlite3_column_int64(s, 5);
@@ -1186,9 +1288,9 @@ static int checkpoint_get_locked(struct store *st, const char *job_id, const cha
     sqlite3_stmt *s = prep(st, Q_CKPT_GET, err, errlen);
     if (!s)
         return STORE_ERROR;
-    bind_text(s, 1, job_id);
-    bind_text(s, 2, id);
-    int rc = step(st, s, err, errlen);
+    store_bind_text(s, 1, job_id);
+    store_bind_text(s, 2, id);
+    int rc = store_step(st, s, err, errlen);
     if (rc == SQLITE_ROW)
         return read_checkpoint(s, out, err, errlen);
     return rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERROR;
@@ -1206,24 +1308,26 @@ int store_checkpoint_insert(struct store *st, const struct store_checkpoint_new 
     sqlite3_stmt *s = rc ? NULL : prep(st, Q_CKPT_INSERT, err, errlen);
     if (!s)
         return leave(st, tx_end(st, STORE_ERROR, err, errlen));
-    bind_text(s, 1, id);
-    bind_text(s, 2, c->job_id);
+    store_bind_text(s, 1, id);
+    store_bind_text(s, 2, c->job_id);
     sqlite3_bind_int64(s, 3, c->step);
-    bind_text(s, 4, c->metrics);
-    bind_text(s, 5, c->sha256);
+    store_bind_text(s, 4, c->metrics);
+    store_bind_text(s, 5, c->sha256);
     sqlite3_bind_int64(s, 6, c->bytes);
-    bind_text(s, 7, c->path);
+    store_bind_text(s, 7, c->path);
     sqlite3_bind_int64(s, 8, time(NULL));
     if (sqlite3_step(s) != SQLITE_DONE) {
         if (sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_FOREIGNKEY)
-            fail(err, errlen, "no job %s", c->job_id);
+            store_fail(err, errlen, "no job %s", c->job_id);
         else
-            db_fail(st, err, errlen, "checkpoint insert");
+            store_db_fail(st, err, errlen, "checkpoint insert");
         return leave(st, tx_end(st, STORE_ERROR, err, errlen));
     }
     rc = checkpoint_get_locked(st, c->job_id, id, out, err, errlen);
     if (rc == STORE_NOTFOUND)
-        rc = fail(err, errlen, "inserted checkpoint %s vanished", id);
+        rc = store_fail(err, errlen, "inserted checkpoint %s vanished", id);
+    if (rc == STORE_OK)
+        rc = store_outbox_checkpoint_locked(st, id, err, errlen);
     rc = tx_end(st, rc, err, errlen);
     if (rc != STORE_OK)
         store_checkpoint_clear(out);
@@ -1248,16 +1352,16 @@ static int checkpoint_list_locked(struct store *st, const char *job_id, const ch
     sqlite3_stmt *s = rc ? NULL : prep(st, Q_CKPT_LIST, err, errlen);
     if (!s)
         return rc ? rc : STORE_ERROR;
-    bind_text(s, 1, job_id);
+    store_bind_text(s, 1, job_id);
     sqlite3_bind_int64(s, 2, seq);
     sqlite3_bind_int(s, 3, limit + 1);
-    while ((rc = step(st, s, err, errlen)) == SQLITE_ROW) {
+    while ((rc = store_step(st, s, err, errlen)) == SQLITE_ROW) {
         if (out->n == (size_t)limit) {
             out->has_more = 1;
             continue;
         }
         if (list_grow((void **)&out->v, out->n, &cap, sizeof *out->v)) {
-            rc = fail(err, errlen, "out of memory");
+            rc = store_fail(err, errlen, "out of memory");
             break;
         }
         if ((rc = read_checkpoint(s, &out->v[out->n], err, errlen)))
@@ -1306,7 +1410,10 @@ int store_event_append(struct store *st, const char *job_id,
     int rc = tx_begin(st, err, errlen);
     if (rc == STORE_OK)
         rc = event_append_locked(st, job_id, ev, id, err, errlen);
-    return leave(st, tx_end(st, rc, err, errlen));
+    rc = leave(st, tx_end(st, rc, err, errlen));
+    if (rc == STORE_OK)
+        event_notify_committed(job_id);
+    return rc;
 }
 
 static int event_list(struct store *st, enum sql_id q, const char *job_id, int64_t bound,
@@ -1320,17 +1427,17 @@ static int event_list(struct store *st, enum sql_id q, const char *job_id, int64
     sqlite3_stmt *s = prep(st, q, err, errlen);
     if (!s)
         return leave(st, STORE_ERROR);
-    bind_text(s, 1, job_id);
+    store_bind_text(s, 1, job_id);
     sqlite3_bind_int64(s, 2, bound);
     sqlite3_bind_int(s, 3, limit + 1);
     int rc;
-    while ((rc = step(st, s, err, errlen)) == SQLITE_ROW) {
+    while ((rc = store_step(st, s, err, errlen)) == SQLITE_ROW) {
         if (out->n == (size_t)limit) {
             out->has_more = 1;
             continue;
         }
         if (list_grow((void **)&out->v, out->n, &cap, sizeof *out->v)) {
-            rc = fail(err, errlen, "out of memory");
+            rc = store_fail(err, errlen, "out of memory");
             break;
         }
         struct store_event *e = &out->v[out->n];
@@ -1338,9 +1445,9 @@ static int event_list(struct store *st, enum sql_id q, const char *job_id, int64
         out->n++; /* counted now so that a failure below frees its strings */
         e->id = sqlite3_column_int64(s, 0);
         e->created_at = sqlite3_column_int64(s, 2);
-        if (col_dup(s, 1, &e->job_id) || col_dup(s, 3, &e->level) ||
-            col_dup(s, 4, &e->message) || col_dup(s, 5, &e->type) || col_dup(s, 6, &e->data)) {
-            rc = fail(err, errlen, "out of memory");
+        if (store_col_dup(s, 1, &e->job_id) || store_col_dup(s, 3, &e->level) ||
+            store_col_dup(s, 4, &e->message) || store_col_dup(s, 5, &e->type) || store_col_dup(s, 6, &e->data)) {
+            rc = store_fail(err, errlen, "out of memory");
             break;
         }
     }
@@ -1449,6 +1556,8 @@ static int recover_job(struct store *st, const struct stranded *j, int max_resta
         rc = transition_locked(st, j->id, JOB_MASK(JOB_RUNNING) | JOB_MASK(JOB_PAUSING), to,
                                &upd, resumed, &ev, NULL, NULL, err, errlen);
     rc = tx_end(st, rc, err, errlen);
+    if (rc == STORE_OK)
+        event_notify_committed(j->id);
     store_checkpoint_clear(&c);
     *outcome = rc == STORE_CONFLICT ? -1 : resumed;
     return rc == STORE_CONFLICT ? STORE_OK : rc;
@@ -1467,9 +1576,9 @@ int store_recover_running(struct store *st, int max_restarts,
     sqlite3_stmt *s = rc ? NULL : prep(st, Q_JOB_STRANDED, err, errlen);
     if (!s)
         return leave(st, STORE_ERROR);
-    while ((rc = step(st, s, err, errlen)) == SQLITE_ROW) {
-        if (list_grow((void **)&v, n, &cap, sizeof *v) || col_dup(s, 0, &v[n].id)) {
-            rc = fail(err, errlen, "out of memory");
+    while ((rc = store_step(st, s, err, errlen)) == SQLITE_ROW) {
+        if (list_grow((void **)&v, n, &cap, sizeof *v) || store_col_dup(s, 0, &v[n].id)) {
+            rc = store_fail(err, errlen, "out of memory");
             break;
         }
         v[n].status = (enum store_job_status)store_job_status_parse(
@@ -1512,23 +1621,23 @@ static int idem_existing(struct store *st, const char *owner, const char *key,
     sqlite3_stmt *s = prep(st, Q_IDEM_GET, err, errlen);
     if (!s)
         return STORE_ERROR;
-    bind_text(s, 1, owner);
-    bind_text(s, 2, key);
-    int rc = step(st, s, err, errlen);
+    store_bind_text(s, 1, owner);
+    store_bind_text(s, 2, key);
+    int rc = store_step(st, s, err, errlen);
     if (rc != SQLITE_ROW)
-        return rc == SQLITE_DONE ? fail(err, errlen, "idempotency record vanished") : rc;
+        return rc == SQLITE_DONE ? store_fail(err, errlen, "idempotency record vanished") : rc;
     const char *h = (const char *)sqlite3_column_text(s, 0);
     if (!h || strcmp(h, request_hash) != 0) {
         out->status = -1;
-        fail(err, errlen, "idempotency key %s was used for a different request", key);
+        store_fail(err, errlen, "idempotency key %s was used for a different request", key);
         return STORE_CONFLICT;
     }
     out->status = sqlite3_column_int(s, 1);
     if (out->status == 0) {
-        fail(err, errlen, "a request with idempotency key %s is still running", key);
+        store_fail(err, errlen, "a request with idempotency key %s is still running", key);
         return STORE_CONFLICT;
     }
-    return col_dup(s, 2, &out->body) ? fail(err, errlen, "out of memory") : STORE_EXISTS;
+    return store_col_dup(s, 2, &out->body) ? store_fail(err, errlen, "out of memory") : STORE_EXISTS;
 }
 
 int store_idem_begin(struct store *st, const char *owner, const char *key,
@@ -1541,9 +1650,9 @@ int store_idem_begin(struct store *st, const char *owner, const char *key,
     sqlite3_stmt *s = rc ? NULL : prep(st, Q_IDEM_INSERT, err, errlen);
     if (!s)
         return leave(st, tx_end(st, STORE_ERROR, err, errlen));
-    bind_text(s, 1, owner);
-    bind_text(s, 2, key);
-    bind_text(s, 3, request_hash);
+    store_bind_text(s, 1, owner);
+    store_bind_text(s, 2, key);
+    store_bind_text(s, 3, request_hash);
     sqlite3_bind_int64(s, 4, time(NULL));
     rc = run(st, s, err, errlen);
     if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
@@ -1558,18 +1667,18 @@ int store_idem_finish(struct store *st, const char *owner, const char *key, int 
                       const char *body, char *err, size_t errlen)
 {
     if (status <= 0)
-        return fail(err, errlen, "bad HTTP status %d", status);
+        return store_fail(err, errlen, "bad HTTP status %d", status);
     enter(st);
     sqlite3_stmt *s = prep(st, Q_IDEM_FINISH, err, errlen);
     if (!s)
         return leave(st, STORE_ERROR);
-    bind_text(s, 1, owner);
-    bind_text(s, 2, key);
+    store_bind_text(s, 1, owner);
+    store_bind_text(s, 2, key);
     sqlite3_bind_int(s, 3, status);
-    bind_text(s, 4, body);
+    store_bind_text(s, 4, body);
     int rc = run(st, s, err, errlen);
     if (rc == STORE_OK && sqlite3_changes(st->db) == 0) {
-        fail(err, errlen, "no reservation for idempotency key %s", key);
+        store_fail(err, errlen, "no reservation for idempotency key %s", key);
         rc = STORE_NOTFOUND;
     }
     return leave(st, rc);
@@ -1582,8 +1691,8 @@ int store_idem_release(struct store *st, const char *owner, const char *key, cha
     sqlite3_stmt *s = prep(st, Q_IDEM_RELEASE, err, errlen);
     if (!s)
         return leave(st, STORE_ERROR);
-    bind_text(s, 1, owner);
-    bind_text(s, 2, key);
+    store_bind_text(s, 1, owner);
+    store_bind_text(s, 2, key);
     int rc = run(st, s, err, errlen);
     if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
         rc = STORE_NOTFOUND;
@@ -1601,4 +1710,36 @@ int store_idem_prune(struct store *st, int64_t before, int64_t *n, char *err, si
     if (rc == STORE_OK && n)
         *n = sqlite3_changes(st->db);
     return leave(st, rc);
+}
+
+/* ---- shared with the other store_*.c files (store_internal.h) ------------- */
+
+sqlite3 *store_db(struct store *st)
+{
+    return st->db;
+}
+
+void store_enter(struct store *st)
+{
+    enter(st);
+}
+
+int store_leave(struct store *st, int rc)
+{
+    return leave(st, rc);
+}
+
+int store_tx_begin(struct store *st, char *err, size_t errlen)
+{
+    return tx_begin(st, err, errlen);
+}
+
+int store_tx_end(struct store *st, int rc, char *err, size_t errlen)
+{
+    return tx_end(st, rc, err, errlen);
+}
+
+int store_new_id(const char *prefix, char out[STORE_ID_LEN], char *err, size_t errlen)
+{
+    return new_id(prefix, out, err, errlen);
 }

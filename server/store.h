@@ -1,7 +1,8 @@
 /*
  * store.h: the service's persistent state in one SQLite database.
  *
- * Tables: api_keys, blobs, files, jobs, events, checkpoints, idempotency.
+ * Tables: api_keys, blobs, files, jobs, events, checkpoints, idempotency,
+ * and webhooks with their webhook_outbox (store_webhooks.h).
  * The database runs in WAL mode with synchronous=FULL (a committed
  * transaction survives power loss), foreign keys on and a busy timeout, so
  * a second process (`owlore keys create` beside a running server) waits
@@ -87,6 +88,10 @@ int store_key_lookup(struct store *st, const char *presented, struct store_key *
                      char *err, size_t errlen);
 /* Revokes key `id`: STORE_OK, or STORE_NOTFOUND when no live key has it. */
 int store_key_revoke(struct store *st, const char *id, char *err, size_t errlen);
+/* The live keys, oldest first: *out (n of them), freed by store_key_list_free. */
+int store_key_list(struct store *st, struct store_key **out, size_t *n, char *err,
+                   size_t errlen);
+void store_key_list_free(struct store_key *v, size_t n);
 /* Number of live keys (0: the server should listen on loopback only). */
 int store_key_count(struct store *st, int64_t *n, char *err, size_t errlen);
 
@@ -232,7 +237,9 @@ int store_job_next_queued(struct store *st, struct store_job *out, char *err,
  * appends that event, all in one transaction; *event_id (may be NULL)
  * receives its id. STORE_OK when it changed, STORE_CONFLICT (nothing
  * written; *current, may be NULL, receives the status) when the status was
- * not allowed, STORE_NOTFOUND when there is no such job. */
+ * not allowed, STORE_NOTFOUND when there is no such job. The same
+ * transaction queues the webhook deliveries of the change
+ * (store_webhooks.h). */
 int store_job_transition(struct store *st, const char *id, unsigned allowed,
                          enum store_job_status to, const struct store_job_update *upd,
                          const struct store_event_new *ev, int64_t *event_id,
@@ -250,6 +257,15 @@ void store_job_list_free(struct store_job_list *l);
 int store_job_list(struct store *st, const char *owner, unsigned status_mask,
                    const char *metadata, const char *after, int limit,
                    struct store_job_list *out, char *err, size_t errlen);
+
+/* Jobs of every owner by status: counts[s] for each enum store_job_status. */
+int store_job_count_by_status(struct store *st, int64_t counts[JOB_STATUS_COUNT], char *err,
+                              size_t errlen);
+
+/* Sets estimated_finish (unix s) of a running or pausing job; no event, no
+ * status change. STORE_CONFLICT when the job is in another status. */
+int store_job_set_estimate(struct store *st, const char *id, int64_t estimated_finish,
+                           char *err, size_t errlen);
 
 /* Start-up recovery: no job stays running or pausing without a worker.
  * For each such job, its checkpoints are tried newest first with
@@ -271,7 +287,8 @@ int store_recover_running(struct store *st, int max_restarts,
 
 /* ---- events ---------------------------------------------------------------
  * Each job's events are numbered 1, 2, 3... in commit order: the same ids
- * serve the JSON list, SSE (Last-Event-ID) and webhooks. */
+ * serve the JSON list, SSE (Last-Event-ID) and webhooks. Every commit that
+ * appends one calls event_notify_committed(job id) (event_notify.h). */
 
 struct store_event {
     int64_t id;
@@ -321,7 +338,9 @@ struct store_checkpoint_new {
     const char *job_id, *metrics, *sha256, *path;
     int64_t step, bytes;
 };
-/* Inserts a checkpoint with a new id; STORE_ERROR when the job is missing. */
+/* Inserts a checkpoint with a new id, and in the same transaction queues
+ * its webhook deliveries (store_webhooks.h); STORE_ERROR when the job is
+ * missing. */
 int store_checkpoint_insert(struct store *st, const struct store_checkpoint_new *c,
                             struct store_checkpoint *out, char *err, size_t errlen);
 int store_checkpoint_get(struct store *st, const char *job_id, const char *id,

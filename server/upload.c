@@ -80,6 +80,8 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
 {
     struct upload *u = cls;
     (void)kind, (void)content_type, (void)transfer_encoding;
+    if (!key) /* MHD passes no name for a part whose name it cannot parse (a NUL in it) */
+        return MHD_YES;
     if (strcmp(key, "file") == 0) {
         take_file(u, filename, data, off, size);
     } else if (strcmp(key, "purpose") == 0) {

@@ -4,10 +4,18 @@
 # A program that exits non-zero without printing a FAIL line counts as one
 # failed case (a crash is never silent); one that runs past TEST_TIMEOUT
 # seconds (default 1200) is stopped and fails.
+#
+# Then every executable tests/py/test_*.py (Python tools driving the built
+# server; tests/py/setup.sh installs what they need), with OWLORE_BIN set to
+# the binary beside the given folder (build/owlore for build/tests) unless
+# already set.
 dir=${1:-build/tests}
 passed=0
 failed=0
-for t in $(find "$dir" -type f -perm -u+x -name 'test_*' | sort); do
+OWLORE_BIN=${OWLORE_BIN:-$(cd "$dir/.." 2>/dev/null && pwd)/owlore}
+export OWLORE_BIN
+for t in $(find "$dir" -type f -perm -u+x -name 'test_*' | sort) \
+         $(find tests/py -maxdepth 1 -type f -perm -u+x -name 'test_*.py' 2>/dev/null | sort); do
     echo "== $t"
     out=$(timeout "${TEST_TIMEOUT:-1200}" "$t" 2>&1)
     rc=$?

@@ -11,11 +11,14 @@
 #ifndef OWLORE_TEST_SERVER_H
 #define OWLORE_TEST_SERVER_H
 
+#include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "auth.h"
 #include "http.h"
 #include "queue.h"
 #include "service.h"
@@ -29,6 +32,10 @@ struct test_server {
     int jobs;
     char model[4096];
 };
+
+/* The per-IP connection limit of the next test_server_start (many
+ * concurrent clients); 0 keeps the default. */
+static unsigned test_server_max_per_ip;
 
 /* Start on dir, a mkdtemp template ("/tmp/owlore-x-XXXXXX", filled in).
  * max_upload 0 keeps the default. Returns the port, or 0 after printing why. */
@@ -60,8 +67,11 @@ static inline uint16_t test_server_start(struct test_server *t, char *dir, int j
     http_config_defaults(&cfg);
     cfg.port = 0;
     cfg.threads = 2;
+    cfg.authenticate = auth_request;
     if (max_upload)
         cfg.max_upload = max_upload;
+    if (test_server_max_per_ip)
+        cfg.max_per_ip = test_server_max_per_ip;
     t->srv = http_server_start(&cfg, err, sizeof err);
     if (!t->srv) {
         fprintf(stderr, "%s\n", err);
@@ -100,6 +110,68 @@ static inline size_t on_body(char *p, size_t sz, size_t n, void *ud)
     b->n += sz * n;
     b->p[b->n] = '\0';
     return sz * n;
+}
+
+/* One request to the test server on `port`: `key` (may be NULL) goes as
+ * a bearer token, `header` (may be NULL) as one more "Name: value" header,
+ * `json` (may be NULL) as the body (as application/json unless `header`
+ * sets the Content-Type), or `file` (may be NULL) as a multipart
+ * fine-tune upload. The parsed JSON reply lands in *out (NULL when the body
+ * is not JSON; decref it); the status is returned. */
+static inline long test_call_h(uint16_t port, const char *method, const char *path,
+                               const char *key, const char *header, const char *json,
+                               const char *file, json_t **out)
+{
+    char url[512], auth[128];
+    long status = 0;
+    struct buf b = {0};
+    CURL *c = curl_easy_init();
+    curl_mime *mime = NULL;
+    struct curl_slist *h = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (key) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+        h = curl_slist_append(h, auth);
+    }
+    if (header)
+        h = curl_slist_append(h, header);
+    if (json) {
+        if (!header || strncasecmp(header, "Content-Type:", 13) != 0)
+            h = curl_slist_append(h, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+    } else if (file) {
+        mime = curl_mime_init(c);
+        curl_mimepart *p = curl_mime_addpart(mime);
+        curl_mime_name(p, "purpose");
+        curl_mime_data(p, "fine-tune", CURL_ZERO_TERMINATED);
+        p = curl_mime_addpart(mime);
+        curl_mime_name(p, "file");
+        curl_mime_filedata(p, file);
+        curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+    } else if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_mime_free(mime);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    *out = b.p ? json_loads(b.p, 0, NULL) : NULL;
+    free(b.p);
+    return status;
+}
+
+static inline long test_call(uint16_t port, const char *method, const char *path,
+                             const char *key, const char *json, const char *file, json_t **out)
+{
+    return test_call_h(port, method, path, key, NULL, json, file, out);
 }
 
 /* o[key] as a string, "" when absent. */

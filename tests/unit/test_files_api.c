@@ -6,7 +6,7 @@
  * sha256 against sha256_file, the validation report (gsm8k test: 1319 valid
  * examples; a bad line named with its number), list/get/content/delete,
  * blob dedupe by sha256, 404 for unknown ids, 400 for a missing purpose and
- * 413 for a body over the cap.
+ * 413 for a body over the cap; the start-up sweep of blobs/.
  */
 #include <curl/curl.h>
 #include <dirent.h>
@@ -247,6 +247,41 @@ static void test_refusals(void)
     test_end();
 }
 
+/* The start-up sweep removes upload temporaries and unreferenced blob files
+ * and keeps every blob a file still names. */
+static void test_sweep(struct test_server *server)
+{
+    char path[256], err[256];
+    int removed = -1;
+    test_begin("files_startup_sweep");
+    int before = count_blobs();
+    const char *names[] = {"tmp-0123456789abcdef", "deadbeef.file-orphan"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/blobs/%s", dir, names[i]);
+        FILE *f = fopen(path, "w");
+        CHECK(f && fputs("x", f) >= 0 && fclose(f) == 0);
+    }
+    CHECK(count_blobs() == before + 2);
+    CHECK(service_sweep_blobs(&server->svc, &removed, err, sizeof err) == 0);
+    CHECK_MSG(removed == 2, "removed %d", removed);
+    CHECK(count_blobs() == before);
+    struct buf b;
+    CHECK(call("GET", "/v1/files", NULL, NULL, 0, &b) == 200);
+    json_t *o = parse(&b);
+    json_t *data = json_object_get(o, "data");
+    for (size_t i = 0; i < json_array_size(data); i++) {
+        char p2[160];
+        snprintf(p2, sizeof p2, "/v1/files/%s/content",
+                 json_string_value(json_object_get(json_array_get(data, i), "id")));
+        struct buf c;
+        CHECK(call("GET", p2, NULL, NULL, 0, &c) == 200);
+        free(c.p);
+    }
+    json_decref(o);
+    free(b.p);
+    test_end();
+}
+
 int main(void)
 {
     static struct test_server server;
@@ -257,6 +292,7 @@ int main(void)
     test_upload_lifecycle();
     test_bad_line();
     test_refusals();
+    test_sweep(&server);
     curl_global_cleanup();
     test_server_stop(&server, dir);
     return test_finish();

@@ -206,13 +206,14 @@ static enum MHD_Result teapot_get(struct http_request *req)
 }
 
 static const struct route test_routes[] = {
-    {"POST", "/echo", echo_post, CAP, NULL},
-    {"GET", "/v1/fine_tuning/jobs/{id}/events", events_get, 0, NULL},
-    {"GET", "/v1/fine_tuning/jobs/{id}/checkpoints/{checkpoint_id}/content", checkpoint_get, 0, NULL},
-    {"DELETE", "/v1/fine_tuning/jobs/{id}/events", events_get, 0, NULL},
-    {"GET", "/silent", silent_get, 0, NULL},
-    {"GET", "/limited", teapot_get, 0, NULL},
-    {NULL, NULL, NULL, 0, NULL},
+    {"POST", "/echo", echo_post, CAP, NULL, 0},
+    {"GET", "/v1/fine_tuning/jobs/{id}/events", events_get, 0, NULL, 0},
+    {"GET", "/v1/fine_tuning/jobs/{id}/checkpoints/{checkpoint_id}/content", checkpoint_get, 0,
+     NULL, 0},
+    {"DELETE", "/v1/fine_tuning/jobs/{id}/events", events_get, 0, NULL, 0},
+    {"GET", "/silent", silent_get, 0, NULL, 0},
+    {"GET", "/limited", teapot_get, 0, NULL, 0},
+    {NULL, NULL, NULL, 0, NULL, 0},
 };
 
 static struct http_server *start(const struct route *routes, size_t header_bytes)
@@ -248,7 +249,7 @@ static void test_healthz(CURL *c, uint16_t port)
 
 static void test_not_found(CURL *c, uint16_t port)
 {
-    static const char *const paths[] = {"/", "/nope", "/healthz/", "/v1/nope", "/HEALTHZ",
+    static const char *const paths[] = {"/index.html", "/nope", "/healthz/", "/v1/nope", "/HEALTHZ",
                                         "//healthz"};
     struct resp r;
     test_begin("unknown_path_404_error_shape");

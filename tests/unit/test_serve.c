@@ -3,7 +3,10 @@
  * free loopback port with its own data directory; the test reads the
  * "listening on" line, asks /healthz over HTTP, then stops the server with
  * SIGTERM and expects a clean exit (status 0) and the database on disk.
- * Refusals: a non-loopback address without API keys, a bad port.
+ * Refusals: a non-loopback address without API keys, a bad port. Settings:
+ * a flag wins over the environment, which wins over the config file, which
+ * wins over the default; an unknown key, a wrong type or a malformed size
+ * is refused naming it.
  */
 #include <curl/curl.h>
 #include <signal.h>
@@ -15,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "serve_config.h"
 #include "test.h"
 
 static char dir[] = "/tmp/owlore-serve-XXXXXX";
@@ -91,6 +95,59 @@ static void test_refusals(void)
     test_end();
 }
 
+/* Writes `json` to a config file in dir and returns its path. */
+static const char *config_file(const char *json)
+{
+    static char path[256];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(json, f);
+        fclose(f);
+    }
+    return path;
+}
+
+static int load(char **args, int n, struct serve_config *c, char *err, size_t errlen)
+{
+    char *argv[16] = {"owlore", "serve"};
+    for (int i = 0; i < n; i++)
+        argv[2 + i] = args[i];
+    return serve_config_load(2 + n, argv, c, err, errlen);
+}
+
+static void test_config(void)
+{
+    static struct serve_config c;
+    char err[512];
+    test_begin("serve_config_flag_env_file_default");
+    const char *path = config_file("{\"port\": 9999, \"threads\": 3, \"memory_limit\": \"2G\", "
+                                   "\"host\": \"127.0.0.2\", \"webhook_allow_loopback\": true, "
+                                   "\"max_upload\": 1048576}");
+    char *args[] = {"--config", (char *)path, "--port", "1234"};
+    setenv("OWLORE_THREADS", "5", 1);
+    CHECK(load(args, 4, &c, err, sizeof err) == 0);
+    unsetenv("OWLORE_THREADS");
+    CHECK(c.port == 1234);                          /* flag over file */
+    CHECK(c.threads == 5);                          /* environment over file */
+    CHECK_NEAR(c.memory_limit, 2.0 * (1 << 30), 1); /* file */
+    CHECK(!strcmp(c.host, "127.0.0.2") && c.webhook_allow_loopback && c.max_upload == 1048576);
+    CHECK(!strcmp(c.data_dir, "var") && !c.web_dir[0]); /* defaults */
+
+    config_file("{\"prot\": 1}");
+    CHECK(load(args, 2, &c, err, sizeof err) == -1 && strstr(err, "'prot'"));
+    config_file("{\"port\": \"eighty\"}");
+    CHECK(load(args, 2, &c, err, sizeof err) == -1 && strstr(err, "port"));
+    config_file("{\"threads\": 2,}");
+    CHECK(load(args, 2, &c, err, sizeof err) == -1 && strstr(err, "config"));
+    char *size[] = {"--memory-limit", "2X"};
+    CHECK(load(size, 2, &c, err, sizeof err) == -1 && strstr(err, "--memory-limit"));
+    char *bad[] = {"--config", (char *)path, "--data-dir", dir};
+    CHECK(serve(bad, 4) == 2);
+    unlink(path);
+    test_end();
+}
+
 int main(void)
 {
     if (!mkdtemp(dir))
@@ -98,6 +155,7 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     test_serve_healthz_and_sigterm();
     test_refusals();
+    test_config();
     curl_global_cleanup();
     char p[512];
     const char *files[] = {"owlore.db", "owlore.db-wal", "owlore.db-shm"};

@@ -1,0 +1,34 @@
+/*
+ * request_json.c: the JSON object body of a POST (see request_json.h).
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "http.h"
+#include "reply.h"
+#include "request_json.h"
+
+static int is_json(const char *type)
+{
+    static const char json[] = "application/json";
+    size_t n = sizeof json - 1;
+    if (!type || strncasecmp(type, json, n) != 0)
+        return 0;
+    return type[n] == '\0' || type[n] == ';' || type[n] == ' ';
+}
+
+json_t *request_json_object(struct http_request *req, enum MHD_Result *ret)
+{
+    if (!is_json(http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+        *ret = reply_unsupported_media_type(req, "application/json");
+        return NULL;
+    }
+    json_t *body = req->body ? json_loads(req->body, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    if (!json_is_object(body)) {
+        json_decref(body);
+        *ret = reply_bad_request(req, NULL, "invalid_json",
+                                 "The request body must be a JSON object.");
+        return NULL;
+    }
+    return body;
+}
