@@ -219,7 +219,8 @@ def main():
         res.check("schemathesis_request_count", n >= MIN_REQUESTS,
                   f"only {n} requests were sent (want {MIN_REQUESTS})", f"{n} requests")
         five = sum(v for k, v in by_status.items() if k >= 500)
-        res.check("schemathesis_no_5xx", five == 0 and n > 0, f"{five} replies were 5xx")
+        res.check("schemathesis_no_5xx", five == 0 and n > 0,
+                  f"{five} replies were 5xx; the server's log ends:\n" + srv.tail(30))
         try:
             created, cancelled = cleanup_jobs(srv, job)
             print(f"schemathesis: {created} jobs created by the run, {cancelled} cancelled")
