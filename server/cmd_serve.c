@@ -20,7 +20,8 @@
  * (store_recover_running: re-queued to resume from their newest checkpoint
  * that ckpt_verify finds whole, or failed); blobs/ is swept of upload
  * temporaries and unreferenced files (service_sweep_blobs); the service
- * context is published; the job worker (queue.h), the webhook delivery
+ * context is published, with the default model's tokenizer for the token
+ * statistics of uploads; the job worker (queue.h), the webhook delivery
  * worker (webhooks.h) and the HTTP server start. The signals are blocked
  * before any thread starts, so only this thread receives them (sigwait).
  * On shutdown the HTTP server stops, the job worker pauses and re-queues
@@ -93,6 +94,9 @@ int cmd_serve(int argc, char **argv)
         return 1;
     }
 
+    if (service_load_tokenizer(&svc, err, sizeof err) != 0)
+        fprintf(stderr, "owlore serve: uploads get no token statistics: %s\n", err);
+
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
@@ -142,6 +146,7 @@ int cmd_serve(int argc, char **argv)
     http_server_stop(srv);
     queue_stop();
     webhooks_stop();
+    service_free_tokenizer(&svc);
     store_close(st);
     return 0;
 }

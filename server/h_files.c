@@ -86,7 +86,8 @@ static enum MHD_Result upload_start(struct http_request *req)
         return reply_error(req, MHD_HTTP_INSUFFICIENT_STORAGE, "server_error",
                            "insufficient_storage", NULL,
                            "The server has no room for a body of this size.");
-    struct upload *u = upload_new(req->conn, dir, &why, err, sizeof err);
+    const struct service *svc = service_get();
+    struct upload *u = upload_new(req->conn, dir, svc->tok, svc->tmpl, &why, err, sizeof err);
     if (!u && why == MHD_HTTP_UNSUPPORTED_MEDIA_TYPE)
         return reply_unsupported_media_type(req, err);
     if (!u && why == MHD_HTTP_BAD_REQUEST)

@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include "service.h"
+#include "load.h"
 #include "store.h"
+#include "tokenizer.h"
 
 static struct service *current;
 
@@ -99,6 +101,37 @@ int service_sweep_blobs(const struct service *svc, int *removed, char *err, size
     }
     closedir(d);
     return rc;
+}
+
+int service_load_tokenizer(struct service *svc, char *err, size_t errlen)
+{
+    struct model_config cfg;
+    struct tokenizer *t = calloc(1, sizeof *t);
+    if (!t) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (!svc->default_model ||
+        model_read_config(svc->default_model, &cfg, err, errlen) != 0 ||
+        tokenizer_load_for_model(t, svc->default_model, NULL, cfg.vocab_size, err, errlen) != 0) {
+        if (!svc->default_model)
+            snprintf(err, errlen, "no default model");
+        free(t);
+        return -1;
+    }
+    if (!t->chat_template || chat_template_detect(t->chat_template, &svc->tmpl) != 0)
+        svc->tmpl = CHAT_RAW;
+    svc->tok = t;
+    return 0;
+}
+
+void service_free_tokenizer(struct service *svc)
+{
+    if (svc->tok) {
+        tokenizer_free(svc->tok);
+        free(svc->tok);
+        svc->tok = NULL;
+    }
 }
 
 struct service *service_get(void)

@@ -10,7 +10,10 @@
 
 #include <stddef.h>
 
+#include "chat.h"
+
 struct store;
+struct tokenizer;
 
 struct service {
     struct store *store;
@@ -18,6 +21,9 @@ struct service {
     const char *default_model; /* the model of a job that names none */
     double memory_limit;       /* bytes a job's planned peak may reach; 0: no limit */
     const char *web_dir;       /* the dashboard's files; NULL: found by h_web.c */
+    struct tokenizer *tok;     /* the default model's, for upload token statistics;
+                                  NULL: uploads are checked for structure only */
+    enum chat_template tmpl;   /* its chat template (raw when it has none) */
     int webhook_allow_loopback; /* webhooks may go to loopback, over http too
                                    (webhook_url.h); for local use and tests */
 };
@@ -38,6 +44,11 @@ int service_model_path(const struct service *svc, const char *model, char *out, 
  * crash between writing and recording an upload (store.h's blob protocol).
  * *removed counts them. 0, or -1 with a message. */
 int service_sweep_blobs(const struct service *svc, int *removed, char *err, size_t errlen);
+/* Loads the default model's tokenizer and chat template into svc->tok and
+ * svc->tmpl (freed by service_free_tokenizer). 0, or -1 with a message
+ * (svc->tok stays NULL). */
+int service_load_tokenizer(struct service *svc, char *err, size_t errlen);
+void service_free_tokenizer(struct service *svc);
 /* The published service; NULL before service_init. */
 struct service *service_get(void);
 

@@ -96,7 +96,8 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
     return u->status == UPLOAD_OK ? MHD_YES : MHD_NO;
 }
 
-struct upload *upload_new(struct MHD_Connection *conn, const char *blob_dir, unsigned *why,
+struct upload *upload_new(struct MHD_Connection *conn, const char *blob_dir,
+                          const struct tokenizer *tok, enum chat_template tmpl, unsigned *why,
                           char *err, size_t errlen)
 {
     const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -110,6 +111,8 @@ struct upload *upload_new(struct MHD_Connection *conn, const char *blob_dir, uns
     struct upload *u = calloc(1, sizeof *u);
     struct validate_opts o;
     validate_opts_default(&o);
+    o.tok = tok;
+    o.tmpl = tmpl;
     *why = MHD_HTTP_INTERNAL_SERVER_ERROR;
     if (!u) {
         snprintf(err, errlen, "out of memory");

@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "chat.h"
 #include "digest.h"
 
 #define UPLOAD_FIELD_MAX 64
@@ -34,6 +35,8 @@ enum upload_status {
     UPLOAD_IO,            /* writing the temporary file failed (see sys_errno) */
     UPLOAD_NOMEM,
 };
+
+struct tokenizer;
 
 struct upload {
     enum upload_status status; /* the first problem met; UPLOAD_OK so far */
@@ -55,10 +58,12 @@ struct upload {
 };
 
 /* Starts an upload on `conn` (whose Content-Type must be multipart/form-data
- * with a boundary) with its temporary file in blob_dir. NULL with *why set:
- * 415 (not multipart), 400 (no boundary) or 500 (no file or memory), and a
- * message in err. */
-struct upload *upload_new(struct MHD_Connection *conn, const char *blob_dir, unsigned *why,
+ * with a boundary) with its temporary file in blob_dir. With a tokenizer
+ * (may be NULL) the report also has token statistics of the examples
+ * rendered with template tmpl. NULL with *why set: 415 (not multipart), 400
+ * (no boundary) or 500 (no file or memory), and a message in err. */
+struct upload *upload_new(struct MHD_Connection *conn, const char *blob_dir,
+                          const struct tokenizer *tok, enum chat_template tmpl, unsigned *why,
                           char *err, size_t errlen);
 /* Feeds one body chunk. Problems are recorded in u->status and the rest of
  * the body is then ignored; the request is answered once it has all come. */

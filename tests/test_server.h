@@ -5,8 +5,8 @@
  * string field of a JSON reply).
  *
  * With jobs, the service also runs the training worker, with stories260K
- * from the shared data as its default model and the outlier cache inside
- * the data directory.
+ * from the shared data as its default model (whose tokenizer gives uploads
+ * their token statistics) and the outlier cache inside the data directory.
  */
 #ifndef OWLORE_TEST_SERVER_H
 #define OWLORE_TEST_SERVER_H
@@ -59,6 +59,7 @@ static inline uint16_t test_server_start(struct test_server *t, char *dir, int j
         t->svc.default_model = t->model;
     }
     if (!t->st || service_init(&t->svc, err, sizeof err) != 0 ||
+        (jobs && service_load_tokenizer(&t->svc, err, sizeof err) != 0) ||
         (jobs && queue_start(&t->svc, err, sizeof err) != 0)) {
         fprintf(stderr, "%s\n", err);
         return 0;
@@ -87,6 +88,7 @@ static inline void test_server_stop(struct test_server *t, const char *dir)
     http_server_stop(t->srv);
     if (t->jobs)
         queue_stop();
+    service_free_tokenizer(&t->svc);
     store_close(t->st);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

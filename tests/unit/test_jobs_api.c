@@ -110,6 +110,10 @@ static void test_train_job(void)
     long st = call("POST", "/v1/files", NULL,
                    test_shared_path("data/datasets/alpaca/alpaca_tiny.json"), &r);
     CHECK_MSG(st == 200 && !strcmp(str(r, "status"), "processed"), "upload %ld", st);
+    /* token statistics with the default model's tokenizer */
+    json_t *tokens = json_object_get(json_object_get(r, "validation"), "tokens");
+    CHECK_MSG(json_is_object(tokens), "validation.tokens: %s",
+              json_dumps(json_object_get(r, "validation"), JSON_COMPACT));
     snprintf(file_id, sizeof file_id, "%s", str(r, "id"));
     json_decref(r);
 
