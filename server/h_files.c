@@ -25,12 +25,12 @@
 
 #include "h_files.h"
 #include "http.h"
+#include "list_query.h"
 #include "reply.h"
 #include "service.h"
 #include "store.h"
 #include "upload.h"
 
-#define LIST_LIMIT_MAX 10000
 #define DISK_RESERVE ((unsigned long long)64 << 20)
 
 static void blob_dir(char *out, size_t n)
@@ -177,35 +177,18 @@ enum MHD_Result files_post(struct http_request *req)
     return ret;
 }
 
-/* Strict decimal in 1..LIST_LIMIT_MAX. */
-static int parse_limit(const char *s, int *out)
-{
-    int n = 0;
-    if (!*s)
-        return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || n > LIST_LIMIT_MAX)
-            return -1;
-        n = n * 10 + (*s - '0');
-    }
-    if (n < 1 || n > LIST_LIMIT_MAX)
-        return -1;
-    *out = n;
-    return 0;
-}
-
 enum MHD_Result files_list(struct http_request *req)
 {
     if (!service_get()) /* routes served without `owlore serve`'s service */
         return reply_unavailable(req, 1);
-    const char *limit_s = http_query(req, "limit"), *after = http_query(req, "after");
+    const char *after = http_query(req, "after");
     const char *purpose = http_query(req, "purpose");
     int limit = LIST_LIMIT_MAX;
     char err[512];
     struct store_file_list l;
-    if (limit_s && parse_limit(limit_s, &limit) != 0)
-        return reply_bad_request(req, "limit", "invalid_value",
-                                 "'limit' must be an integer from 1 to %d.", LIST_LIMIT_MAX);
+    enum MHD_Result ret;
+    if (list_limit(req, &limit, &ret) != 0)
+        return ret;
     int rc = store_file_list(service_get()->store, req->owner, purpose, after, limit,
                              &l, err, sizeof err);
     if (rc == STORE_NOTFOUND)

@@ -44,12 +44,12 @@
 #include "load.h"
 #include "plan.h"
 #include "queue.h"
+#include "list_query.h"
 #include "reply.h"
 #include "request_json.h"
 #include "service.h"
 #include "store.h"
 
-#define LIST_LIMIT_MAX 10000
 #define SUFFIX_MAX 64
 #define GIB (1024.0 * 1024.0 * 1024.0)
 /* OpenAI's limits on metadata */
@@ -106,23 +106,6 @@ static size_t utf8_chars(const char *s)
     for (; *s; s++)
         n += ((unsigned char)*s & 0xC0) != 0x80;
     return n;
-}
-
-/* Strict decimal in 1..LIST_LIMIT_MAX. */
-static int parse_limit(const char *s, int *out)
-{
-    int n = 0;
-    if (!*s)
-        return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || n > LIST_LIMIT_MAX)
-            return -1;
-        n = n * 10 + (*s - '0');
-    }
-    if (n < 1 || n > LIST_LIMIT_MAX)
-        return -1;
-    *out = n;
-    return 0;
 }
 
 /* The file `id` of the owner, checked usable for training; on failure the
@@ -359,13 +342,13 @@ enum MHD_Result jobs_list(struct http_request *req)
 {
     if (!service_get()) /* routes served without `owlore serve`'s service */
         return reply_unavailable(req, 1);
-    const char *limit_s = http_query(req, "limit"), *after = http_query(req, "after");
+    const char *after = http_query(req, "after");
     int limit = 20;
     char err[512];
     struct store_job_list l;
-    if (limit_s && parse_limit(limit_s, &limit) != 0)
-        return reply_bad_request(req, "limit", "invalid_value",
-                                 "'limit' must be an integer from 1 to %d.", LIST_LIMIT_MAX);
+    enum MHD_Result ret;
+    if (list_limit(req, &limit, &ret) != 0)
+        return ret;
     const char *status_s = http_query(req, "status");
     unsigned mask = 0;
     if (status_s && parse_status_filter(status_s, &mask) != 0)
@@ -580,16 +563,15 @@ enum MHD_Result jobs_events(struct http_request *req)
 {
     if (!service_get()) /* routes served without `owlore serve`'s service */
         return reply_unavailable(req, 1);
-    const char *limit_s = http_query(req, "limit"), *after = http_query(req, "after");
+    const char *after = http_query(req, "after");
     int limit = 20;
     long long before = 0;
     char err[512];
     struct store_job j;
     struct store_event_list l;
     enum MHD_Result ret;
-    if (limit_s && parse_limit(limit_s, &limit) != 0)
-        return reply_bad_request(req, "limit", "invalid_value",
-                                 "'limit' must be an integer from 1 to %d.", LIST_LIMIT_MAX);
+    if (list_limit(req, &limit, &ret) != 0)
+        return ret;
     if (after && (before = parse_event_id(after)) < 0)
         return reply_bad_request(req, "after", "invalid_value",
                                  "'after' must be an event id (ftevent-N).");
@@ -650,15 +632,14 @@ enum MHD_Result jobs_checkpoints(struct http_request *req)
 {
     if (!service_get()) /* routes served without `owlore serve`'s service */
         return reply_unavailable(req, 1);
-    const char *limit_s = http_query(req, "limit"), *after = http_query(req, "after");
+    const char *after = http_query(req, "after");
     int limit = 10;
     char err[512];
     struct store_job j;
     struct store_checkpoint_list l;
     enum MHD_Result ret;
-    if (limit_s && parse_limit(limit_s, &limit) != 0)
-        return reply_bad_request(req, "limit", "invalid_value",
-                                 "'limit' must be an integer from 1 to %d.", LIST_LIMIT_MAX);
+    if (list_limit(req, &limit, &ret) != 0)
+        return ret;
     if (lookup(req, &j, &ret) != 0)
         return ret;
     int rc = store_checkpoint_list(service_get()->store, j.id, after, limit, &l, err, sizeof err);

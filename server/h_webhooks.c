@@ -21,6 +21,7 @@
 
 #include "h_webhooks.h"
 #include "http.h"
+#include "list_query.h"
 #include "reply.h"
 #include "request_json.h"
 #include "service.h"
@@ -29,7 +30,6 @@
 #include "webhook_sign.h"
 #include "webhook_url.h"
 
-#define LIST_LIMIT_MAX 10000
 #define DESCRIPTION_MAX 512
 #define MAX_PER_OWNER 32
 
@@ -190,35 +190,18 @@ done:
     return ret;
 }
 
-/* Strict decimal in 1..LIST_LIMIT_MAX. */
-static int parse_limit(const char *s, int *out)
-{
-    int n = 0;
-    if (!*s)
-        return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || n > LIST_LIMIT_MAX)
-            return -1;
-        n = n * 10 + (*s - '0');
-    }
-    if (n < 1 || n > LIST_LIMIT_MAX)
-        return -1;
-    *out = n;
-    return 0;
-}
-
 enum MHD_Result webhooks_list(struct http_request *req)
 {
     struct service *svc = service_get();
     if (!svc) /* routes served without `owlore serve`'s service */
         return reply_unavailable(req, 1);
-    const char *limit_s = http_query(req, "limit"), *after = http_query(req, "after");
+    const char *after = http_query(req, "after");
     int limit = 20;
     char err[512];
     struct store_webhook_list l;
-    if (limit_s && parse_limit(limit_s, &limit) != 0)
-        return reply_bad_request(req, "limit", "invalid_value",
-                                 "'limit' must be an integer from 1 to %d.", LIST_LIMIT_MAX);
+    enum MHD_Result ret;
+    if (list_limit(req, &limit, &ret) != 0)
+        return ret;
     int rc = store_webhook_list(svc->store, req->owner, after, limit, &l, err, sizeof err);
     if (rc == STORE_NOTFOUND)
         return reply_bad_request(req, "after", "invalid_value", "No such webhook for 'after'.");

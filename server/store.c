@@ -35,7 +35,6 @@
 #include "store_internal.h"
 
 #define BUSY_TIMEOUT_MS 10000
-#define LIST_LIMIT_MAX 10000
 
 static const char *const MIGRATIONS[] = {
     /* 0 -> 1: the first schema */
@@ -348,8 +347,8 @@ static int64_t col_opt_int(sqlite3_stmt *s, int i, int64_t null_value)
 
 static int check_limit(int limit, char *err, size_t errlen)
 {
-    if (limit < 1 || limit > LIST_LIMIT_MAX)
-        return store_fail(err, errlen, "limit %d is not in [1, %d]", limit, LIST_LIMIT_MAX);
+    if (limit < 1 || limit > STORE_LIST_LIMIT_MAX)
+        return store_fail(err, errlen, "limit %d is not in [1, %d]", limit, STORE_LIST_LIMIT_MAX);
     return STORE_OK;
 }
 

@@ -48,6 +48,7 @@ enum store_rc {
     STORE_EXISTS = 3,   /* idempotency: a finished record to replay */
 };
 
+#define STORE_LIST_LIMIT_MAX 10000 /* the most items one list call returns */
 #define STORE_ID_LEN 40  /* room for any id this store makes, with the NUL */
 #define STORE_KEY_LEN 60 /* "sk-owl-" + 52 base32 characters + NUL */
 

@@ -17,7 +17,6 @@
 
 #include "store_internal.h"
 
-#define LIST_LIMIT_MAX 10000
 
 const char *const store_webhook_events[] = {
     "fine_tuning.job.running",   "fine_tuning.job.paused",
@@ -276,8 +275,8 @@ int store_webhook_list(struct store *st, const char *owner, const char *after, i
                        struct store_webhook_list *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    if (limit < 1 || limit > LIST_LIMIT_MAX)
-        return store_fail(err, errlen, "limit %d is not in [1, %d]", limit, LIST_LIMIT_MAX);
+    if (limit < 1 || limit > STORE_LIST_LIMIT_MAX)
+        return store_fail(err, errlen, "limit %d is not in [1, %d]", limit, STORE_LIST_LIMIT_MAX);
     store_enter(st);
     return store_leave(st, webhook_list_locked(st, owner, after, limit, out, err, errlen));
 }
@@ -375,8 +374,8 @@ int store_outbox_due(struct store *st, int64_t now, int limit,
 {
     size_t cap = 0;
     memset(out, 0, sizeof *out);
-    if (limit < 1 || limit > LIST_LIMIT_MAX)
-        return store_fail(err, errlen, "limit %d is not in [1, %d]", limit, LIST_LIMIT_MAX);
+    if (limit < 1 || limit > STORE_LIST_LIMIT_MAX)
+        return store_fail(err, errlen, "limit %d is not in [1, %d]", limit, STORE_LIST_LIMIT_MAX);
     store_enter(st);
     sqlite3_stmt *s = prepare(st, SQL_OUTBOX_DUE, err, errlen);
     if (!s)
