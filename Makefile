@@ -6,6 +6,8 @@
 #   make run      deps + build + default model, then serve on 127.0.0.1:8080
 #   make bench    build and run the CPU benchmarks, then bench/service.sh
 #   make bench-service  just the HTTP service benchmark (bench/service.sh)
+#   make gpu-check  on a GPU machine: CUDA-vs-CPU op parity, 20-step training
+#                   comparison, 7B-shaped benchmark (tools/gpu_check.sh)
 #
 # Our code builds with -Wall -Wextra -Werror. Every .c under engine/ and
 # kernels/cpu/ goes into build/libowlore.a; every tests/*/test_*.c is one test
@@ -25,6 +27,9 @@ LDFLAGS += -fopenmp
 
 DEB_PACKAGES := build-essential libopenblas-openmp-dev liblapacke-dev libjansson-dev \
                 libssl-dev libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev
+# what `make reliability` needs beyond the build: libFuzzer, valgrind, the
+# slow-client attack tool, network namespaces and mount for the tmpfs
+RELIABILITY_PACKAGES := clang libclang-rt-14-dev valgrind slowhttptest iproute2 util-linux
 
 LIB_SRC   := $(wildcard engine/*.c) $(wildcard kernels/cpu/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -32,16 +37,34 @@ CLI_SRC   := $(wildcard server/*.c)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 # the server/CLI code without main(), so tests can call commands and parsers
 CLI_LIB_OBJ := $(filter-out $(BUILD)/obj/server/main.o,$(CLI_OBJ))
+# The CUDA backend (kernels/cuda) is built whenever nvcc is on the PATH, into
+# build/libowlore-cuda.a, and linked into everything; -Werror for our .cu too.
+NVCC      := $(shell command -v nvcc 2>/dev/null)
+ifneq ($(NVCC),)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
+CUDA_SRC  := $(wildcard kernels/cuda/*.cu)
+CUDA_OBJ  := $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
+CUDA_LIB  := $(BUILD)/libowlore-cuda.a
+NVCCFLAGS ?= -O3 -arch=sm_90
+NVCCFLAGS += -std=c++20 -Iengine -Xcompiler -Wall,-Wextra,-Werror -Werror all-warnings
+LDLIBS    += $(CUDA_LIB) -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
+             -lcusolver -lcublas -lcudart -lstdc++
+$(BUILD)/obj/engine/backend_select.o: CFLAGS += -DOWLORE_CUDA
+endif
 TEST_SRC  := $(wildcard tests/*/test_*.c)
+GPU_SRC   := $(if $(NVCC),$(wildcard tests/gpu/gpu_*.c))
+GPU_BIN   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(GPU_SRC))
 TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps test bench bench-service run clean
-all: $(BUILD)/owlore $(TEST_BIN) $(BENCH_BIN)
+.PHONY: all deps test bench bench-service run clean gpu-tests gpu-check
+all: $(BUILD)/owlore $(TEST_BIN) $(BENCH_BIN) $(GPU_BIN)
+$(BUILD)/owlore $(TEST_BIN) $(BENCH_BIN) $(GPU_BIN): $(CUDA_LIB)
 
-deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+# Installs the Debian packages of $(1) that are missing (quiet when none).
+define apt_install
+	@missing=""; for p in $(1); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
@@ -49,6 +72,10 @@ deps:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+endef
+
+deps:
+	$(call apt_install,$(DEB_PACKAGES))
 
 test: deps model
 	@$(MAKE) --no-print-directory all
@@ -81,6 +108,19 @@ $(BUILD)/libowlore.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
 	ar rcs $@ $^
 
+$(CUDA_LIB): $(CUDA_OBJ)
+	@mkdir -p $(@D)
+	ar rcs $@ $^
+
+$(BUILD)/obj/kernels/cuda/%.o: kernels/cuda/%.cu kernels/cuda/cuda_ops.h engine/backend.h
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
+
+# GPU programs (tests/gpu/gpu_*.c, never part of `make test`) and the check
+gpu-tests: $(GPU_BIN)
+gpu-check: $(BUILD)/owlore $(GPU_BIN)
+	@BUILD=$(BUILD) tools/gpu_check.sh
+
 $(BUILD)/libowlore-cli.a: $(CLI_LIB_OBJ)
 	@mkdir -p $(@D)
 	ar rcs $@ $^
@@ -100,6 +140,15 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libowlore.a
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# Sanitizers (ASan+UBSan, TSan), valgrind and 60 s of libFuzzer per fuzz/
+# harness, in private build folders, then the service checks against
+# build/owlore (tools/reliability_service.sh); ends with a summary table.
+.PHONY: reliability
+reliability: deps model
+	$(call apt_install,$(RELIABILITY_PACKAGES))
+	@$(MAKE) --no-print-directory $(BUILD)/owlore
+	@tools/reliability.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -11,6 +11,9 @@
  *   B  sequences                      T  sequence length   V  vocabulary
  *   H  query heads   KV  key/value heads   hd  head width
  *
+ * Tensors (float *) live in the backend's memory; index arrays (tokens,
+ * targets: const int *) and scalar results are host memory in every op.
+ *
  * Gradient convention (as llm.c): parameter gradients are ACCUMULATED (+=),
  * so gradient accumulation over micro-batches is free; activation gradients
  * are WRITTEN (=), except dx of rmsnorm_bwd and embedding tables, which
@@ -29,6 +32,18 @@ struct backend {
     void (*free)(void *p);
     /* dst (n) = src (n), both on the device */
     void (*copy)(float *dst, const float *src, size_t n);
+    /* Between host and device memory (bytes): upload returns once src may
+     * be reused, download once dst holds the data. zero fills device bytes. */
+    void (*upload)(void *dst, const void *src, size_t bytes);
+    void (*download)(void *dst, const void *src, size_t bytes);
+    void (*zero)(void *p, size_t bytes);
+    /* The operations return nothing: a backend whose calls can fail (CUDA)
+     * records the first failure, and error() moves it into msg and returns
+     * 1 (0 when all went well). The trainer asks after every step. */
+    int (*error)(char *msg, size_t len);
+    /* 1 when device memory is host memory (the CPU): the host may then read
+     * and write it directly instead of through upload/download. */
+    int host_memory;
 
     /* C (M,N) = alpha * op(A) @ op(B) + beta * C, row-major.
      * op(A) is (M,K): A is (M,K) with lda, or (K,M) when trans_a.
@@ -85,6 +100,11 @@ struct backend {
 
     /* y (n) += x (n) */
     void (*add_inplace)(float *y, const float *x, size_t n);
+    /* Inverted dropout with a counter-based mask, so forward and backward
+     * draw the same one: y (n) = x * keep_i / (1 - p), keep_i = 0 with
+     * probability p from a hash of (seed, i). y may alias x. */
+    void (*dropout)(float *y, const float *x, size_t n, float p,
+                    unsigned long long seed);
 
     /* ---- optimizer arithmetic ---- */
     /* sum of squares of x (n), accumulated in double (gradient clipping) */
@@ -109,6 +129,13 @@ struct backend {
                          int method, int oversample, int power_iters,
                          unsigned long long *rng);
 };
+
+/* The CUDA backend (kernels/cuda), built when nvcc is present: NULL with
+ * the reason in err when this build has none or no GPU can be opened. */
+const struct backend *backend_cuda(char *err, size_t errlen);
+/* "cpu", "cuda" or "auto" (CUDA when a GPU can be opened, else CPU);
+ * NULL with a message in err for an unknown name or an unusable CUDA. */
+const struct backend *backend_select(const char *name, char *err, size_t errlen);
 
 /* The CPU reference backend (kernels/cpu). */
 const struct backend *backend_cpu(void);

@@ -11,18 +11,21 @@
  *   - below the lowest trainable block, when the embedding is frozen
  *     (g->g.embed == NULL), nothing is computed at all.
  * Weight gradients accumulate (+=); see backend.h.
+ * LoRA adapters (m->lora) add their input gradient to each linear layer's
+ * and accumulate their own gradients; with adapters every block is walked.
  */
 #include <string.h>
 
+#include "lora.h"
 #include "model.h"
 
 #define LAYER(base, l, width) ((base) + (size_t)(l) * cap * (width))
 
 /* Lowest layer the backward pass must reach, or L when none. */
-static int lowest_needed_layer(const struct model_config *c,
-                               const struct model_grads *g)
+static int lowest_needed_layer(const struct model *m, const struct model_grads *g)
 {
-    if (g->g.embed)
+    const struct model_config *c = &m->cfg;
+    if (g->g.embed || m->lora)
         return 0;
     for (int l = 0; l < c->n_layers; l++)
         if (g->g.blocks[l])
@@ -38,10 +41,10 @@ void model_backward(const struct model *m, struct activations *a,
     const int N = B * T, D = c->dim, F = c->hidden_dim, H = c->n_heads,
               KV = c->n_kv_heads, hd = c->head_dim, QD = H * hd, KVD = KV * hd;
     const size_t cap = (size_t)a->B * a->T;
-    const int lowest = lowest_needed_layer(c, g);
+    const int lowest = lowest_needed_layer(m, g);
     float *dres = a->d_resid, *dn = a->d_norm;
 
-    memset(dres, 0, (size_t)N * D * sizeof(float));
+    be->zero(dres, (size_t)N * D * sizeof(float));
     be->rmsnorm_bwd(dres, g->g.final_norm, dn, LAYER(a->resid, c->n_layers, D),
                     m->w.final_norm, a->final_rstd, N, D);
 
@@ -55,11 +58,17 @@ void model_backward(const struct model *m, struct activations *a,
         float *hn = LAYER(a->ffn_in, l, D), *gate = LAYER(a->gate, l, F);
         float *up = LAYER(a->up, l, F), *h = LAYER(a->ffn_h, l, F);
         be->matmul(0, 0, N, F, D, 1.0f, dres, D, w.w_down, F, 0.0f, a->d_h, F);
+        if (m->lora)
+            lora_backward(m->lora, l, LIN_DOWN, h, dres, a->d_h, N);
         if (train)
             be->matmul(1, 0, D, F, N, 1.0f, dres, D, h, F, 1.0f, gw.w_down, F);
         be->swiglu_bwd(a->d_gate, a->d_up, a->d_h, gate, up, N, F);
         be->matmul(0, 0, N, D, F, 1.0f, a->d_gate, F, w.w_gate, D, 0.0f, dn, D);
         be->matmul(0, 0, N, D, F, 1.0f, a->d_up, F, w.w_up, D, 1.0f, dn, D);
+        if (m->lora) {
+            lora_backward(m->lora, l, LIN_GATE, hn, a->d_gate, dn, N);
+            lora_backward(m->lora, l, LIN_UP, hn, a->d_up, dn, N);
+        }
         if (train) {
             be->matmul(1, 0, F, D, N, 1.0f, a->d_gate, F, hn, D, 1.0f, gw.w_gate, D);
             be->matmul(1, 0, F, D, N, 1.0f, a->d_up, F, hn, D, 1.0f, gw.w_up, D);
@@ -73,6 +82,8 @@ void model_backward(const struct model *m, struct activations *a,
         float *att = LAYER(a->attn_out, l, QD);
         float *lse = a->attn_lse + (size_t)l * a->B * H * a->T;
         be->matmul(0, 0, N, QD, D, 1.0f, dres, D, w.wo, QD, 0.0f, a->d_attn, QD);
+        if (m->lora)
+            lora_backward(m->lora, l, LIN_O, att, dres, a->d_attn, N);
         if (train)
             be->matmul(1, 0, D, QD, N, 1.0f, dres, D, att, QD, 1.0f, gw.wo, QD);
         be->attention_bwd(a->d_q, a->d_k, a->d_v, a->d_attn, q, k, v, att, lse,
@@ -82,6 +93,11 @@ void model_backward(const struct model *m, struct activations *a,
         be->matmul(0, 0, N, D, QD, 1.0f, a->d_q, QD, w.wq, D, 0.0f, dn, D);
         be->matmul(0, 0, N, D, KVD, 1.0f, a->d_k, KVD, w.wk, D, 1.0f, dn, D);
         be->matmul(0, 0, N, D, KVD, 1.0f, a->d_v, KVD, w.wv, D, 1.0f, dn, D);
+        if (m->lora) {
+            lora_backward(m->lora, l, LIN_Q, xn, a->d_q, dn, N);
+            lora_backward(m->lora, l, LIN_K, xn, a->d_k, dn, N);
+            lora_backward(m->lora, l, LIN_V, xn, a->d_v, dn, N);
+        }
         if (train) {
             be->matmul(1, 0, QD, D, N, 1.0f, a->d_q, QD, xn, D, 1.0f, gw.wq, D);
             be->matmul(1, 0, KVD, D, N, 1.0f, a->d_k, KVD, xn, D, 1.0f, gw.wk, D);

@@ -20,6 +20,7 @@
 #include "ckpt.h"
 #include "digest.h"
 #include "load_hf.h"
+#include "lora_ckpt.h"
 #include "safetensors.h"
 
 #define OPT_MAGIC "OWLOPT01"
@@ -170,7 +171,41 @@ static json_t *recipe_json(const struct recipe *r)
     json_object_set_new(j, "max_steps", json_integer(r->max_steps));
     json_object_set_new(j, "n_epochs", json_integer(r->epochs));
     json_object_set_new(j, "seed", json_integer((json_int_t)r->seed));
+    if (r->method == METHOD_LORA) {
+        json_object_set_new(j, "lora_rank", json_integer(r->lora.rank));
+        json_object_set_new(j, "lora_alpha", json_real(r->lora.alpha));
+        json_object_set_new(j, "lora_dropout", json_real(r->lora.dropout));
+        json_object_set_new(j, "lora_merge", json_boolean(r->lora.merge));
+    }
     return j;
+}
+
+/* n floats of backend memory to f / from f, through a host buffer when the
+ * backend's memory is not the host's; 0 or -1 */
+static int write_floats(FILE *f, const struct backend *be, const float *p, size_t n)
+{
+    if (be->host_memory || n == 0)
+        return fwrite(p, 4, n, f) == n ? 0 : -1;
+    float *h = malloc(n * sizeof(float));
+    int rc = h ? 0 : -1;
+    if (h) {
+        be->download(h, p, n * sizeof(float));
+        rc = fwrite(h, 4, n, f) == n ? 0 : -1;
+    }
+    free(h);
+    return rc;
+}
+
+static int read_floats(FILE *f, const struct backend *be, float *p, size_t n)
+{
+    if (be->host_memory || n == 0)
+        return n == 0 || fread(p, 4, n, f) == n ? 0 : -1;
+    float *h = malloc(n * sizeof(float));
+    int rc = h && fread(h, 4, n, f) == n ? 0 : -1;
+    if (rc == 0)
+        be->upload(p, h, n * sizeof(float));
+    free(h);
+    return rc;
 }
 
 static int write_state(const char *path, const struct model *m,
@@ -206,8 +241,9 @@ static int write_state(const char *path, const struct model *m,
         size_t nm, np;
         optim_state_sizes(s, &nm, &np);
         ok = fwrite(hdr, 4, 4, f) == 4 && fwrite(counters, 8, 2, f) == 2 &&
-             fwrite(s->m, 4, nm, f) == nm && fwrite(s->v, 4, nm, f) == nm &&
-             (np == 0 || fwrite(s->proj, 4, np, f) == np);
+             write_floats(f, m->be, s->m, nm) == 0 &&
+             write_floats(f, m->be, s->v, nm) == 0 &&
+             (np == 0 || write_floats(f, m->be, s->proj, np) == 0);
     }
     if (f && close_synced(f) != 0)
         ok = 0;
@@ -234,9 +270,15 @@ static int write_weights(const char *path, const struct model *m, char *err, siz
     struct named_tensor *nt = calloc((size_t)n, sizeof *nt);
     struct st_kv meta = {"format", "pt"};
     int rc = -1;
-    if (t && nt) {
+    /* parameters in device memory are written from a host copy */
+    float *host = m->be->host_memory ? NULL : malloc(m->n_params * sizeof(float));
+    if (host)
+        m->be->download(host, m->mem, m->n_params * sizeof(float));
+    if (t && nt && (m->be->host_memory || host)) {
         for (int i = 0; i < n; i++) {
             model_tensor_at(&m->cfg, &m->w, i, &nt[i]);
+            if (host)
+                nt[i].data = host + (nt[i].data - m->mem);
             t[i].name = nt[i].name;
             t[i].ndim = nt[i].cols ? 2 : 1;
             t[i].shape[0] = nt[i].rows;
@@ -248,6 +290,7 @@ static int write_weights(const char *path, const struct model *m, char *err, siz
     } else {
         snprintf(err, errlen, "%s: out of memory", path);
     }
+    free(host);
     free(t);
     free(nt);
     return rc;
@@ -267,14 +310,28 @@ int ckpt_write(const char *dir, const struct model *m, const struct recipe *r,
         snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
         return -1;
     }
-    snprintf(p, sizeof p, "%s/model.safetensors", tmp);
-    if (write_weights(p, m, err, errlen) != 0)
-        goto out;
     files = json_object();
-    json_t *e = file_entry(p, err, errlen);
-    if (!e)
-        goto out;
-    json_object_set_new(files, "model.safetensors", e);
+    json_t *e;
+    if (!meta->lora || meta->lora_merged) {
+        snprintf(p, sizeof p, "%s/model.safetensors", tmp);
+        if (write_weights(p, m, err, errlen) != 0 || !(e = file_entry(p, err, errlen)))
+            goto out;
+        json_object_set_new(files, "model.safetensors", e);
+    }
+    if (meta->lora && !meta->lora_merged) {
+        static const char *const adapter_files[] = {"adapter_model.safetensors",
+                                                    "adapter_config.json",
+                                                    "adapter_optimizer.safetensors"};
+        if (lora_ckpt_write(tmp, meta->lora, meta->base_model_id, err, errlen) != 0 ||
+            lora_ckpt_write_state(tmp, meta->lora, err, errlen) != 0)
+            goto out;
+        for (int i = 0; i < 3; i++) {
+            snprintf(p, sizeof p, "%s/%s", tmp, adapter_files[i]);
+            if (fsync_path(p, 0) != 0 || !(e = file_entry(p, err, errlen)))
+                goto out;
+            json_object_set_new(files, adapter_files[i], e);
+        }
+    }
     snprintf(p, sizeof p, "%s/optimizer.bin", tmp);
     if (write_state(p, m, ts, err, errlen) != 0 || !(e = file_entry(p, err, errlen)))
         goto out;
@@ -335,8 +392,11 @@ int ckpt_write(const char *dir, const struct model *m, const struct recipe *r,
 out:
     json_decref(info);
     json_decref(files);
-    if (rc != 0)
+    if (rc != 0) {
+        int cause = errno; /* the caller tells a full disk (ENOSPC) apart */
         remove_tree(tmp);
+        errno = cause;
+    }
     return rc;
 }
 
@@ -449,8 +509,8 @@ int ckpt_read_state(const char *dir, const struct model *m, const struct recipe 
         optim_state_sizes(s, &nm, &np);
         s->step = (long)counters[0];
         s->refreshes = (long)counters[1];
-        ok = read_exact(f, s->m, 4, nm) == 0 && read_exact(f, s->v, 4, nm) == 0 &&
-             read_exact(f, s->proj, 4, np) == 0;
+        ok = read_floats(f, m->be, s->m, nm) == 0 && read_floats(f, m->be, s->v, nm) == 0 &&
+             read_floats(f, m->be, s->proj, np) == 0;
     }
     ok = ok && fgetc(f) == EOF;
     fclose(f);

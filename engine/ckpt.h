@@ -12,6 +12,11 @@
  *   owlore.json        recipe, step, metrics, outlier ratios, base model id
  *                      and digest, sha256 and size of the other files
  *   optimizer.bin      what exact resume needs beyond the weights (below)
+ * A lora run's checkpoint holds its adapter as PEFT files instead of
+ * model.safetensors (adapter_model.safetensors, adapter_config.json, and
+ * the adapters' moments in adapter_optimizer.safetensors: lora_ckpt.h), or, once the adapter has been merged into the weights
+ * (meta.lora_merged), model.safetensors alone: with adapter files beside
+ * it, transformers would apply the adapter a second time.
  * It is written into "<dir>.tmp", every file fsynced, then renamed to <dir>
  * and the parent directory fsynced: a crash leaves either the complete
  * checkpoint or none (a stale .tmp is removed by the next write).
@@ -57,8 +62,12 @@ struct ckpt_meta {
     float loss, val_loss;            /* val_loss NaN when unknown */
     const double *outlier_ratios;    /* (L) or NULL */
     double tau;
+    const struct lora *lora;         /* a lora run's adapters, or NULL */
+    int lora_merged;                 /* 1: m's weights include the adapters */
 };
 
+/* 0, or -1 with a message in err and errno left at the failed call's
+ * (ENOSPC or EDQUOT when the disk is full); <dir>.tmp is removed then. */
 int ckpt_write(const char *dir, const struct model *m, const struct recipe *r,
                const struct trainer_state *ts, const struct ckpt_meta *meta,
                char *err, size_t errlen);

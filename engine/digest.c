@@ -108,7 +108,24 @@ int sha256_file(const char *path, unsigned char out[SHA256_BYTES], char *err,
 
 int sha256_model(const struct model *m, unsigned char out[SHA256_BYTES])
 {
-    return sha256_buffer(m->mem, m->n_params * sizeof(float), out);
+    if (m->be->host_memory)
+        return sha256_buffer(m->mem, m->n_params * sizeof(float), out);
+    /* device memory: hash it through a host buffer, 64 MiB at a time */
+    const size_t chunk = (size_t)1 << 24;
+    float *buf = malloc(chunk * sizeof(float));
+    struct sha256 h;
+    int rc = buf && sha256_init(&h) == 0 ? 0 : -1;
+    for (size_t off = 0; rc == 0 && off < m->n_params; off += chunk) {
+        size_t n = m->n_params - off < chunk ? m->n_params - off : chunk;
+        m->be->download(buf, m->mem + off, n * sizeof(float));
+        rc = sha256_update(&h, buf, n * sizeof(float));
+    }
+    if (rc == 0)
+        rc = sha256_final(&h, out);
+    else if (buf)
+        sha256_abort(&h);
+    free(buf);
+    return rc;
 }
 
 void digest_hex(const unsigned char *d, size_t n, char *hex)

@@ -7,8 +7,10 @@
  * CAPACITY strides (a->B * a->T tokens), so a shorter batch reuses the same
  * buffers. model_head_loss then applies the classifier CE_CHUNK rows at a time
  * and, when training, seeds backward right away, so (N,V) fp32 logits never
- * exist at once.
+ * exist at once. LoRA adapters (m->lora, lora.h) add their term right after
+ * the base product of each linear layer (before RoPE for q and k).
  */
+#include "lora.h"
 #include "model.h"
 
 /* per-layer slice of a saved activation with `width` floats per token */
@@ -37,11 +39,18 @@ void model_forward(const struct model *m, struct activations *a,
         be->matmul(0, 1, N, QD, D, 1.0f, xn, D, w.wq, D, 0.0f, q, QD);
         be->matmul(0, 1, N, KVD, D, 1.0f, xn, D, w.wk, D, 0.0f, k, KVD);
         be->matmul(0, 1, N, KVD, D, 1.0f, xn, D, w.wv, D, 0.0f, v, KVD);
+        if (m->lora) {
+            lora_forward(m->lora, l, LIN_Q, xn, q, N);
+            lora_forward(m->lora, l, LIN_K, xn, k, N);
+            lora_forward(m->lora, l, LIN_V, xn, v, N);
+        }
         be->rope_fwd(q, B, T, H, hd, 0, c->rope_theta);
         be->rope_fwd(k, B, T, KV, hd, 0, c->rope_theta);
         be->attention_fwd(att, lse, q, k, v, B, T, T, 0, H, KV, hd);
         be->copy(mid, x, (size_t)N * D);
         be->matmul(0, 1, N, D, QD, 1.0f, att, QD, w.wo, QD, 1.0f, mid, D);
+        if (m->lora)
+            lora_forward(m->lora, l, LIN_O, att, mid, N);
 
         /* feed-forward: x' = mid + Wdown . (silu(Wgate hn) * Wup hn) */
         float *hn = LAYER(a->ffn_in, l, D), *gate = LAYER(a->gate, l, F);
@@ -50,9 +59,15 @@ void model_forward(const struct model *m, struct activations *a,
         be->rmsnorm_fwd(hn, LAYER(a->ffn_rstd, l, 1), mid, w.ffn_norm, N, D, c->norm_eps);
         be->matmul(0, 1, N, F, D, 1.0f, hn, D, w.w_gate, D, 0.0f, gate, F);
         be->matmul(0, 1, N, F, D, 1.0f, hn, D, w.w_up, D, 0.0f, up, F);
+        if (m->lora) {
+            lora_forward(m->lora, l, LIN_GATE, hn, gate, N);
+            lora_forward(m->lora, l, LIN_UP, hn, up, N);
+        }
         be->swiglu_fwd(h, gate, up, N, F);
         be->copy(next, mid, (size_t)N * D);
         be->matmul(0, 1, N, D, F, 1.0f, h, F, w.w_down, F, 1.0f, next, D);
+        if (m->lora)
+            lora_forward(m->lora, l, LIN_DOWN, h, next, N);
     }
     be->rmsnorm_fwd(a->final_out, a->final_rstd, LAYER(a->resid, c->n_layers, D),
                     m->w.final_norm, N, D, c->norm_eps);
@@ -84,10 +99,16 @@ double model_head_loss(const struct model *m, struct activations *a,
                            g->g.lm_head, D);
         }
     }
-    for (int i = 0; i < N; i++) {
-        if (targets[i] >= 0 && targets[i] < V) {
-            sum += a->losses[i];
-            n_counted++;
+    /* per-token losses back to the host (device memory on a GPU) */
+    for (int s = 0; s < N; s += CE_CHUNK) {
+        float lh[CE_CHUNK];
+        int n = N - s < CE_CHUNK ? N - s : CE_CHUNK;
+        be->download(lh, a->losses + s, sizeof(float) * (size_t)n);
+        for (int i = 0; i < n; i++) {
+            if (targets[s + i] >= 0 && targets[s + i] < V) {
+                sum += lh[i];
+                n_counted++;
+            }
         }
     }
     *count = n_counted;

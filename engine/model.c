@@ -129,6 +129,7 @@ void model_free(struct model *m)
 int grads_init_full(struct model_grads *g, const struct model *m)
 {
     memset(g, 0, sizeof *g);
+    g->be = m->be;
     g->n_floats = m->n_params;
     g->g.blocks = calloc((size_t)m->cfg.n_layers, sizeof(float *));
     g->mem = m->be->alloc(g->n_floats * sizeof(float));
@@ -155,6 +156,7 @@ int grads_init_slots(struct model_grads *g, const struct model *m, int n_slots,
     const struct model_config *c = &m->cfg;
     size_t embed = (size_t)c->vocab_size * c->dim, bs = model_block_floats(c);
     memset(g, 0, sizeof *g);
+    g->be = m->be;
     g->n_floats = grads_slots_floats(c, n_slots, freeze_embeddings);
     g->n_slots = n_slots;
     g->g.blocks = calloc((size_t)c->n_layers, sizeof(float *));
@@ -181,7 +183,7 @@ int grads_init_slots(struct model_grads *g, const struct model *m, int n_slots,
 
 void grads_zero(struct model_grads *g)
 {
-    memset(g->mem, 0, g->n_floats * sizeof(float));
+    g->be->zero(g->mem, g->n_floats * sizeof(float));
 }
 
 void grads_free(struct model_grads *g, const struct model *m)

@@ -49,15 +49,19 @@ struct model_weights {
 /* The seven linear layers of a block, in storage order. */
 enum linear_id { LIN_Q, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN, LIN_COUNT };
 
+struct lora;
+
 struct model {
     struct model_config cfg;
     const struct backend *be;
     float *mem;            /* every parameter, one allocation */
     size_t n_params;
     struct model_weights w;
+    struct lora *lora;     /* adapters on the linear layers (lora.h), or NULL */
 };
 
 struct model_grads {
+    const struct backend *be; /* the model's, which owns mem */
     float *mem;            /* one allocation for all gradient storage */
     size_t n_floats;
     struct model_weights g; /* g.embed NULL: embedding frozen (no grad) */
@@ -119,6 +123,9 @@ struct block_weights block_view(const struct model_config *c, float *block);
 int model_init(struct model *m, const struct model_config *cfg,
                const struct backend *be);
 void model_free(struct model *m);
+/* Move the parameters to backend be (model_move.c); -1 with err on failure,
+ * the model then unchanged. */
+int model_move(struct model *m, const struct backend *be, char *err, size_t errlen);
 /* Gradient storage for every parameter (all blocks trainable). */
 int grads_init_full(struct model_grads *g, const struct model *m);
 /* Gradient storage for n_slots blocks (g.slots[i], block-sized) plus, unless

@@ -48,9 +48,13 @@
  *             SmolLM2-135M-shaped model (B 1, T 256, 2 OpenMP threads,
  *             OpenBLAS SkylakeX kernels, BLAS-tiled attention)
  *   bf16 GPU  989 TFLOP/s (H100 SXM dense bf16) x 0.40 MFU
+ * Method lora adds its adapters (lora_param_floats) to the weights, the same
+ * again as gradients, twice as AdamW moments, and its saved A x products
+ * and scratch (lora.h) to the activations.
  */
 #include <string.h>
 
+#include "lora.h"
 #include "model.h"
 #include "plan.h"
 
@@ -106,6 +110,12 @@ void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
                    (cfg->tied_embeddings ? 1 : 2);
         n_state += (double)optim_state_floats(cfg->dim, 0, 0);
     }
+    if (r->method == METHOD_LORA) { /* adapters, their gradients, AdamW moments */
+        double n_lora = (double)lora_param_floats(cfg, r->lora.rank);
+        n_params += n_lora;
+        n_grads += n_lora;
+        n_state += 2 * n_lora;
+    }
 
     memset(p, 0, sizeof *p);
     p->weights = n_params * bytes;
@@ -129,6 +139,9 @@ void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
         p->activations = (double)model_activation_floats(cfg, B, T) * 4;
         p->workspace = (double)max_scratch(cfg, rank) * 4 + 64 * MIB + 16 * MIB;
     }
+    if (r->method == METHOD_LORA) /* saved A x per adapter, input and du scratch */
+        p->activations += tokens * (LIN_COUNT * L * r->lora.rank + (F > D ? F : D) +
+                                    r->lora.rank) * 4;
     p->total_static = p->weights + p->gradients + p->optimizer_state;
     p->total_peak = p->total_static + p->activations + p->workspace;
 

@@ -16,6 +16,9 @@
  *   galore         all blocks, GaLore r 8
  *   owlore_full_rank  owl, gamma 2, K 20, AdamW
  *   owlore         owl, gamma 5, K 50, GaLore r 128
+ *   lora           all blocks frozen, adapters r 8 (the paper's LoRA
+ *                  baseline), alpha 16 (2r), dropout 0.05, embedding, head
+ *                  and norms frozen (PEFT's defaults); lr 3e-4 as the rest
  * GaLore settings (T 200, alpha 0.25: GaLore README; exact SVD; range finder
  * oversampling 10 and 2 power iterations when randomized) are set for every
  * method; rank 0 switches them off. Methods that train every block have no
@@ -28,7 +31,7 @@
 #include "recipe.h"
 
 static const char *const method_names[METHOD_COUNT] = {
-    "full", "lisa", "galore", "owlore_full_rank", "owlore"};
+    "full", "lisa", "galore", "owlore_full_rank", "owlore", "lora"};
 
 const char *method_name(enum method m)
 {
@@ -57,10 +60,10 @@ static int method_low_rank(enum method m)
     return m == METHOD_GALORE || m == METHOD_OWLORE;
 }
 
-/* 1 for the methods that train every block every step. */
+/* 1 for the methods that do not sample blocks (lora adapts every block). */
 static int method_all_blocks(enum method m)
 {
-    return m == METHOD_FULL || m == METHOD_GALORE;
+    return m == METHOD_FULL || m == METHOD_GALORE || m == METHOD_LORA;
 }
 
 void recipe_defaults(struct recipe *r, enum method m)
@@ -74,6 +77,8 @@ void recipe_defaults(struct recipe *r, enum method m)
     r->galore = (struct galore_hparams){.rank = 0, .update_proj_gap = 200,
                                         .scale = 0.25f, .svd_method = 0,
                                         .oversample = 10, .power_iters = 2};
+    r->lora = (struct lora_hparams){.rank = 8, .alpha = 16.0f, .dropout = 0.05f,
+                                    .merge = 0};
     r->lr = 3e-4f;
     r->schedule = SCHEDULE_LINEAR;
     r->max_grad_norm = 1.0f;
@@ -104,6 +109,10 @@ void recipe_defaults(struct recipe *r, enum method m)
         r->interval = 50;
         r->galore.rank = 128;
         break;
+    case METHOD_LORA:
+        r->sampling = SAMPLING_ALL;
+        r->freeze_embeddings = 1;
+        break;
     default: /* METHOD_FULL */
         r->sampling = SAMPLING_ALL;
         break;
@@ -121,12 +130,13 @@ static int check_sampling(const struct recipe *r, int n_layers, char *err, size_
                (int)r->sampling);
     if (method_all_blocks(r->method)) {
         if (r->sampling != SAMPLING_ALL)
-            REFUSE("method %s trains every block each step; sampling must be 'all', "
+            REFUSE("method %s does not sample blocks; sampling must be 'all', "
                    "not '%s'", mn, sampling_name(r->sampling));
         return 0;
     }
     if (r->sampling == SAMPLING_ALL)
-        REFUSE("method %s samples blocks; sampling 'all' is only for full and galore", mn);
+        REFUSE("method %s samples blocks; sampling 'all' is only for full, galore "
+               "and lora", mn);
     if (r->gamma < 1)
         REFUSE("gamma (blocks trained per period) must be at least 1, got %d", r->gamma);
     if (r->gamma > n_layers)
@@ -160,8 +170,8 @@ int recipe_check(const struct recipe *r, int n_layers, char *err, size_t errlen)
     const struct galore_hparams *g = &r->galore;
     const struct adamw_hparams *a = &r->adamw;
     if ((unsigned)r->method >= METHOD_COUNT)
-        REFUSE("method %d is not one of full, lisa, galore, owlore_full_rank, owlore",
-               (int)r->method);
+        REFUSE("method %d is not one of full, lisa, galore, owlore_full_rank, owlore, "
+               "lora", (int)r->method);
     if (n_layers < 1)
         REFUSE("the model has %d blocks", n_layers);
     if (check_sampling(r, n_layers, err, errlen) != 0)
@@ -185,6 +195,17 @@ int recipe_check(const struct recipe *r, int n_layers, char *err, size_t errlen)
     } else if (g->rank != 0) {
         REFUSE("rank must be 0 for method %s, which updates blocks at full rank "
                "(got %d); use galore or owlore for low-rank updates", mn, g->rank);
+    }
+    if (r->method == METHOD_LORA) {
+        const struct lora_hparams *lo = &r->lora;
+        if (lo->rank < 1)
+            REFUSE("lora_rank must be a positive integer, got %d", lo->rank);
+        if (!isfinite(lo->alpha) || lo->alpha <= 0)
+            REFUSE("lora_alpha must be a positive number, got %g", (double)lo->alpha);
+        if (!(lo->dropout >= 0 && lo->dropout < 1))
+            REFUSE("lora_dropout must lie in [0, 1), got %g", (double)lo->dropout);
+        if (lo->merge != 0 && lo->merge != 1)
+            REFUSE("lora merge must be 0 or 1, got %d", lo->merge);
     }
     if (!(a->beta1 >= 0 && a->beta1 < 1) || !(a->beta2 >= 0 && a->beta2 < 1))
         REFUSE("AdamW betas must lie in [0, 1), got %g and %g", (double)a->beta1,
@@ -227,6 +248,8 @@ int recipe_check(const struct recipe *r, int n_layers, char *err, size_t errlen)
 
 int recipe_active_blocks(const struct recipe *r, int n_layers)
 {
+    if (r->method == METHOD_LORA)
+        return 0;
     if (method_all_blocks(r->method) || r->sampling == SAMPLING_ALL)
         return n_layers;
     return r->gamma;

@@ -12,7 +12,10 @@
  *   owlore_full_rank  gamma=2 outlier-weighted   AdamW (full rank)
  *   owlore            gamma=5 outlier-weighted,  GaLore-AdamW r=128, T=200
  *                     K=50
- * Embedding, head and final norm always train (AdamW) unless frozen.
+ *   lora              none (base frozen)         AdamW on rank-r adapters of
+ *                                                the 7 linear layers per block
+ * Embedding, head and final norm always train (AdamW) unless frozen (lora
+ * freezes them by default, as PEFT does).
  */
 #ifndef OWLORE_RECIPE_H
 #define OWLORE_RECIPE_H
@@ -20,7 +23,7 @@
 #include "optim.h"
 
 enum method { METHOD_FULL, METHOD_LISA, METHOD_GALORE, METHOD_OWLORE_FULL_RANK,
-              METHOD_OWLORE, METHOD_COUNT };
+              METHOD_OWLORE, METHOD_LORA, METHOD_COUNT };
 
 enum sampling { SAMPLING_ALL, SAMPLING_OWL, SAMPLING_UNIFORM, SAMPLING_DECREASE,
                 SAMPLING_FIXED };
@@ -29,6 +32,16 @@ enum state_policy { STATE_RESET, STATE_KEEP };
 enum lr_schedule { SCHEDULE_LINEAR, SCHEDULE_COSINE, SCHEDULE_CONSTANT };
 
 #define RECIPE_MAX_FIXED 256
+
+/* LoRA (method lora): W x + (alpha / rank) * B A dropout(x) on every linear
+ * layer; merge 1: the final checkpoint holds the merged weights
+ * (model.safetensors) instead of the adapter. */
+struct lora_hparams {
+    int rank;       /* r */
+    float alpha;    /* scale = alpha / r */
+    float dropout;  /* on the adapter input while training, [0, 1) */
+    int merge;      /* 0 adapter only, 1 also merged weights */
+};
 
 struct recipe {
     enum method method;
@@ -43,6 +56,7 @@ struct recipe {
 
     struct adamw_hparams adamw;
     struct galore_hparams galore; /* rank <= 0: full-rank AdamW for blocks */
+    struct lora_hparams lora;     /* used by method lora only */
 
     float lr;
     enum lr_schedule schedule;
@@ -73,7 +87,8 @@ void recipe_defaults(struct recipe *r, enum method m);
  * offending hyperparameter. */
 int recipe_check(const struct recipe *r, int n_layers, char *err, size_t errlen);
 
-/* Blocks that have gradients at once: n_layers for full/galore, gamma else. */
+/* Blocks whose weights have gradients at once: n_layers for full/galore,
+ * 0 for lora (only its adapters train), gamma else. */
 int recipe_active_blocks(const struct recipe *r, int n_layers);
 
 #endif

@@ -10,6 +10,13 @@
  *
  * Data order: each epoch visits the windows in a permutation drawn from
  * (seed, epoch); the position inside it is part of the checkpoint.
+ *
+ * Method lora: no block has gradient storage; the adapters (lora.h) hang
+ * on the model (m->lora) for the run, take part in clipping and get their
+ * own AdamW steps; dropout masks are seeded per (seed, step, micro-batch).
+ * Its checkpoints hold the adapter (PEFT files) and its moments, from which
+ * a run resumes exactly; with merge, the final one holds the merged weights
+ * instead, which the model then keeps.
  */
 #include <errno.h>
 #include <math.h>
@@ -24,6 +31,8 @@
 #include "ckpt.h"
 #include "digest.h"
 #include "load_hf.h"
+#include "lora.h"
+#include "lora_ckpt.h"
 #include "sampler.h"
 #include "train.h"
 
@@ -36,6 +45,7 @@ struct run {
     const struct token_windows *train, *val;
     struct model_grads g;
     struct activations a;
+    struct lora lora;          /* method lora: the adapters */
     struct sampler smp;
     int sampled;               /* 1: blocks come from the sampler */
     struct trainer_state ts;
@@ -139,7 +149,7 @@ static void assign_slots(struct run *run)
 {
     for (int l = 0; l < run->m->cfg.n_layers; l++)
         run->g.g.blocks[l] = NULL;
-    for (int i = 0; i < run->ts.n_active; i++)
+    for (int i = 0; i < run->ts.n_active && i < run->g.n_slots; i++)
         run->g.g.blocks[run->ts.active[i]] = run->g.slots[i];
 }
 
@@ -192,6 +202,8 @@ static float validation_loss(struct run *run)
     long count = 0;
     if (!v || v->n == 0)
         return NAN;
+    if (run->m->lora)
+        run->m->lora->training = 0;
     for (int s = 0; s < v->n; s += run->a.B) {
         int B = v->n - s < run->a.B ? v->n - s : run->a.B;
         long c;
@@ -220,10 +232,14 @@ static float clip_gradients(struct run *run)
         if (nt.data)
             ss += be->sumsq(nt.data, (size_t)nt.rows * (nt.cols ? nt.cols : 1));
     }
+    if (run->m->lora)
+        ss += lora_grad_sumsq(run->m->lora);
     float norm = (float)sqrt(ss);
     float max = run->r->max_grad_norm;
     if (max > 0 && norm > max) {
         float coef = max / (norm + 1e-6f);
+        if (run->m->lora)
+            lora_grad_scale(run->m->lora, coef);
         for (int i = 0; i < run->n_tensors; i++) {
             struct named_tensor nt;
             model_tensor_at(c, &run->g.g, i, &nt);
@@ -256,7 +272,8 @@ static int optimizer_step(struct run *run, float lr, char *err, size_t errlen)
             return -1;
         }
     }
-    return 0;
+    return run->m->lora ? lora_optim_step(run->m->lora, &run->r->adamw, lr, err, errlen)
+                        : 0;
 }
 
 static int save_checkpoint(struct run *run, float loss, float val_loss, char *err,
@@ -267,8 +284,12 @@ static int save_checkpoint(struct run *run, float loss, float val_loss, char *er
         .base_model_id = run->o->base_model_id, .base_model_digest = run->digest,
         .tokenizer_path = run->o->tokenizer_path, .total_steps = run->total_steps,
         .loss = loss, .val_loss = val_loss, .outlier_ratios = run->o->outlier_ratios,
-        .tau = run->o->outlier_tau,
+        .tau = run->o->outlier_tau, .lora = run->m->lora,
     };
+    if (run->m->lora && run->r->lora.merge && run->ts.step == run->total_steps) {
+        lora_merge(run->m->lora, run->m); /* the end: the model keeps them */
+        meta.lora_merged = 1;
+    }
     snprintf(dir, sizeof dir, "%s/checkpoint-%ld", run->o->out_dir, run->ts.step);
     if (run->sampled)
         run->ts.sampler_rng = run->smp.rng;
@@ -383,7 +404,9 @@ static int setup(struct run *run, char *err, size_t errlen)
     if (!run->ts.active || !run->ts.block_counts || !run->ts.states || !run->tokens ||
         !run->targets || !run->order || !run->scratch ||
         grads_init_slots(&run->g, m, n_slots, r->freeze_embeddings) != 0 ||
-        activations_init(&run->a, m, B, T) != 0) {
+        activations_init(&run->a, m, B, T) != 0 ||
+        (r->method == METHOD_LORA &&
+         lora_init(&run->lora, m, &r->lora, r->seed, B * T) != 0)) {
         snprintf(err, errlen, "out of memory for training buffers (batch %d x %d)", B, T);
         return -1;
     }
@@ -399,6 +422,8 @@ static int setup(struct run *run, char *err, size_t errlen)
         assign_slots(run);
     }
     run->ts.linalg_rng = r->seed ^ 0xD1B54A32D192ED03ULL;
+    if (r->method == METHOD_LORA)
+        m->lora = &run->lora;
     return 0;
 }
 
@@ -427,6 +452,9 @@ static int resume(struct run *run, char *err, size_t errlen)
 {
     struct model ck;
     const char *dir = run->o->resume_dir;
+    if (run->m->lora) /* the base is the loaded model; the adapters and moments */
+        return ckpt_read_state(dir, run->m, run->r, run->digest, &run->ts, err, errlen) != 0 ||
+               lora_ckpt_read(dir, run->m->lora, err, errlen) != 0 ? -1 : 0;
     if (load_hf_dir(dir, backend_cpu(), &ck, err, errlen) != 0)
         return -1;
     const struct model_config *a = &ck.cfg, *b = &run->m->cfg;
@@ -444,7 +472,7 @@ static int resume(struct run *run, char *err, size_t errlen)
         model_free(&ck);
         return -1;
     }
-    memcpy(run->m->mem, ck.mem, ck.n_params * sizeof(float));
+    run->m->be->upload(run->m->mem, ck.mem, ck.n_params * sizeof(float));
     model_free(&ck);
     if (run->sampled) {
         run->smp.rng = run->ts.sampler_rng;
@@ -473,6 +501,9 @@ static void teardown(struct run *run)
         activations_free(&run->a, run->m);
     if (run->sampled)
         sampler_free(&run->smp);
+    if (run->m->lora == &run->lora)
+        run->m->lora = NULL;
+    lora_free(&run->lora);
     if (run->metrics)
         fclose(run->metrics);
 }
@@ -543,6 +574,10 @@ enum train_result train_run(struct model *m, const struct recipe *r,
         }
         select_blocks(&run);
         grads_zero(&run.g);
+        if (m->lora) {
+            lora_zero_grads(m->lora);
+            m->lora->training = 1;
+        }
 
         long counted = 0;
         for (int k = 0; k < r->grad_accum; k++) {
@@ -555,6 +590,10 @@ enum train_result train_run(struct model *m, const struct recipe *r,
         for (int k = 0; k < r->grad_accum; k++) {
             long c;
             gather_batch(&run, run.ts.data_pos + (long)k * B, B);
+            if (m->lora)
+                m->lora->mask_seed = r->seed * 0x2545F4914F6CDD1DULL ^
+                                     ((unsigned long long)run.ts.step * r->grad_accum + k) *
+                                     0x9E3779B97F4A7C15ULL;
             model_forward(m, &run.a, run.tokens, B, T);
             sum += model_head_loss(m, &run.a, &run.g, run.targets, B, T,
                                    counted ? 1.0f / (float)counted : 0.0f, &c);
@@ -567,6 +606,11 @@ enum train_result train_run(struct model *m, const struct recipe *r,
                      "%g too high?)", loss, run.ts.step, (double)r->lr);
             goto out;
         }
+        char why[512];
+        if (m->be->error(why, sizeof why)) { /* a failed GPU call, say */
+            snprintf(err, errlen, "step %ld: %s", run.ts.step, why);
+            goto out;
+        }
         float grad_norm = clip_gradients(&run);
         if (!isfinite(grad_norm)) {
             snprintf(err, errlen, "the gradient norm became %f at step %ld (learning rate "
@@ -576,6 +620,10 @@ enum train_result train_run(struct model *m, const struct recipe *r,
         float lr = train_lr_at(r, run.ts.step, run.total_steps);
         if (optimizer_step(&run, lr, err, errlen) != 0)
             goto out;
+        if (m->be->error(why, sizeof why)) {
+            snprintf(err, errlen, "step %ld, optimizer: %s", run.ts.step, why);
+            goto out;
+        }
         for (int i = 0; i < run.ts.n_active; i++)
             run.ts.block_counts[run.ts.active[i]]++;
         run.ts.step++;

@@ -84,7 +84,8 @@ struct train_opts {
 };
 
 /* Per-block count of steps each block was trained (filled by train_run
- * when non-NULL; (L) longs). */
+ * when non-NULL; (L) longs). TRAIN_FAILED after a failed checkpoint write
+ * leaves errno as ckpt_write left it (ENOSPC: the disk is full). */
 enum train_result train_run(struct model *m, const struct recipe *r,
                             const struct token_windows *train,
                             const struct token_windows *val,

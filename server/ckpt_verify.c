@@ -50,6 +50,8 @@ static int check_dir(const struct store_checkpoint *c, char *why, size_t whylen)
     json_t *info = json_load_file(path, 0, &je);
     json_t *files = json_object_get(info, "files");
     json_t *model = json_object_get(files, "model.safetensors");
+    if (!model) /* a lora checkpoint that holds the adapter alone */
+        model = json_object_get(files, "adapter_model.safetensors");
     const char *model_sha = json_string_value(json_object_get(model, "sha256"));
     int rc = -1;
     snprintf(path, sizeof path, "%s/config.json", c->path);

@@ -24,7 +24,8 @@ const char *const cli_recipe_opts[] = {
     "--sampling", "--blocks", "--freeze-embeddings", "--batch", "--accum", "--seq",
     "--steps", "--epochs", "--warmup", "--schedule", "--min-lr-ratio",
     "--weight-decay", "--beta1", "--beta2", "--eps", "--clip", "--seed",
-    "--eval-every", "--save-every", "--calib-samples", NULL};
+    "--eval-every", "--save-every", "--calib-samples", "--lora-rank", "--lora-alpha",
+    "--lora-dropout", "--lora-merge", NULL};
 
 /* What values an option accepts. */
 enum kind { POS_INT, NONNEG_INT, POS_NUM, NONNEG_NUM, ANY_NUM };
@@ -150,6 +151,7 @@ int cli_recipe_parse(int argc, char **argv, struct recipe *r, char *err, size_t 
         {"--eval-every", NONNEG_INT, &r->eval_every},
         {"--save-every", NONNEG_INT, &r->save_every},
         {"--calib-samples", NONNEG_INT, &r->calib_samples},
+        {"--lora-rank", POS_INT, &r->lora.rank},
     };
     const struct { const char *name; enum kind kind; float *field; } nums[] = {
         {"--tau", POS_NUM, &r->tau},
@@ -161,9 +163,13 @@ int cli_recipe_parse(int argc, char **argv, struct recipe *r, char *err, size_t 
         {"--beta2", NONNEG_NUM, &r->adamw.beta2},
         {"--eps", POS_NUM, &r->adamw.eps},
         {"--clip", ANY_NUM, &r->max_grad_norm},
+        {"--lora-alpha", POS_NUM, &r->lora.alpha},
+        {"--lora-dropout", NONNEG_NUM, &r->lora.dropout},
     };
     static const char *const sampling_only[] = {"--gamma", "--interval", "--sampling",
                                                 "--blocks", NULL};
+    static const char *const lora_only[] = {"--lora-rank", "--lora-alpha", "--lora-dropout",
+                                            "--lora-merge", NULL};
     int count, i;
     const char *v;
 
@@ -184,8 +190,12 @@ int cli_recipe_parse(int argc, char **argv, struct recipe *r, char *err, size_t 
     if (r->sampling == SAMPLING_ALL)
         for (const char *const *o = sampling_only; *o; o++)
             if (find_opt(argc, argv, *o, NULL))
-                FAIL("%s does not apply to --method %s, which trains every block "
-                     "each step", *o, method_name(m));
+                FAIL("%s does not apply to --method %s, which does not sample "
+                     "blocks", *o, method_name(m));
+    if (m != METHOD_LORA)
+        for (const char *const *o = lora_only; *o; o++)
+            if (find_opt(argc, argv, *o, NULL))
+                FAIL("%s applies only to --method lora", *o);
 
     for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
         if ((v = find_opt(argc, argv, ints[k].name, NULL)) &&
@@ -222,6 +232,11 @@ int cli_recipe_parse(int argc, char **argv, struct recipe *r, char *err, size_t 
         if ((i = parse_choice("--freeze-embeddings", v, bools, err, errlen)) < 0)
             return -1;
         r->freeze_embeddings = i;
+    }
+    if ((v = find_opt(argc, argv, "--lora-merge", NULL))) {
+        if ((i = parse_choice("--lora-merge", v, bools, err, errlen)) < 0)
+            return -1;
+        r->lora.merge = i;
     }
     if ((v = find_opt(argc, argv, "--sampling", NULL))) {
         if ((i = parse_choice("--sampling", v, samplings, err, errlen)) < 0)

@@ -35,8 +35,13 @@ static void print_table(const char *path, const struct model_config *c,
            path, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
            c->vocab_size, c->tied_embeddings ? " tied" : "",
            n_params >= 1e9 ? n_params / 1e9 : n_params / 1e6, n_params >= 1e9 ? "B" : "M");
-    printf("method       %s: %d of %d blocks train", method_name(r->method),
-           recipe_active_blocks(r, c->n_layers), c->n_layers);
+    if (r->method == METHOD_LORA)
+        printf("method       lora: rank-%d adapters (alpha %g, dropout %g) on the 7 linear "
+               "layers of all %d blocks, base weights frozen", r->lora.rank,
+               (double)r->lora.alpha, (double)r->lora.dropout, c->n_layers);
+    else
+        printf("method       %s: %d of %d blocks train", method_name(r->method),
+               recipe_active_blocks(r, c->n_layers), c->n_layers);
     if (r->sampling == SAMPLING_ALL)
         printf(" (every step");
     else

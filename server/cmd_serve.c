@@ -4,6 +4,7 @@
  *   owlore serve [--config FILE] [--host ADDR] [--port N] [--data-dir DIR]
  *                [--threads N] [--model PATH] [--memory-limit SIZE]
  *                [--max-upload SIZE] [--web-dir DIR] [--webhook-allow-loopback]
+ *                [--max-per-ip N]
  *
  * Settings come from flags, the environment or a JSON file
  * (serve_config.h). --model is the default model of fine-tuning jobs; jobs
@@ -109,6 +110,7 @@ int cmd_serve(int argc, char **argv)
     cfg.port = c.port;
     cfg.threads = c.threads;
     cfg.max_upload = c.max_upload;
+    cfg.max_per_ip = c.max_per_ip;
     cfg.authenticate = auth_request;
     if (resumed || failed)
         printf("owlore serve: recovered interrupted jobs: %d re-queued, %d failed\n", resumed,

@@ -4,6 +4,7 @@
  *   owlore train --model PATH --data FILE --method M [hyperparameters]
  *                [--val-data FILE | --val-fraction F] [--out DIR]
  *                [--resume CHECKPOINT_DIR] [--tokenizer PATH]
+ *                [--backend cpu|cuda|auto]
  *
  * A .jsonl / .json dataset (chat messages, prompt/completion, Alpaca or text
  * records) is rendered with the chat template (--template, else the model's
@@ -169,7 +170,7 @@ int cmd_train(int argc, char **argv)
 {
     static const char *const own[] = {"--model", "--data", "--val-data", "--val-fraction",
                                       "--out", "--resume", "--tokenizer", "--template",
-                                      "--train-on-inputs", "--pack"};
+                                      "--train-on-inputs", "--pack", "--backend"};
     const char *known[128];
     int nk = 0;
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
@@ -196,6 +197,13 @@ int cmd_train(int argc, char **argv)
     }
     if (!model_path || !data_path) {
         fprintf(stderr, "owlore train: --model PATH and --data FILE are required\n");
+        return 2;
+    }
+    /* --backend cpu (default) | cuda | auto: checked before any loading */
+    const struct backend *be = backend_select(cli_opt(argc, argv, "--backend"), err,
+                                              sizeof err);
+    if (!be) {
+        fprintf(stderr, "owlore train: %s\n", err);
         return 2;
     }
     if (!(val_fraction >= 0 && val_fraction < 1)) {
@@ -283,6 +291,11 @@ int cmd_train(int argc, char **argv)
         .base_model_digest = digest[0] ? digest : NULL,
         .stop = &stop_flag,
     };
+    /* loading, calibration and the digest ran on the host; train on be */
+    if (model_move(&m, be, err, sizeof err) != 0) {
+        fprintf(stderr, "owlore train: %s\n", err);
+        goto out;
+    }
     signal(SIGINT, on_sigint);
     enum train_result res = train_run(&m, &r, &tw, &vw, &o, counts, err, sizeof err);
     signal(SIGINT, SIG_DFL);

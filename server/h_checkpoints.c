@@ -1,7 +1,9 @@
 /*
  * h_checkpoints.c: the download of a checkpoint's files. `?file=` names one
- * of the files ckpt.h writes (model.safetensors by default); anything else
- * is a 400, so the name can never leave the checkpoint directory.
+ * of the files ckpt.h writes (model.safetensors by default, or for a lora
+ * checkpoint that holds the adapter alone adapter_model.safetensors, the
+ * file the store's sha256 describes); anything else is a 400, so the name
+ * can never leave the checkpoint directory.
  *
  * The body is streamed from the file descriptor. model.safetensors carries
  * ETag "<sha256>" from the store, and If-None-Match naming it (or "*")
@@ -30,6 +32,7 @@
 static const char *const ckpt_files[] = {
     "model.safetensors", "config.json",   "owlore.json", "tokenizer.json",
     "tokenizer_config.json", "tokenizer.bin", "optimizer.bin",
+    "adapter_model.safetensors", "adapter_config.json", "adapter_optimizer.safetensors",
 };
 
 static int known_file(const char *name)
@@ -64,11 +67,8 @@ static int parse_u64(const char *s, const char **end, uint64_t *out)
     return 0;
 }
 
-enum range_kind { RANGE_NONE, RANGE_OK, RANGE_UNSATISFIABLE };
-
-/* Parses one Range header against a file of `size` bytes into [*first,
- * *last]. RANGE_NONE when the whole file is to be sent. */
-static enum range_kind parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *last)
+enum range_kind checkpoints_parse_range(const char *h, uint64_t size, uint64_t *first,
+                                        uint64_t *last)
 {
     const char *p;
     uint64_t a, b;
@@ -180,6 +180,7 @@ enum MHD_Result checkpoints_content(struct http_request *req)
     enum MHD_Result ret;
     char path[4400], etag[SHA256_HEX_LEN + 2] = "", cr[96];
     uint64_t first = 0, last = 0;
+    const int default_file = !name;
     if (!name)
         name = "model.safetensors";
     if (!known_file(name))
@@ -189,7 +190,11 @@ enum MHD_Result checkpoints_content(struct http_request *req)
     if (lookup(req, &c, &ret) != 0)
         return ret;
     snprintf(path, sizeof path, "%s/%s", c.path, name);
-    if (strcmp(name, "model.safetensors") == 0)
+    if (default_file && access(path, F_OK) != 0) { /* a lora checkpoint: the adapter */
+        name = "adapter_model.safetensors";
+        snprintf(path, sizeof path, "%s/%s", c.path, name);
+    }
+    if (default_file || strcmp(name, "model.safetensors") == 0)
         snprintf(etag, sizeof etag, "\"%s\"", c.sha256);
     store_checkpoint_clear(&c);
     if (etag[0] && etag_matches(http_header(req, MHD_HTTP_HEADER_IF_NONE_MATCH), etag))
@@ -205,7 +210,8 @@ enum MHD_Result checkpoints_content(struct http_request *req)
         return reply_internal(req);
     }
     uint64_t size = (uint64_t)sb.st_size;
-    enum range_kind rk = parse_range(http_header(req, MHD_HTTP_HEADER_RANGE), size, &first, &last);
+    enum range_kind rk =
+        checkpoints_parse_range(http_header(req, MHD_HTTP_HEADER_RANGE), size, &first, &last);
     if (rk == RANGE_UNSATISFIABLE) {
         close(fd);
         return unsatisfiable(req, size);

@@ -61,19 +61,19 @@ static void sse_free(void *cls)
     free(s);
 }
 
-static int append(struct sse *s, const char *p, size_t n)
+static int append(char **text, size_t *len, const char *p, size_t n)
 {
-    char *t = realloc(s->text, s->len + n);
+    char *t = realloc(*text, *len + n);
     if (!t)
         return -1;
-    memcpy(t + s->len, p, n);
-    s->text = t;
-    s->len += n;
+    memcpy(t + *len, p, n);
+    *text = t;
+    *len += n;
     return 0;
 }
 
-/* Formats the events of l; -1 when out of memory. */
-static int format(struct sse *s, const struct store_event_list *l)
+int jobs_events_sse_format(const struct store_event_list *l, char **text, size_t *len,
+                           int64_t *last)
 {
     for (size_t i = 0; i < l->n; i++) {
         char head[160];
@@ -82,12 +82,12 @@ static int format(struct sse *s, const struct store_event_list *l)
         json_decref(e);
         int n = snprintf(head, sizeof head, "id: %lld\nevent: %.64s\ndata: ",
                          (long long)l->v[i].id, l->v[i].type);
-        int bad = !data || append(s, head, (size_t)n) || append(s, data, strlen(data)) ||
-                  append(s, "\n\n", 2);
+        int bad = !data || append(text, len, head, (size_t)n) ||
+                  append(text, len, data, strlen(data)) || append(text, len, "\n\n", 2);
         free(data);
         if (bad)
             return -1;
-        s->last = l->v[i].id;
+        *last = l->v[i].id;
     }
     return 0;
 }
@@ -108,7 +108,7 @@ static int poll_once(struct sse *s)
         fprintf(stderr, "owlore serve: events stream: %s\n", err);
         return -1;
     }
-    int rc = format(s, &l);
+    int rc = jobs_events_sse_format(&l, &s->text, &s->len, &s->last);
     if (rc == 0 && terminal && !l.has_more)
         s->done = 1;
     store_event_list_free(&l);
@@ -129,7 +129,7 @@ static int refill(struct sse *s)
         if (s->done)
             return -1;
         if (conn_park_now() - s->last_write >= HEARTBEAT_S)
-            return append(s, ": ping\n\n", 8) == 0 ? 1 : -2;
+            return append(&s->text, &s->len, ": ping\n\n", 8) == 0 ? 1 : -2;
         s->park.deadline = s->last_write + HEARTBEAT_S;
         switch (conn_park_wait(&s->park, epoch)) {
         case PARK_PARKED:

@@ -16,4 +16,12 @@
  * `after`, ending after the job's terminal event. */
 enum MHD_Result jobs_events_stream(struct http_request *req, const char *job_id, int64_t after);
 
+struct store_event_list;
+
+/* Appends each event of l as "id: <n>\nevent: <type>\ndata: <event
+ * JSON>\n\n" to the *len bytes at *text (realloc'd); *last receives the id
+ * of the last one. 0, or -1 when out of memory. */
+int jobs_events_sse_format(const struct store_event_list *l, char **text, size_t *len,
+                           int64_t *last);
+
 #endif

@@ -35,6 +35,11 @@ static const struct hp hps[] = {
     {"max_steps", HP_INT, F(max_steps), 0, "max_steps"},
     {"eval_every", HP_INT, F(eval_every), 0, "eval_every"},
     {"save_every", HP_INT, F(save_every), 0, NULL},
+    /* method lora only (recipe_check bounds the dropout to [0, 1)) */
+    {"lora_rank", HP_INT, F(lora.rank), 1, "lora_rank"},
+    {"lora_alpha", HP_REAL, F(lora.alpha), 0, "lora_alpha"},
+    {"lora_dropout", HP_REAL, F(lora.dropout), -1, "lora_dropout"},
+    {"lora_merge", HP_INT, F(lora.merge), 0, "lora merge"},
 };
 #undef F
 #define N_HPS (sizeof hps / sizeof hps[0])
@@ -45,6 +50,12 @@ static int fail(char param[JOB_PARAM_LEN], const char *p, char *err, size_t errl
     snprintf(param, JOB_PARAM_LEN, "%s", p);
     snprintf(err, errlen, "%s", msg);
     return -1;
+}
+
+/* 1 for the hyperparameters only method lora takes. */
+static int lora_only(const struct hp *h)
+{
+    return strncmp(h->name, "lora_", 5) == 0;
 }
 
 /* Sets hyperparameter h of r from v. 0, or -1 with a message. */
@@ -86,7 +97,7 @@ int job_recipe_parse(const json_t *method, struct recipe *r, char param[JOB_PARA
     if (!type || method_parse(type, &m) != 0)
         return fail(param, "method.type", err, errlen,
                     "'method.type' must be one of full, lisa, galore, owlore_full_rank, "
-                    "owlore.");
+                    "owlore, lora.");
     recipe_defaults(r, m);
     const char *key;
     json_t *v;
@@ -121,7 +132,7 @@ int job_recipe_parse(const json_t *method, struct recipe *r, char param[JOB_PARA
         size_t i = 0;
         while (i < N_HPS && strcmp(hps[i].name, key) != 0)
             i++;
-        if (i == N_HPS) {
+        if (i == N_HPS || (lora_only(&hps[i]) && m != METHOD_LORA)) {
             snprintf(param, JOB_PARAM_LEN, "%.63s", key);
             snprintf(err, errlen, "Unknown hyperparameter '%.40s' for method '%s'.", key, type);
             return -1;
@@ -158,7 +169,13 @@ json_t *job_recipe_method_json(const struct recipe *r)
 {
     json_t *hp = json_object();
     for (size_t i = 0; hp && i < N_HPS; i++) {
+        if (lora_only(&hps[i]) && r->method != METHOD_LORA)
+            continue;
         const char *field = (const char *)r + hps[i].off;
+        /* an integer below its minimum is one this method leaves unset (the
+           gamma of full): stored, it would be refused when parsed back */
+        if (hps[i].kind == HP_INT && *(const int *)field < hps[i].min)
+            continue;
         json_t *v = hps[i].kind == HP_REAL ? json_real(*(const float *)field)
                     : hps[i].kind == HP_SEED
                         ? json_integer((json_int_t) * (const unsigned long long *)field)

@@ -2,7 +2,7 @@
  * job_recipe.h: a fine-tuning job's `method` object <-> a recipe.
  *
  * The API's method is {"type": M, M: {"hyperparameters": {...}}} with M one
- * of full, lisa, galore, owlore_full_rank, owlore. The recipe starts from
+ * of full, lisa, galore, owlore_full_rank, owlore, lora. The recipe starts from
  * recipe_defaults(M); each hyperparameter given overrides one field:
  *   gamma, sampling_interval (K), rank, update_proj_gap (T), galore_scale,
  *   tau, learning_rate, n_epochs, batch_size, sequence_length, seed, and our

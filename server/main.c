@@ -10,6 +10,7 @@
 #include "cli_recipe.h"
 
 int cmd_logits(int argc, char **argv); /* cmd_logits.c */
+int cmd_eval(int argc, char **argv);   /* cmd_eval.c */
 
 static const struct {
     const char *name;
@@ -23,7 +24,12 @@ static const struct {
      "                              [--dtype fp32|bf16] [--json]   predict memory and throughput"},
     {"train", cmd_train, "--model PATH --data FILE [--method M] [recipe options] [--out DIR]\n"
      "                              [--resume DIR] [--val-data FILE | --val-fraction F]\n"
-     "                              [--template NAME] [--train-on-inputs 0|1] [--pack 0|1]   fine-tune"},
+     "                              [--template NAME] [--train-on-inputs 0|1] [--pack 0|1]\n"
+     "                              (--method lora: [--lora-rank R] [--lora-alpha A]\n"
+     "                              [--lora-dropout P] [--lora-merge 0|1])   fine-tune"},
+    {"eval", cmd_eval, "--model PATH [--adapter DIR] --data FILE [--tokenizer PATH] [--seq N]\n"
+     "                              [--limit N] [--max-new N] [--template NAME] [--json]\n"
+     "                              held-out loss, multiple-choice / exact-match accuracy"},
     {"outliers", cmd_outliers, "--model PATH [--data FILE] [--tau T] [--samples N] [--seq S]\n"
      "                              [--json]   layer outlier ratios and sampling probabilities"},
     {"tokenize", cmd_tokenize, "--model PATH [--tokenizer PATH] [--chat [--template NAME]]\n"

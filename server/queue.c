@@ -71,7 +71,8 @@ static json_t *real_or_null(double x)
     return isfinite(x) ? json_real(x) : json_null();
 }
 
-/* Records checkpoint-<step> of out_dir from its owlore.json. */
+/* Records checkpoint-<step> of out_dir from its owlore.json (its weights
+ * file: model.safetensors, or a lora run's adapter_model.safetensors). */
 static void record_checkpoint(struct job_run *jr, long step)
 {
     char path[4500], dir[4400], err[512], msg[128];
@@ -79,6 +80,8 @@ static void record_checkpoint(struct job_run *jr, long step)
     snprintf(path, sizeof path, "%s/owlore.json", dir);
     json_t *info = json_load_file(path, 0, NULL);
     json_t *model = json_object_get(json_object_get(info, "files"), "model.safetensors");
+    if (!model)
+        model = json_object_get(json_object_get(info, "files"), "adapter_model.safetensors");
     const char *sha = json_string_value(json_object_get(model, "sha256"));
     json_t *metrics = json_object_get(info, "metrics");
     char *m = metrics ? json_dumps(metrics, JSON_COMPACT) : NULL;
@@ -290,10 +293,20 @@ static enum train_result train_job(struct job_run *jr, struct job_error *je)
         .outlier_ratios = ratios, .outlier_tau = r.tau, .base_model_id = model_path,
         .progress = on_progress, .ctx = jr, .stop = &q.stop, .quiet = 1,
     };
+    /* the GPU when one opens, else the CPU; the model was loaded and
+     * calibrated on the host */
+    const struct backend *dev = backend_select("auto", err, sizeof err);
+    if (!dev || model_move(&m, dev, err, sizeof err) != 0) {
+        je->code = "training_failed";
+        snprintf(je->message, sizeof je->message, "%s", err);
+        goto out;
+    }
+    errno = 0;
     res = train_run(&m, &r, &tw, &vw, &o, NULL, err, sizeof err);
+    int cause = errno; /* a failed checkpoint write leaves its errno (ckpt.h) */
     scan_checkpoints(jr);
     if (res == TRAIN_FAILED) {
-        je->code = "training_failed";
+        je->code = cause == ENOSPC || cause == EDQUOT ? "disk_full" : "training_failed";
         snprintf(je->message, sizeof je->message, "%s", err);
     }
 out:
@@ -369,9 +382,27 @@ static void finish(struct job_run *jr, enum train_result res, const struct job_e
         ev.message = msg;
         break;
     }
-    if (store_job_transition(jr->st, j->id, JOB_MASK(JOB_RUNNING) | JOB_MASK(JOB_PAUSING), to,
-                             &u, &ev, NULL, NULL, err, sizeof err) != STORE_OK)
-        log_err(j->id, "finish", err);
+    /* A full disk refuses the write: retry each second until it is recorded,
+     * so the job is not left running; on shutdown start-up recovery settles
+     * it instead. */
+    for (int tries = 0;; tries++) {
+        int rc = store_job_transition(jr->st, j->id, JOB_MASK(JOB_RUNNING) |
+                                      JOB_MASK(JOB_PAUSING), to, &u, &ev, NULL, NULL, err,
+                                      sizeof err);
+        if (rc != STORE_OK && (rc != STORE_ERROR || tries == 0))
+            log_err(j->id, rc == STORE_ERROR ? "finish (retrying)" : "finish", err);
+        pthread_mutex_lock(&q.mu);
+        if (rc == STORE_ERROR && !q.stopping) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            pthread_cond_timedwait(&q.cv, &q.mu, &until);
+        }
+        int again = rc == STORE_ERROR && !q.stopping;
+        pthread_mutex_unlock(&q.mu);
+        if (!again)
+            break;
+    }
     free(error);
 }
 

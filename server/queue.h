@@ -12,8 +12,11 @@
  * sha256 and size of model.safetensors from its owlore.json) with a
  * message event. The job ends succeeded (fine_tuned_model
  * "ft:<base>[:<suffix>]:<job id>", trained_tokens), failed (error {code,
- * message, param}) or cancelled. A job with resume_checkpoint continues
- * from that checkpoint.
+ * message, param}; code "disk_full" when a checkpoint write ran out of
+ * room, whose partial copy is removed while the earlier checkpoints stay)
+ * or cancelled; when the store cannot record the end (a full disk), the
+ * worker retries each second until it can, or the server stops. A job with resume_checkpoint continues from that
+ * checkpoint.
  *
  * A pause request (queue_pause, after the job was set pausing) makes
  * train_run write a checkpoint and stop; the job becomes paused with

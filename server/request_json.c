@@ -17,10 +17,39 @@ static int is_json(const char *type)
     return type[n] == '\0' || type[n] == ';' || type[n] == ' ';
 }
 
+/* 1 when the arrays and objects of JSON text s nest deeper than
+ * REQUEST_JSON_MAX_DEPTH (brackets inside strings do not count). */
+static int too_deep(const char *s)
+{
+    int depth = 0, in_string = 0;
+    for (; *s; s++) {
+        if (in_string) {
+            if (*s == '\\' && s[1])
+                s++;
+            else if (*s == '"')
+                in_string = 0;
+        } else if (*s == '"') {
+            in_string = 1;
+        } else if (*s == '[' || *s == '{') {
+            if (++depth > REQUEST_JSON_MAX_DEPTH)
+                return 1;
+        } else if (*s == ']' || *s == '}') {
+            depth--;
+        }
+    }
+    return 0;
+}
+
 json_t *request_json_object(struct http_request *req, enum MHD_Result *ret)
 {
     if (!is_json(http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE))) {
         *ret = reply_unsupported_media_type(req, "application/json");
+        return NULL;
+    }
+    if (req->body && too_deep(req->body)) {
+        *ret = reply_bad_request(req, NULL, "invalid_json",
+                                 "The request body nests deeper than %d levels.",
+                                 REQUEST_JSON_MAX_DEPTH);
         return NULL;
     }
     json_t *body = req->body ? json_loads(req->body, JSON_REJECT_DUPLICATES, NULL) : NULL;

@@ -30,6 +30,7 @@ static const struct setting {
     {"--web-dir", "OWLORE_WEB_DIR", "web_dir", TEXT, ""},
     {"--webhook-allow-loopback", "OWLORE_WEBHOOK_ALLOW_LOOPBACK", "webhook_allow_loopback",
      FLAG, "0"},
+    {"--max-per-ip", "OWLORE_MAX_PER_IP", "max_per_ip", UINT, "32"},
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
@@ -120,10 +121,15 @@ static int apply(struct serve_config *c, size_t i, const char *v)
         c->max_upload = (size_t)d;
         return 0;
     case 7: snprintf(c->web_dir, sizeof c->web_dir, "%s", v); return 0;
-    default:
+    case 8:
         if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0)
             return -1;
         c->webhook_allow_loopback = v[0] == '1';
+        return 0;
+    default:
+        if (parse_uint(v, 65535, &u) != 0 || u == 0)
+            return -1;
+        c->max_per_ip = (unsigned)u;
         return 0;
     }
 }

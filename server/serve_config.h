@@ -12,6 +12,7 @@
  *   --max-upload SIZE         OWLORE_MAX_UPLOAD              max_upload (512M)
  *   --web-dir DIR             OWLORE_WEB_DIR                 web_dir (web/ beside build/, else ./web)
  *   --webhook-allow-loopback  OWLORE_WEBHOOK_ALLOW_LOOPBACK=1  webhook_allow_loopback (false)
+ *   --max-per-ip N            OWLORE_MAX_PER_IP              max_per_ip (32)
  *
  * The file is named by --config FILE or OWLORE_CONFIG; it holds one JSON
  * object with the keys above (an unknown key or a value of the wrong type is
@@ -34,6 +35,7 @@ struct serve_config {
     size_t max_upload;   /* bytes */
     char web_dir[4096]; /* "" when not set */
     int webhook_allow_loopback;
+    unsigned max_per_ip; /* connections from one address (http.h) */
 };
 
 /* Fills c from argv (owlore serve's), the environment and the config file.

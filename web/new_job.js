@@ -17,10 +17,12 @@ const METHODS = [
   ['lisa', 'LISA: uniform layer sampling with AdamW'],
   ['galore', 'GaLore: every block, low-rank projected gradients'],
   ['full', 'Full fine-tuning: every block, AdamW'],
+  ['lora', 'LoRA: low-rank adapters on every linear layer, base weights frozen'],
 ];
 const SAMPLED = ['owlore', 'owlore_full_rank', 'lisa'];
 const OWL = ['owlore', 'owlore_full_rank'];
 const LOWRANK = ['owlore', 'galore'];
+const LORA = ['lora'];
 
 // name, integer?, methods it matters for (null: all), help
 const HPARAMS = [
@@ -34,6 +36,10 @@ const HPARAMS = [
   ['rank', true, LOWRANK, 'GaLore rank of the projected gradients (0: full rank).'],
   ['update_proj_gap', true, LOWRANK, 'T: steps between two GaLore projection updates.'],
   ['galore_scale', false, LOWRANK, 'Scale of the projected update.'],
+  ['lora_rank', true, LORA, 'Rank r of the adapters (A is r x in, B is out x r).'],
+  ['lora_alpha', false, LORA, 'Adapter scale numerator: the update is alpha / r times B A x.'],
+  ['lora_dropout', false, LORA, 'Dropout on the adapters\' input while training, in [0, 1).'],
+  ['lora_merge', true, LORA, '1: the final checkpoint holds the merged weights; 0: every checkpoint holds the adapter alone.'],
   ['max_steps', true, null, 'Stop after this many optimizer steps (0: as many as the epochs need).'],
   ['eval_every', true, null, 'Steps between validation losses (0: at the end only).'],
   ['save_every', true, null, 'Steps between checkpoints (0: at the end only).'],

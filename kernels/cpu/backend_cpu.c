@@ -2,7 +2,8 @@
  * backend_cpu.c: the CPU backend's operation table and memory functions.
  *
  * Device memory is host memory: alloc is calloc (pages are touched only when
- * written, so measured resident memory follows real use), copy is memcpy.
+ * written, so measured resident memory follows real use), copy, upload and
+ * download are memcpy.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,25 @@ static void cpu_copy(float *dst, const float *src, size_t n)
     memmove(dst, src, n * sizeof(float));
 }
 
+/* upload and download: device memory is host memory */
+static void cpu_transfer(void *dst, const void *src, size_t bytes)
+{
+    memcpy(dst, src, bytes);
+}
+
+static void cpu_zero(void *p, size_t bytes)
+{
+    memset(p, 0, bytes);
+}
+
+/* nothing the CPU backend does can fail without aborting */
+static int cpu_error(char *msg, size_t len)
+{
+    (void)msg;
+    (void)len;
+    return 0;
+}
+
 void cpu_add_inplace(float *y, const float *x, size_t n)
 {
 #pragma omp parallel for schedule(static)
@@ -37,6 +57,11 @@ static const struct backend cpu_backend = {
     .alloc = cpu_alloc,
     .free = cpu_free,
     .copy = cpu_copy,
+    .upload = cpu_transfer,
+    .download = cpu_transfer,
+    .zero = cpu_zero,
+    .error = cpu_error,
+    .host_memory = 1,
     .matmul = cpu_matmul,
     .embedding_fwd = cpu_embedding_fwd,
     .embedding_bwd = cpu_embedding_bwd,
@@ -50,6 +75,7 @@ static const struct backend cpu_backend = {
     .swiglu_bwd = cpu_swiglu_bwd,
     .crossentropy_fwd_bwd = cpu_crossentropy_fwd_bwd,
     .add_inplace = cpu_add_inplace,
+    .dropout = cpu_dropout,
     .sumsq = cpu_sumsq,
     .scale = cpu_scale,
     .adam_direction = cpu_adam_direction,

@@ -37,6 +37,7 @@ void cpu_swiglu_bwd(float *dgate, float *dup, const float *dh, const float *gate
 void cpu_crossentropy_fwd_bwd(float *logits, float *losses, const int *targets,
                               int N, int V, float dlogits_scale);
 void cpu_add_inplace(float *y, const float *x, size_t n);
+void cpu_dropout(float *y, const float *x, size_t n, float p, unsigned long long seed);
 
 /* optimizer arithmetic (optim_ops.c, linalg.c) */
 double cpu_sumsq(const float *x, size_t n);

@@ -129,6 +129,8 @@ static void recipe_small(struct recipe *r, enum method meth)
     }
     if (meth == METHOD_GALORE)
         r->galore.rank = 16;
+    if (meth == METHOD_LORA)
+        r->lora.merge = 1; /* the trained model keeps its adapters merged */
 }
 
 static void test_methods_lower_val_loss(void)

@@ -7,7 +7,11 @@
  * step order and a final message; its checkpoints are listed with the
  * sha256 of the model.safetensors on disk; bad requests are 400 naming the
  * field (unknown training_file, gamma too large, an unknown hyperparameter,
- * a model outside the allowed ones); a second job is cancelled.
+ * a model outside the allowed ones); a second job is cancelled. A lora job
+ * (lora_rank/lora_alpha/lora_dropout) trains to succeeded, resolves its
+ * hyperparameters, and records checkpoints holding the adapter alone
+ * (sha256 of adapter_model.safetensors, no model.safetensors); lora_rank
+ * is refused for another method.
  */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -182,6 +186,57 @@ static void test_train_job(void)
     test_end();
 }
 
+static void test_lora_job(void)
+{
+    char body[1024], path[256];
+    json_t *r;
+    test_begin("jobs_lora_adapter_checkpoints");
+    snprintf(body, sizeof body,
+             "{\"training_file\": \"%s\", \"method\": {\"type\": \"lora\", \"lora\": "
+             "{\"hyperparameters\": {\"lora_rank\": 4, \"lora_alpha\": 8, "
+             "\"lora_dropout\": 0.1, \"max_steps\": 3, \"batch_size\": 2, "
+             "\"sequence_length\": 64, \"learning_rate\": 0.002}}}}", file_id);
+    long st = call("POST", "/v1/fine_tuning/jobs", body, NULL, &r);
+    CHECK_MSG(st == 200, "create %ld", st);
+    json_t *hp = json_object_get(r, "hyperparameters");
+    CHECK(json_integer_value(json_object_get(hp, "lora_rank")) == 4);
+    CHECK(json_number_value(json_object_get(hp, "lora_alpha")) == 8.0);
+    char id[64];
+    snprintf(id, sizeof id, "%s", str(r, "id"));
+    json_decref(r);
+    json_t *j = wait_done(id);
+    CHECK_MSG(j && !strcmp(str(j, "status"), "succeeded"), "status %s error %s",
+              j ? str(j, "status") : "timeout",
+              j ? json_dumps(json_object_get(j, "error"), 0) : "");
+    json_decref(j);
+    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/checkpoints", id);
+    st = call("GET", path, NULL, NULL, &r);
+    json_t *data = json_object_get(r, "data");
+    CHECK_MSG(st == 200 && json_array_size(data) == 1, "%zu checkpoints",
+              json_array_size(data));
+    json_t *e = json_array_get(data, 0);
+    char file[512], hex[SHA256_HEX_LEN + 1] = "", err[256];
+    unsigned char d[SHA256_BYTES];
+    snprintf(file, sizeof file, "%s/jobs/%s/checkpoint-3/adapter_model.safetensors", dir, id);
+    CHECK(sha256_file(file, d, err, sizeof err) == 0);
+    digest_hex(d, sizeof d, hex);
+    CHECK(e && !strcmp(str(e, "sha256"), hex));
+    snprintf(file, sizeof file, "%s/jobs/%s/checkpoint-3/model.safetensors", dir, id);
+    CHECK(access(file, F_OK) != 0);
+    /* the default download is the adapter */
+    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/checkpoints/%s/content", id,
+             str(e, "id"));
+    json_t *body_json;
+    CHECK(call("GET", path, NULL, NULL, &body_json) == 200);
+    json_decref(body_json);
+    json_decref(r);
+    job_body(body, sizeof body, file_id, "\"lora_rank\": 4");
+    CHECK(call("POST", "/v1/fine_tuning/jobs", body, NULL, &r) == 400);
+    CHECK(!strcmp(error_param(r), "lora_rank"));
+    json_decref(r);
+    test_end();
+}
+
 static void test_refusals(void)
 {
     char body[1024];
@@ -246,6 +301,7 @@ int main(void)
         return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     test_train_job();
+    test_lora_job();
     test_refusals();
     test_cancel();
     curl_global_cleanup();

@@ -338,7 +338,11 @@ static void test_cli(void)
     expect_parse_error("--rank -1", "--rank expects a non-negative integer");
     expect_parse_error("--seed -5", "--seed expects a non-negative integer");
     expect_parse_error("--method adam", "--method expects one of full, lisa, galore, "
-                       "owlore_full_rank, owlore; got 'adam'");
+                       "owlore_full_rank, owlore, lora; got 'adam'");
+    expect_parse_error("--method owlore --lora-rank 4",
+                       "--lora-rank applies only to --method lora");
+    expect_parse_error("--method lora --gamma 2", "--gamma does not apply to --method lora");
+    expect_parse_error("--method lora --lora-merge 2", "--lora-merge expects one of 0, 1");
     expect_parse_error("--svd fast", "--svd expects one of exact, randomized; got 'fast'");
     expect_parse_error("--state-policy drop", "--state-policy expects one of reset, keep");
     expect_parse_error("--sampling random", "--sampling expects one of owl, uniform");
@@ -353,6 +357,19 @@ static void test_cli(void)
     expect_parse_error("--method full --gamma 2",
                        "--gamma does not apply to --method full");
     expect_parse_error("--lr 1e-4 --lr 2e-4", "--lr is given more than once");
+
+    /* lora: its own options, defaults, and the checks of its values */
+    CHECK(parse("--method lora", &r, err, sizeof err) == 0);
+    CHECK(r.method == METHOD_LORA && r.lora.rank == 8 && r.lora.alpha == 16.0f &&
+          r.lora.dropout == 0.05f && r.lora.merge == 0 && r.freeze_embeddings == 1 &&
+          r.galore.rank == 0 && recipe_active_blocks(&r, 30) == 0);
+    CHECK(parse("--method lora --lora-rank 4 --lora-alpha 8 --lora-dropout 0 --lora-merge 1",
+                &r, err, sizeof err) == 0);
+    CHECK(r.lora.rank == 4 && r.lora.alpha == 8.0f && r.lora.dropout == 0.0f &&
+          r.lora.merge == 1 && recipe_check(&r, 30, err, sizeof err) == 0);
+    CHECK(parse("--method lora --lora-dropout 1", &r, err, sizeof err) == 0);
+    CHECK(recipe_check(&r, 30, err, sizeof err) == -1 &&
+          strstr(err, "lora_dropout must lie in [0, 1)"));
 
     /* values that parse but that the recipe refuses */
     CHECK(parse("--method owlore --rank 0", &r, err, sizeof err) == 0);

@@ -1,0 +1,40 @@
+/*
+ * model_move.c: re-home a loaded model's parameters on another backend.
+ *
+ * Loaders, outlier calibration and the base-model digest work on host
+ * memory, so a model is loaded with the CPU backend and moved afterwards:
+ * one allocation on the target backend, one upload, the named pointers
+ * shifted to the same offsets in the new allocation, the old memory freed.
+ */
+#include <stdio.h>
+
+#include "model.h"
+
+#define MOVED(p) ((p) ? mem + ((p) - m->mem) : NULL)
+
+int model_move(struct model *m, const struct backend *be, char *err, size_t errlen)
+{
+    if (be == m->be)
+        return 0;
+    size_t bytes = m->n_params * sizeof(float);
+    float *mem = be->alloc(bytes);
+    if (!mem) {
+        snprintf(err, errlen, "out of %s memory for the model's parameters (%.2f GiB)",
+                 be->name, (double)bytes / (1 << 30));
+        return -1;
+    }
+    be->upload(mem, m->mem, bytes);
+    if (be->error(err, errlen)) {
+        be->free(mem);
+        return -1;
+    }
+    m->w.embed = MOVED(m->w.embed);
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        m->w.blocks[l] = MOVED(m->w.blocks[l]);
+    m->w.final_norm = MOVED(m->w.final_norm);
+    m->w.lm_head = MOVED(m->w.lm_head);
+    m->be->free(m->mem);
+    m->mem = mem;
+    m->be = be;
+    return 0;
+}

@@ -1,0 +1,211 @@
+/*
+ * backend_cuda.cu: the CUDA backend's operation table, memory and context.
+ *
+ * backend_cuda() opens device 0 (CUDA_VISIBLE_DEVICES picks which GPU that
+ * is) once per process: one stream, a cuBLAS and a cuSOLVER handle bound to
+ * it, small device buffers for staged host indices and reductions. On a
+ * machine without a GPU or driver it returns NULL with the reason, and
+ * nothing else in this directory is ever called.
+ *
+ * Memory: alloc is cudaMalloc plus a zero fill (the contract's calloc); a
+ * failed allocation returns NULL (the engine reports out of memory) and is
+ * not recorded as a backend failure. upload/download/zero/copy run on the
+ * stream; download waits for it, so the host sees finished results.
+ *
+ * Matrix products use plain fp32 (TF32 off) so that the backend matches the
+ * CPU oracle; OWLORE_CUDA_MATH=tf32 in the environment lets cuBLAS use TF32
+ * tensor cores instead (faster, about 1e-3 relative error per product).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_ops.h"
+
+extern "C" {
+#include "backend.h"
+}
+
+struct cuda_ctx cuda_ctx;
+static int sm_count = 1;
+
+unsigned cuda_blocks(size_t n)
+{
+    size_t b = (n + CUDA_THREADS - 1) / CUDA_THREADS, cap = (size_t)sm_count * 16;
+    if (b < 1)
+        b = 1;
+    return (unsigned)(b < cap ? b : cap);
+}
+
+const int *cuda_stage_ints(const int *host, size_t n)
+{
+    if (n > cuda_ctx.ints_cap) {
+        /* the stream may still read the old buffer */
+        CK_CUDA(cudaStreamSynchronize(cuda_ctx.stream));
+        CK_CUDA(cudaFree(cuda_ctx.ints));
+        cuda_ctx.ints = NULL;
+        cuda_ctx.ints_cap = 0;
+        if (cudaMalloc((void **)&cuda_ctx.ints, n * sizeof(int)) != cudaSuccess) {
+            cudaGetLastError();
+            cuda_fail(__FILE__, __LINE__, "cudaMalloc(index staging)",
+                      "out of GPU memory");
+            cuda_ctx.ints = NULL;
+            return NULL;
+        }
+        cuda_ctx.ints_cap = n;
+    }
+    CK_CUDA(cudaMemcpyAsync(cuda_ctx.ints, host, n * sizeof(int),
+                            cudaMemcpyHostToDevice, cuda_ctx.stream));
+    return cuda_ctx.ints;
+}
+
+static void *cu_alloc(size_t bytes)
+{
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
+        cudaGetLastError(); /* not sticky: clear it, the caller reports */
+        return NULL;
+    }
+    if (cudaMemsetAsync(p, 0, bytes, cuda_ctx.stream) != cudaSuccess) {
+        cudaGetLastError();
+        cudaFree(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void cu_free(void *p)
+{
+    if (!p)
+        return;
+    /* cudaFree waits for the device; a pending kernel may still use p */
+    CK_CUDA(cudaFree(p));
+}
+
+static void cu_copy(float *dst, const float *src, size_t n)
+{
+    CK_CUDA(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice,
+                            cuda_ctx.stream));
+}
+
+static void cu_upload(void *dst, const void *src, size_t bytes)
+{
+    CK_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_ctx.stream));
+    /* the host buffer may be reused or freed as soon as we return */
+    CK_CUDA(cudaStreamSynchronize(cuda_ctx.stream));
+}
+
+static void cu_download(void *dst, const void *src, size_t bytes)
+{
+    CK_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_ctx.stream));
+    CK_CUDA(cudaStreamSynchronize(cuda_ctx.stream));
+}
+
+static void cu_zero(void *p, size_t bytes)
+{
+    CK_CUDA(cudaMemsetAsync(p, 0, bytes, cuda_ctx.stream));
+}
+
+static int cu_error(char *msg, size_t len)
+{
+    /* collect asynchronous kernel failures too */
+    CK_CUDA(cudaStreamSynchronize(cuda_ctx.stream));
+    return cuda_take_error(msg, len);
+}
+
+static const struct backend cuda_backend = {
+    .name = "cuda",
+    .alloc = cu_alloc,
+    .free = cu_free,
+    .copy = cu_copy,
+    .upload = cu_upload,
+    .download = cu_download,
+    .zero = cu_zero,
+    .error = cu_error,
+    .host_memory = 0,
+    .matmul = cu_matmul,
+    .embedding_fwd = cu_embedding_fwd,
+    .embedding_bwd = cu_embedding_bwd,
+    .rmsnorm_fwd = cu_rmsnorm_fwd,
+    .rmsnorm_bwd = cu_rmsnorm_bwd,
+    .rope_fwd = cu_rope_fwd,
+    .rope_bwd = cu_rope_bwd,
+    .attention_fwd = cu_attention_fwd,
+    .attention_bwd = cu_attention_bwd,
+    .swiglu_fwd = cu_swiglu_fwd,
+    .swiglu_bwd = cu_swiglu_bwd,
+    .crossentropy_fwd_bwd = cu_crossentropy_fwd_bwd,
+    .add_inplace = cu_add_inplace,
+    .dropout = cu_dropout,
+    .sumsq = cu_sumsq,
+    .scale = cu_scale,
+    .adam_direction = cu_adam_direction,
+    .apply_update = cu_apply_update,
+    .lowrank_basis = cu_lowrank_basis,
+};
+
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static int init_state; /* 0 not tried, 1 ready, -1 failed */
+static char init_err[512];
+
+/* Open the device; 0, or -1 with init_err set. */
+static int open_device(void)
+{
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0) {
+        snprintf(init_err, sizeof init_err, "no CUDA device (%s)",
+                 e != cudaSuccess ? cudaGetErrorString(e) : "none found");
+        cudaGetLastError();
+        return -1;
+    }
+    cudaDeviceProp prop;
+    if (cudaSetDevice(0) != cudaSuccess ||
+        cudaGetDeviceProperties(&prop, 0) != cudaSuccess ||
+        cudaStreamCreateWithFlags(&cuda_ctx.stream, cudaStreamNonBlocking) != cudaSuccess) {
+        snprintf(init_err, sizeof init_err, "CUDA device 0 cannot be opened (%s)",
+                 cudaGetErrorString(cudaGetLastError()));
+        return -1;
+    }
+    sm_count = prop.multiProcessorCount;
+    cublasMath_t math = CUBLAS_DEFAULT_MATH;
+    const char *mode = getenv("OWLORE_CUDA_MATH");
+    if (mode && strcmp(mode, "tf32") == 0)
+        math = CUBLAS_TF32_TENSOR_OP_MATH;
+    if (cublasCreate(&cuda_ctx.blas) != CUBLAS_STATUS_SUCCESS ||
+        cublasSetStream(cuda_ctx.blas, cuda_ctx.stream) != CUBLAS_STATUS_SUCCESS ||
+        cublasSetMathMode(cuda_ctx.blas, math) != CUBLAS_STATUS_SUCCESS) {
+        snprintf(init_err, sizeof init_err, "cuBLAS cannot be initialised on %s", prop.name);
+        return -1;
+    }
+    if (cusolverDnCreate(&cuda_ctx.solver) != CUSOLVER_STATUS_SUCCESS ||
+        cusolverDnSetStream(cuda_ctx.solver, cuda_ctx.stream) != CUSOLVER_STATUS_SUCCESS) {
+        snprintf(init_err, sizeof init_err, "cuSOLVER cannot be initialised on %s", prop.name);
+        return -1;
+    }
+    if (cudaMalloc((void **)&cuda_ctx.reduce, (SUMSQ_BLOCKS + 1) * sizeof(double)) != cudaSuccess ||
+        cudaMalloc((void **)&cuda_ctx.flag, sizeof(int)) != cudaSuccess) {
+        snprintf(init_err, sizeof init_err, "out of GPU memory on %s at start", prop.name);
+        return -1;
+    }
+    cu_attention_init();
+    if (cuda_take_error(init_err, sizeof init_err))
+        return -1;
+    cuda_ctx.device = 0;
+    return 0;
+}
+
+extern "C" const struct backend *backend_cuda(char *err, size_t errlen)
+{
+    pthread_mutex_lock(&init_lock);
+    if (init_state == 0)
+        init_state = open_device() == 0 ? 1 : -1;
+    int state = init_state;
+    pthread_mutex_unlock(&init_lock);
+    if (state < 0) {
+        snprintf(err, errlen, "%s", init_err);
+        return NULL;
+    }
+    return &cuda_backend;
+}

@@ -1,0 +1,156 @@
+/*
+ * cuda_ops.h: what the files of the CUDA backend share.
+ *
+ * Each .cu file of kernels/cuda implements the operations of one concern with
+ * the contract of engine/backend.h (shapes, gradient conventions), mirroring
+ * kernels/cpu/ op by op; backend_cuda.cu puts them into the table. Storage and
+ * arithmetic are fp32 (the parity mode): matrix products run in cuBLAS with
+ * TF32 off, reductions the CPU takes in double are taken in double here too.
+ *
+ * Error handling: every CUDA, cuBLAS and cuSOLVER call goes through CK_CUDA,
+ * CK_BLAS or CK_SOLVER, and every kernel launch is followed by CK_LAUNCH().
+ * A failure is never fatal: the first one is recorded as "file:line: call:
+ * reason" (error.cu) and handed to the engine by backend->error(), which
+ * fails the job; the operations after it still run and do no harm (their
+ * calls fail too, or compute garbage that the failed job throws away).
+ *
+ * Index arrays (tokens, targets) are host memory in the backend contract;
+ * cuda_stage_ints copies them into a device buffer on the backend's stream.
+ * Everything runs on one stream, in order; the host waits only where a
+ * result comes back (sumsq, download, lowrank_basis).
+ */
+#ifndef OWLORE_CUDA_OPS_H
+#define OWLORE_CUDA_OPS_H
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cusolverDn.h>
+#include <stddef.h>
+
+/* ---- error recording (error.cu) ---- */
+/* Record a failure unless one is pending; returns 1 when code is a failure. */
+int cuda_fail(const char *file, int line, const char *call, const char *why);
+/* 1 while a failure is pending. */
+int cuda_failed(void);
+/* Move the pending failure into msg (len bytes) and clear it: 0 when none. */
+int cuda_take_error(char *msg, size_t len);
+const char *cublas_reason(cublasStatus_t s);
+const char *cusolver_reason(cusolverStatus_t s);
+
+#define CK_CUDA(call)                                                          \
+    do {                                                                       \
+        cudaError_t ck_e_ = (call);                                            \
+        if (ck_e_ != cudaSuccess)                                              \
+            cuda_fail(__FILE__, __LINE__, #call, cudaGetErrorString(ck_e_));   \
+    } while (0)
+#define CK_BLAS(call)                                                          \
+    do {                                                                       \
+        cublasStatus_t ck_s_ = (call);                                         \
+        if (ck_s_ != CUBLAS_STATUS_SUCCESS)                                    \
+            cuda_fail(__FILE__, __LINE__, #call, cublas_reason(ck_s_));        \
+    } while (0)
+#define CK_SOLVER(call)                                                        \
+    do {                                                                       \
+        cusolverStatus_t ck_s_ = (call);                                       \
+        if (ck_s_ != CUSOLVER_STATUS_SUCCESS)                                  \
+            cuda_fail(__FILE__, __LINE__, #call, cusolver_reason(ck_s_));      \
+    } while (0)
+/* after every <<<...>>> launch */
+#define CK_LAUNCH() CK_CUDA(cudaGetLastError())
+
+/* ---- the backend's context (backend_cuda.cu) ---- */
+struct cuda_ctx {
+    int device;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    cusolverDnHandle_t solver;
+    int *ints;          /* staging for host index arrays */
+    size_t ints_cap;    /* elements */
+    double *reduce;     /* (SUMSQ_BLOCKS + 1) doubles for sumsq */
+    int *flag;          /* one int for finiteness checks */
+};
+extern struct cuda_ctx cuda_ctx;
+
+/* Device copy of n host ints (valid until the next call), NULL on failure. */
+const int *cuda_stage_ints(const int *host, size_t n);
+/* Blocks of 256 threads covering n elements, capped for grid-stride loops. */
+unsigned cuda_blocks(size_t n);
+
+#define CUDA_THREADS 256
+#define SUMSQ_BLOCKS 256
+
+/* ---- device helpers ---- */
+__device__ __forceinline__ float warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ double warp_sum_d(double v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+/* Sum of v over a block of blockDim.x (a multiple of 32, <= 1024) threads, in
+ * a fixed order; every thread gets the result. sh holds 32 doubles. */
+__device__ __forceinline__ double block_sum_d(double v, double *sh)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_sum_d(v);
+    __syncthreads(); /* sh may still be read from a previous call */
+    if (lane == 0)
+        sh[warp] = v;
+    __syncthreads();
+    double t = 0.0;
+    for (int w = 0; w < (int)(blockDim.x >> 5); w++)
+        t += sh[w];
+    return t;
+}
+
+/* ---- operations (engine/backend.h has the contracts) ---- */
+void cu_matmul(int trans_a, int trans_b, int M, int N, int K, float alpha,
+               const float *A, int lda, const float *B, int ldb, float beta,
+               float *C, int ldc);
+void cu_embedding_fwd(float *out, const int *tokens, const float *table, int N, int D);
+void cu_embedding_bwd(float *dtable, const int *tokens, const float *dout, int N, int D);
+void cu_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *g,
+                    int N, int D, float eps);
+void cu_rmsnorm_bwd(float *dx, float *dg, const float *dout, const float *x,
+                    const float *g, const float *rstd, int N, int D);
+void cu_rope_fwd(float *x, int B, int T, int nh, int hd, int pos0, float theta);
+void cu_rope_bwd(float *dx, int B, int T, int nh, int hd, int pos0, float theta);
+void cu_attention_fwd(float *out, float *lse, const float *q, const float *k,
+                      const float *v, int B, int Tq, int Tk, int q_off,
+                      int H, int KV, int hd);
+void cu_attention_bwd(float *dq, float *dk, float *dv, const float *dout,
+                      const float *q, const float *k, const float *v,
+                      const float *out, const float *lse, int B, int T,
+                      int H, int KV, int hd);
+/* raise the shared-memory limits of the attention kernels (once, at init) */
+void cu_attention_init(void);
+void cu_swiglu_fwd(float *h, const float *gate, const float *up, int N, int F);
+void cu_swiglu_bwd(float *dgate, float *dup, const float *dh, const float *gate,
+                   const float *up, int N, int F);
+void cu_crossentropy_fwd_bwd(float *logits, float *losses, const int *targets,
+                             int N, int V, float dlogits_scale);
+void cu_add_inplace(float *y, const float *x, size_t n);
+void cu_dropout(float *y, const float *x, size_t n, float p, unsigned long long seed);
+double cu_sumsq(const float *x, size_t n);
+void cu_scale(float *x, size_t n, float a);
+void cu_adam_direction(float *dir, float *m, float *v, const float *g, size_t n,
+                       float beta1, float beta2, float eps);
+void cu_apply_update(float *w, const float *dir, size_t n, float step, float decay);
+int cu_lowrank_basis(float *P, const float *G, int m, int n, int r, int side,
+                     int method, int oversample, int power_iters,
+                     unsigned long long *rng);
+/* 1 when all n floats of x are finite (waits for the stream). */
+int cu_all_finite(const float *x, size_t n);
+
+#endif

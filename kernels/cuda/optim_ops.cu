@@ -1,0 +1,122 @@
+/*
+ * optim_ops.cu: elementwise arithmetic on flat fp32 arrays of n elements:
+ * the residual add, sum of squares (gradient clipping), scaling, the Adam
+ * moments and direction, and the decoupled-weight-decay AdamW apply
+ * (semantics in engine/backend.h).
+ *
+ * Elementwise kernels are grid-stride loops. sumsq reduces in double over a
+ * fixed grid of SUMSQ_BLOCKS blocks, each a fixed contiguous range, then adds
+ * the block sums in order in one block: the result depends on n alone, not
+ * on the device or the schedule.
+ */
+#include "cuda_ops.h"
+
+static __global__ void add_kernel(float *y, const float *x, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        y[i] += x[i];
+}
+
+void cu_add_inplace(float *y, const float *x, size_t n)
+{
+    if (n == 0)
+        return;
+    add_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(y, x, n);
+    CK_LAUNCH();
+}
+
+/* part[b] = sum of x[i]^2 over block b's range, in double */
+static __global__ void sumsq_partial(double *part, const float *x, size_t n, size_t per)
+{
+    __shared__ double sh[32];
+    size_t lo = blockIdx.x * per, hi = lo + per < n ? lo + per : n;
+    double acc = 0.0;
+    for (size_t i = lo + threadIdx.x; i < hi; i += blockDim.x)
+        acc += (double)x[i] * (double)x[i];
+    acc = block_sum_d(acc, sh);
+    if (threadIdx.x == 0)
+        part[blockIdx.x] = acc;
+}
+
+/* part[nb] = sum of part[0..nb-1] in order */
+static __global__ void sumsq_total(double *part, int nb)
+{
+    double t = 0.0;
+    for (int b = 0; b < nb; b++)
+        t += part[b];
+    part[nb] = t;
+}
+
+double cu_sumsq(const float *x, size_t n)
+{
+    double total = 0.0;
+    if (n == 0)
+        return 0.0;
+    size_t per = (n + SUMSQ_BLOCKS - 1) / SUMSQ_BLOCKS;
+    sumsq_partial<<<SUMSQ_BLOCKS, CUDA_THREADS, 0, cuda_ctx.stream>>>(cuda_ctx.reduce, x, n, per);
+    CK_LAUNCH();
+    sumsq_total<<<1, 1, 0, cuda_ctx.stream>>>(cuda_ctx.reduce, SUMSQ_BLOCKS);
+    CK_LAUNCH();
+    CK_CUDA(cudaMemcpyAsync(&total, cuda_ctx.reduce + SUMSQ_BLOCKS, sizeof total,
+                            cudaMemcpyDeviceToHost, cuda_ctx.stream));
+    CK_CUDA(cudaStreamSynchronize(cuda_ctx.stream));
+    return total;
+}
+
+static __global__ void scale_kernel(float *x, size_t n, float a)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        x[i] *= a;
+}
+
+void cu_scale(float *x, size_t n, float a)
+{
+    if (n == 0)
+        return;
+    scale_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(x, n, a);
+    CK_LAUNCH();
+}
+
+static __global__ void adam_kernel(float *dir, float *m, float *v, const float *g,
+                                   size_t n, float beta1, float beta2, float eps)
+{
+    const float c1 = 1.0f - beta1, c2 = 1.0f - beta2;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        float gi = g[i]; /* read before dir[i] is written: dir may alias g */
+        float mi = beta1 * m[i] + c1 * gi;
+        float vi = beta2 * v[i] + c2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        dir[i] = mi / (sqrtf(vi) + eps);
+    }
+}
+
+void cu_adam_direction(float *dir, float *m, float *v, const float *g, size_t n,
+                       float beta1, float beta2, float eps)
+{
+    if (n == 0)
+        return;
+    adam_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(dir, m, v, g, n,
+                                                                      beta1, beta2, eps);
+    CK_LAUNCH();
+}
+
+static __global__ void apply_kernel(float *w, const float *dir, size_t n, float step,
+                                    float keep)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        w[i] = (w[i] - step * dir[i]) * keep;
+}
+
+void cu_apply_update(float *w, const float *dir, size_t n, float step, float decay)
+{
+    if (n == 0)
+        return;
+    apply_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(w, dir, n, step,
+                                                                       1.0f - decay);
+    CK_LAUNCH();
+}

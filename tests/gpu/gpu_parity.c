@@ -1,0 +1,324 @@
+/*
+ * gpu_parity.c: every operation of the CUDA backend against the CPU oracle.
+ *
+ * Each operation runs on the same random inputs on both backends; the
+ * result is compared by normalised mean squared error,
+ *   nmse = sum (cuda - cpu)^2 / sum cpu^2,
+ * which must stay <= 1e-7 (fp32 mode; the projector of lowrank_basis, whose
+ * singular vectors are only defined up to rounding of close singular values,
+ * is compared through P itself on matrices with a spread spectrum and gets
+ * 1e-5). One line per check: "PASS|FAIL op nmse tol"; the exit status is 1
+ * when any check failed, 2 when no GPU opened. Shapes cover GQA, odd sizes,
+ * a decode step (Tq = 1 with q_off) and ignored targets.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+
+static const struct backend *cpu, *gpu;
+static int failures;
+static unsigned long long seed = 12345;
+
+static float urand(void)
+{
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((seed >> 40) * 0x1.0p-24) * 2.0f - 1.0f;
+}
+
+/* n random floats in [-a, a) on the host (freed by the caller) */
+static float *host_rand(size_t n, float a)
+{
+    float *h = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        h[i] = a * urand();
+    return h;
+}
+
+/* a device copy of host h (n floats) on backend be */
+static float *put(const struct backend *be, const float *h, size_t n)
+{
+    float *d = be->alloc(n * sizeof(float) + 4);
+    be->upload(d, h, n * sizeof(float));
+    return d;
+}
+
+/* compare n floats of backend memory: cuda result d against cpu result c */
+static void check(const char *op, const float *d, const float *c, size_t n, double tol)
+{
+    float *h = malloc(n * sizeof(float));
+    gpu->download(h, d, n * sizeof(float));
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = (double)h[i] - c[i];
+        num += e * e;
+        den += (double)c[i] * c[i];
+    }
+    double nmse = den > 0 ? num / den : num;
+    char why[512];
+    int bad = !(nmse <= tol) || gpu->error(why, sizeof why);
+    printf("%s %-28s nmse %.3e tol %.0e\n", bad ? "FAIL" : "PASS", op, nmse, tol);
+    failures += bad;
+    free(h);
+}
+
+/* one float array living on both backends */
+struct pair { float *c, *g; size_t n; };
+
+static struct pair pair_rand(size_t n, float a)
+{
+    float *h = host_rand(n, a);
+    struct pair p = {put(cpu, h, n), put(gpu, h, n), n};
+    free(h);
+    return p;
+}
+
+static void pair_free(struct pair *p)
+{
+    cpu->free(p->c);
+    gpu->free(p->g);
+}
+
+#define CHECK(op, p, tol) check(op, (p).g, (p).c, (p).n, tol)
+#define TOL 1e-7
+
+static void test_matmul(void)
+{
+    const int M = 37, N = 53, K = 129;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            struct pair A = pair_rand((size_t)M * K, 1), B = pair_rand((size_t)K * N, 1);
+            struct pair C = pair_rand((size_t)M * N, 1);
+            int lda = ta ? M : K, ldb = tb ? K : N;
+            cpu->matmul(ta, tb, M, N, K, 0.7f, A.c, lda, B.c, ldb, 0.5f, C.c, N);
+            gpu->matmul(ta, tb, M, N, K, 0.7f, A.g, lda, B.g, ldb, 0.5f, C.g, N);
+            char name[64];
+            snprintf(name, sizeof name, "matmul ta=%d tb=%d", ta, tb);
+            CHECK(name, C, TOL);
+            pair_free(&A);
+            pair_free(&B);
+            pair_free(&C);
+        }
+}
+
+static void test_embedding(void)
+{
+    const int V = 101, D = 96, N = 300;
+    int tok[300];
+    for (int i = 0; i < N; i++)
+        tok[i] = (int)((urand() + 1.0f) * 0.5f * V) % V;
+    tok[1] = tok[0]; /* repeated tokens reduce */
+    struct pair T = pair_rand((size_t)V * D, 1), O = pair_rand((size_t)N * D, 1);
+    cpu->embedding_fwd(O.c, tok, T.c, N, D);
+    gpu->embedding_fwd(O.g, tok, T.g, N, D);
+    CHECK("embedding_fwd", O, TOL);
+    cpu->embedding_bwd(T.c, tok, O.c, N, D);
+    gpu->embedding_bwd(T.g, tok, O.g, N, D);
+    CHECK("embedding_bwd", T, TOL);
+    pair_free(&T);
+    pair_free(&O);
+}
+
+static void test_rmsnorm(void)
+{
+    const int N = 67, D = 300;
+    struct pair x = pair_rand((size_t)N * D, 2), g = pair_rand(D, 1);
+    struct pair o = pair_rand((size_t)N * D, 1), r = pair_rand(N, 1);
+    struct pair dx = pair_rand((size_t)N * D, 1), dg = pair_rand(D, 1);
+    struct pair dout = pair_rand((size_t)N * D, 1);
+    cpu->rmsnorm_fwd(o.c, r.c, x.c, g.c, N, D, 1e-5f);
+    gpu->rmsnorm_fwd(o.g, r.g, x.g, g.g, N, D, 1e-5f);
+    CHECK("rmsnorm_fwd out", o, TOL);
+    CHECK("rmsnorm_fwd rstd", r, TOL);
+    cpu->rmsnorm_bwd(dx.c, dg.c, dout.c, x.c, g.c, r.c, N, D);
+    gpu->rmsnorm_bwd(dx.g, dg.g, dout.g, x.g, g.g, r.g, N, D);
+    CHECK("rmsnorm_bwd dx", dx, TOL);
+    CHECK("rmsnorm_bwd dg", dg, TOL);
+    struct pair *all[] = {&x, &g, &o, &r, &dx, &dg, &dout};
+    for (int i = 0; i < 7; i++)
+        pair_free(all[i]);
+}
+
+static void test_rope(void)
+{
+    const int B = 2, T = 33, nh = 3, hd = 64;
+    struct pair x = pair_rand((size_t)B * T * nh * hd, 1);
+    cpu->rope_fwd(x.c, B, T, nh, hd, 5, 10000.0f);
+    gpu->rope_fwd(x.g, B, T, nh, hd, 5, 10000.0f);
+    CHECK("rope_fwd", x, TOL);
+    cpu->rope_bwd(x.c, B, T, nh, hd, 5, 500000.0f);
+    gpu->rope_bwd(x.g, B, T, nh, hd, 5, 500000.0f);
+    CHECK("rope_bwd", x, TOL);
+    pair_free(&x);
+}
+
+static void test_attention(int B, int T, int H, int KV, int hd)
+{
+    size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KV * hd;
+    struct pair q = pair_rand(nq, 1), k = pair_rand(nk, 1), v = pair_rand(nk, 1);
+    struct pair o = pair_rand(nq, 1), lse = pair_rand((size_t)B * H * T, 1);
+    struct pair dq = pair_rand(nq, 1), dk = pair_rand(nk, 1), dv = pair_rand(nk, 1);
+    struct pair dout = pair_rand(nq, 1);
+    char name[96];
+    cpu->attention_fwd(o.c, lse.c, q.c, k.c, v.c, B, T, T, 0, H, KV, hd);
+    gpu->attention_fwd(o.g, lse.g, q.g, k.g, v.g, B, T, T, 0, H, KV, hd);
+    snprintf(name, sizeof name, "attention_fwd T=%d H=%d/%d hd=%d", T, H, KV, hd);
+    CHECK(name, o, TOL);
+    CHECK("attention_fwd lse", lse, TOL);
+    cpu->attention_bwd(dq.c, dk.c, dv.c, dout.c, q.c, k.c, v.c, o.c, lse.c, B, T, H, KV, hd);
+    gpu->attention_bwd(dq.g, dk.g, dv.g, dout.g, q.g, k.g, v.g, o.g, lse.g, B, T, H, KV, hd);
+    CHECK("attention_bwd dq", dq, TOL);
+    CHECK("attention_bwd dk", dk, TOL);
+    CHECK("attention_bwd dv", dv, TOL);
+    /* a decode step: one query row at position T-1 over T keys */
+    struct pair o1 = pair_rand((size_t)B * H * hd, 1), l1 = pair_rand((size_t)B * H, 1);
+    struct pair q1 = pair_rand((size_t)B * H * hd, 1);
+    cpu->attention_fwd(o1.c, l1.c, q1.c, k.c, v.c, B, 1, T, T - 1, H, KV, hd);
+    gpu->attention_fwd(o1.g, l1.g, q1.g, k.g, v.g, B, 1, T, T - 1, H, KV, hd);
+    CHECK("attention_fwd decode", o1, TOL);
+    struct pair *all[] = {&q, &k, &v, &o, &lse, &dq, &dk, &dv, &dout, &o1, &l1, &q1};
+    for (int i = 0; i < 12; i++)
+        pair_free(all[i]);
+}
+
+static void test_swiglu(void)
+{
+    const int N = 45, F = 333;
+    size_t n = (size_t)N * F;
+    struct pair g = pair_rand(n, 4), u = pair_rand(n, 2), h = pair_rand(n, 1);
+    struct pair dg = pair_rand(n, 1), du = pair_rand(n, 1), dh = pair_rand(n, 1);
+    cpu->swiglu_fwd(h.c, g.c, u.c, N, F);
+    gpu->swiglu_fwd(h.g, g.g, u.g, N, F);
+    CHECK("swiglu_fwd", h, TOL);
+    cpu->swiglu_bwd(dg.c, du.c, dh.c, g.c, u.c, N, F);
+    gpu->swiglu_bwd(dg.g, du.g, dh.g, g.g, u.g, N, F);
+    CHECK("swiglu_bwd dgate", dg, TOL);
+    CHECK("swiglu_bwd dup", du, TOL);
+    struct pair *all[] = {&g, &u, &h, &dg, &du, &dh};
+    for (int i = 0; i < 6; i++)
+        pair_free(all[i]);
+}
+
+static void test_crossentropy(void)
+{
+    const int N = 64, V = 32003;
+    int t[64];
+    for (int i = 0; i < N; i++)
+        t[i] = (int)((urand() + 1.0f) * 0.5f * V) % V;
+    t[3] = -100;
+    t[7] = V; /* ignored */
+    for (int pass = 0; pass < 2; pass++) {
+        struct pair lg = pair_rand((size_t)N * V, 8), ls = pair_rand(N, 1);
+        float sc = pass ? 1.0f / 61 : 0.0f;
+        cpu->crossentropy_fwd_bwd(lg.c, ls.c, t, N, V, sc);
+        gpu->crossentropy_fwd_bwd(lg.g, ls.g, t, N, V, sc);
+        CHECK(pass ? "crossentropy losses (bwd)" : "crossentropy losses", ls, TOL);
+        if (pass)
+            CHECK("crossentropy dlogits", lg, TOL);
+        pair_free(&lg);
+        pair_free(&ls);
+    }
+}
+
+static void test_elementwise(void)
+{
+    const size_t n = 1000003;
+    struct pair y = pair_rand(n, 1), x = pair_rand(n, 1), m = pair_rand(n, 0.1f);
+    struct pair v = pair_rand(n, 0.1f), dir = pair_rand(n, 1);
+    cpu->add_inplace(y.c, x.c, n);
+    gpu->add_inplace(y.g, x.g, n);
+    CHECK("add_inplace", y, TOL);
+    cpu->scale(y.c, n, 0.37f);
+    gpu->scale(y.g, n, 0.37f);
+    CHECK("scale", y, TOL);
+    cpu->dropout(x.c, y.c, n, 0.1f, 777);
+    gpu->dropout(x.g, y.g, n, 0.1f, 777);
+    CHECK("dropout", x, TOL);
+    cpu->scale(v.c, n, 0.0f); /* second moments must be >= 0 */
+    gpu->scale(v.g, n, 0.0f);
+    cpu->adam_direction(dir.c, m.c, v.c, x.c, n, 0.9f, 0.999f, 1e-8f);
+    gpu->adam_direction(dir.g, m.g, v.g, x.g, n, 0.9f, 0.999f, 1e-8f);
+    CHECK("adam_direction dir", dir, TOL);
+    CHECK("adam_direction m", m, TOL);
+    CHECK("adam_direction v", v, TOL);
+    cpu->apply_update(y.c, dir.c, n, 1e-3f, 1e-5f);
+    gpu->apply_update(y.g, dir.g, n, 1e-3f, 1e-5f);
+    CHECK("apply_update", y, TOL);
+    double sc = cpu->sumsq(y.c, n), sg = gpu->sumsq(y.g, n);
+    double rel = fabs(sc - sg) / sc;
+    printf("%s %-28s rel %.3e tol 1e-12\n", rel <= 1e-12 ? "PASS" : "FAIL", "sumsq", rel);
+    failures += !(rel <= 1e-12);
+    struct pair *all[] = {&y, &x, &m, &v, &dir};
+    for (int i = 0; i < 5; i++)
+        pair_free(all[i]);
+}
+
+/* G (m,n) = U diag(s) W^T with a decaying spectrum, so the top subspace is
+ * well separated */
+static float *spread_matrix(int m, int n)
+{
+    float *a = host_rand((size_t)m * n, 1), *g = calloc((size_t)m * n, sizeof(float));
+    int k = m < n ? m : n;
+    for (int j = 0; j < k; j++) {
+        float s = powf(0.8f, (float)j);
+        for (int i = 0; i < m; i++)
+            for (int c = 0; c < n; c++)
+                g[(size_t)i * n + c] += s * a[(size_t)i * n + j % n] * a[(size_t)(j % m) * n + c];
+    }
+    free(a);
+    return g;
+}
+
+static void test_lowrank(void)
+{
+    const int shapes[2][2] = {{96, 40}, {40, 96}};
+    for (int s = 0; s < 2; s++)
+        for (int method = 0; method < 2; method++) {
+            int m = shapes[s][0], n = shapes[s][1], r = 8, side = m >= n ? 0 : 1;
+            float *g = spread_matrix(m, n);
+            struct pair G = {put(cpu, g, (size_t)m * n), put(gpu, g, (size_t)m * n),
+                             (size_t)m * n};
+            size_t np = (size_t)r * (side == 0 ? n : m);
+            struct pair P = pair_rand(np, 1);
+            unsigned long long r1 = 99, r2 = 99;
+            int rc1 = cpu->lowrank_basis(P.c, G.c, m, n, r, side, method, 10, 2, &r1);
+            int rc2 = gpu->lowrank_basis(P.g, G.g, m, n, r, side, method, 10, 2, &r2);
+            char name[64];
+            snprintf(name, sizeof name, "lowrank_basis side=%d method=%d", side, method);
+            if (rc1 != 0 || rc2 != 0) {
+                printf("FAIL %-28s rc cpu %d cuda %d\n", name, rc1, rc2);
+                failures++;
+            } else {
+                CHECK(name, P, 1e-5);
+            }
+            free(g);
+            pair_free(&G);
+            pair_free(&P);
+        }
+}
+
+int main(void)
+{
+    char err[512];
+    cpu = backend_cpu();
+    gpu = backend_cuda(err, sizeof err);
+    if (!gpu) {
+        fprintf(stderr, "gpu_parity: %s\n", err);
+        return 2;
+    }
+    test_matmul();
+    test_embedding();
+    test_rmsnorm();
+    test_rope();
+    test_attention(2, 77, 4, 2, 64);
+    test_attention(1, 130, 8, 8, 128);
+    test_attention(2, 40, 8, 4, 8);
+    test_swiglu();
+    test_crossentropy();
+    test_elementwise();
+    test_lowrank();
+    printf("%s: %d failed\n", failures ? "FAIL" : "PASS", failures);
+    return failures ? 1 : 0;
+}

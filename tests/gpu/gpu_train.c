@@ -1,0 +1,167 @@
+/*
+ * gpu_train.c: train a model for a few steps through the shared trainer
+ * (engine/train.c) on a chosen backend, and print one JSON line of results.
+ *
+ *   gpu_train BACKEND SHAPE METHOD STEPS [B T]
+ *     BACKEND  cpu | cuda
+ *     SHAPE    stories260k | 135m | 7b   (LLaMA shapes, random weights)
+ *     METHOD   full | lisa | galore | owlore_full_rank | owlore
+ *
+ * Weights and token windows come from fixed seeds, so two runs on the two
+ * backends see the same model and data and their per-step losses can be
+ * compared (tools/gpu_check.sh). The run is cancelled after STEPS steps, so
+ * no checkpoint is written. OwLore methods get uniform outlier ratios.
+ * Output: {"backend", "shape", "method", "steps", "losses": [...],
+ * "tokens_per_s" (median step), "params", "flops_per_token" (PaLM: 6 N +
+ * 12 L H hd T), "failed": message or null}.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "model.h"
+#include "recipe.h"
+#include "train.h"
+
+struct log {
+    int steps;
+    volatile int stop;
+    float losses[1024];
+    double tps[1024];
+    int n;
+};
+
+static void on_step(void *ctx, const struct train_event *ev)
+{
+    struct log *lg = ctx;
+    if (ev->step < 1 || lg->n >= 1024)
+        return;
+    lg->losses[lg->n] = ev->loss;
+    lg->tps[lg->n++] = ev->tokens_per_s;
+    if (ev->step >= lg->steps)
+        lg->stop = TRAIN_STOP_CANCEL;
+}
+
+static int shape(const char *name, struct model_config *c)
+{
+    /* dim, hidden, layers, heads, kv heads, head dim, vocab, context */
+    static const struct { const char *n; int v[8]; } s[] = {
+        {"stories260k", {64, 172, 5, 8, 4, 8, 512, 512}},
+        {"135m", {576, 1536, 30, 9, 3, 64, 49152, 2048}},
+        {"7b", {4096, 11008, 32, 32, 32, 128, 32000, 4096}},
+    };
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
+        if (strcmp(name, s[i].n) == 0) {
+            *c = (struct model_config){s[i].v[0], s[i].v[1], s[i].v[2], s[i].v[3], s[i].v[4],
+                                       s[i].v[5], s[i].v[6], s[i].v[7], 1e-5f, 10000.0f,
+                                       0, 1, 2};
+            return 0;
+        }
+    return -1;
+}
+
+static unsigned long long rng_state = 42;
+static float urand(void)
+{
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((rng_state >> 40) * 0x1.0p-24) * 2.0f - 1.0f;
+}
+
+/* parameters: small uniform weights, gains 1; uploaded 16M floats at a time */
+static void fill(struct model *m)
+{
+    const size_t chunk = (size_t)1 << 24;
+    float *h = malloc(chunk * sizeof(float));
+    for (size_t off = 0; off < m->n_params; off += chunk) {
+        size_t n = m->n_params - off < chunk ? m->n_params - off : chunk;
+        for (size_t i = 0; i < n; i++)
+            h[i] = 0.02f * urand();
+        m->be->upload(m->mem + off, h, n * sizeof(float));
+    }
+    for (int i = 0; i < model_tensor_count(&m->cfg); i++) {
+        struct named_tensor t;
+        model_tensor_at(&m->cfg, &m->w, i, &t);
+        if (t.cols == 0) { /* RMSNorm gains */
+            for (int j = 0; j < t.rows; j++)
+                h[j] = 1.0f;
+            m->be->upload(t.data, h, (size_t)t.rows * sizeof(float));
+        }
+    }
+    free(h);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+    char err[1024] = "";
+    struct model_config c;
+    enum method meth;
+    if (argc < 5 || shape(argv[2], &c) != 0 || method_parse(argv[3], &meth) != 0) {
+        fprintf(stderr, "usage: gpu_train cpu|cuda stories260k|135m|7b METHOD STEPS [B T]\n");
+        return 2;
+    }
+    const struct backend *be = backend_select(argv[1], err, sizeof err);
+    if (!be) {
+        fprintf(stderr, "gpu_train: %s\n", err);
+        return 2;
+    }
+    struct log lg = {.steps = atoi(argv[4])};
+    struct recipe r;
+    recipe_defaults(&r, meth);
+    r.batch_size = argc > 5 ? atoi(argv[5]) : 4;
+    r.seq_len = argc > 6 ? atoi(argv[6]) : 256;
+    r.grad_accum = 1;
+    r.max_steps = lg.steps + 1; /* cancelled after lg.steps: no checkpoint */
+    r.eval_every = 0;
+    r.warmup_steps = 0;
+    if (r.gamma > c.n_layers)
+        r.gamma = c.n_layers;
+    int n = r.batch_size * (lg.steps + 2), T = r.seq_len;
+    int *ids = malloc(sizeof(int) * (size_t)n * (T + 1));
+    double *ratios = malloc(sizeof(double) * (size_t)c.n_layers);
+    for (size_t i = 0; i < (size_t)n * (T + 1); i++)
+        ids[i] = (int)((urand() + 1.0f) * 0.5f * c.vocab_size) % c.vocab_size;
+    for (int l = 0; l < c.n_layers; l++)
+        ratios[l] = 1.0;
+    struct model m;
+    enum train_result res = TRAIN_FAILED;
+    if (model_init(&m, &c, be) != 0) {
+        snprintf(err, sizeof err, "out of %s memory for the parameters", be->name);
+    } else {
+        fill(&m);
+        struct token_windows tw = {ids, n, T, NULL}, vw = {NULL, 0, T, NULL};
+        char dir[] = "/tmp/gpu_train_XXXXXX";
+        struct train_opts o = {.out_dir = mkdtemp(dir), .outlier_ratios = ratios,
+                               .outlier_tau = r.tau, .base_model_id = argv[2],
+                               .base_model_digest = "random", .progress = on_step,
+                               .ctx = &lg, .stop = &lg.stop, .quiet = 1};
+        res = train_run(&m, &r, &tw, &vw, &o, NULL, err, sizeof err);
+        model_free(&m);
+    }
+    double tps = 0;
+    if (lg.n > 0) {
+        qsort(lg.tps, (size_t)lg.n, sizeof(double), cmp_double);
+        tps = lg.tps[lg.n / 2];
+    }
+    double N = (double)model_config_total_params(&c);
+    double flops = 6.0 * N + 12.0 * c.n_layers * c.n_heads * c.head_dim * (double)T;
+    printf("{\"backend\": \"%s\", \"shape\": \"%s\", \"method\": \"%s\", \"steps\": %d, "
+           "\"losses\": [", be->name, argv[2], argv[3], lg.n);
+    for (int i = 0; i < lg.n; i++)
+        printf("%s%.6f", i ? ", " : "", lg.losses[i]);
+    printf("], \"tokens_per_s\": %.1f, \"params\": %.0f, \"flops_per_token\": %.4g, "
+           "\"failed\": ", tps, N, flops);
+    if (res == TRAIN_FAILED)
+        printf("\"%s\"}\n", err);
+    else
+        printf("null}\n");
+    free(ids);
+    free(ratios);
+    return res == TRAIN_FAILED;
+}
