@@ -557,11 +557,11 @@ enum train_result train_run(struct model *m, const struct recipe *r,
             o->progress(o->ctx, &ev);
     }
     while (run.ts.step < run.total_steps) {
-        if (o->stop && *o->stop == TRAIN_STOP_CANCEL) {
+        if (o->stop && atomic_load(o->stop) == TRAIN_STOP_CANCEL) {
             result = TRAIN_CANCELLED;
             goto out;
         }
-        if (o->stop && *o->stop == TRAIN_STOP_PAUSE) {
+        if (o->stop && atomic_load(o->stop) == TRAIN_STOP_PAUSE) {
             result = save_checkpoint(&run, loss, val_loss, err, errlen) == 0 ? TRAIN_PAUSED
                                                                              : TRAIN_FAILED;
             goto out;

@@ -25,6 +25,7 @@
 #ifndef OWLORE_TRAIN_H
 #define OWLORE_TRAIN_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "model.h"
@@ -79,7 +80,8 @@ struct train_opts {
                                      computed (a 7B model takes seconds) */
     void (*progress)(void *ctx, const struct train_event *ev);
     void *ctx;
-    volatile int *stop;           /* enum train_stop, polled between steps */
+    const atomic_int *stop;       /* enum train_stop, polled between steps;
+                                     set from another thread or a signal handler */
     int quiet;                    /* 1: no per-step line on stdout */
 };
 

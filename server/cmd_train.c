@@ -35,12 +35,12 @@
 #include "tokenizer.h"
 #include "train.h"
 
-static volatile int stop_flag;
+static atomic_int stop_flag; /* lock-free: safe to store from a signal handler */
 
 static void on_sigint(int sig)
 {
     (void)sig;
-    stop_flag = TRAIN_STOP_PAUSE;
+    atomic_store(&stop_flag, TRAIN_STOP_PAUSE);
 }
 
 /* D_l by calibration over the first windows of the training data; the

@@ -35,7 +35,7 @@ static struct {
     char running[STORE_ID_LEN]; /* "" when idle */
     long step;                  /* the running job's last step */
     double tokens_per_s;        /* and its throughput */
-    volatile int stop;          /* enum train_stop for the running job */
+    atomic_int stop;            /* enum train_stop for the running job */
 } q = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 /* The state of one job's run. */
@@ -425,7 +425,7 @@ static void run_job(struct store *st, const struct store_job *j)
     snprintf(q.running, sizeof q.running, "%s", j->id);
     q.step = 0;
     q.tokens_per_s = 0;
-    q.stop = TRAIN_RUN;
+    atomic_store(&q.stop, TRAIN_RUN);
     pthread_mutex_unlock(&q.mu);
     u.started_at = (int64_t)time(NULL);
     int rc = store_job_transition(st, j->id, JOB_MASK(JOB_QUEUED), JOB_RUNNING, &u, &ev, NULL,
@@ -442,7 +442,7 @@ static void run_job(struct store *st, const struct store_job *j)
             jr.step = jr.last_ckpt;
             store_checkpoint_list_free(&l);
         }
-        enum train_result res = q.stop == TRAIN_STOP_CANCEL ? TRAIN_CANCELLED
+        enum train_result res = atomic_load(&q.stop) == TRAIN_STOP_CANCEL ? TRAIN_CANCELLED
                                                             : train_job(&jr, &je);
         finish(&jr, res, &je);
     } else if (rc != STORE_CONFLICT) {
@@ -510,8 +510,8 @@ static int request_stop(const char *id, enum train_stop stop)
     int hit;
     pthread_mutex_lock(&q.mu);
     hit = q.running[0] && strcmp(q.running, id) == 0;
-    if (hit && q.stop != TRAIN_STOP_CANCEL)
-        q.stop = stop;
+    if (hit && atomic_load(&q.stop) != TRAIN_STOP_CANCEL)
+        atomic_store(&q.stop, stop);
     pthread_mutex_unlock(&q.mu);
     return hit;
 }
@@ -532,8 +532,8 @@ void queue_stop(void)
         return;
     pthread_mutex_lock(&q.mu);
     q.stopping = 1;
-    if (q.running[0] && q.stop == TRAIN_RUN)
-        q.stop = TRAIN_STOP_PAUSE;
+    if (q.running[0] && atomic_load(&q.stop) == TRAIN_RUN)
+        atomic_store(&q.stop, TRAIN_STOP_PAUSE);
     pthread_cond_signal(&q.cv);
     pthread_mutex_unlock(&q.mu);
     pthread_join(q.thread, NULL);

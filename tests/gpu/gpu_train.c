@@ -26,7 +26,7 @@
 
 struct log {
     int steps;
-    volatile int stop;
+    atomic_int stop;
     float losses[1024];
     double tps[1024];
     int n;
@@ -40,7 +40,7 @@ static void on_step(void *ctx, const struct train_event *ev)
     lg->losses[lg->n] = ev->loss;
     lg->tps[lg->n++] = ev->tokens_per_s;
     if (ev->step >= lg->steps)
-        lg->stop = TRAIN_STOP_CANCEL;
+        atomic_store(&lg->stop, TRAIN_STOP_CANCEL);
 }
 
 static int shape(const char *name, struct model_config *c)

@@ -193,7 +193,7 @@ static void gradient_check(const char *name, float dropout)
 struct recorder {
     float loss[64];
     long pause_at;
-    volatile int stop;
+    atomic_int stop;
 };
 
 static void record(void *ctx, const struct train_event *ev)
@@ -202,7 +202,7 @@ static void record(void *ctx, const struct train_event *ev)
     if (ev->step > 0 && ev->step < 64)
         rec->loss[ev->step] = ev->loss;
     if (rec->pause_at && ev->step == rec->pause_at)
-        rec->stop = TRAIN_STOP_PAUSE;
+        atomic_store(&rec->stop, TRAIN_STOP_PAUSE);
 }
 
 static enum train_result train_rec(struct model *m, const struct recipe *r, const char *out,

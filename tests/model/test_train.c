@@ -82,7 +82,7 @@ struct recorder {
     int active[128][8];
     long n;
     long pause_at;
-    volatile int stop;
+    atomic_int stop;
 };
 
 static void record(void *ctx, const struct train_event *ev)
@@ -97,7 +97,7 @@ static void record(void *ctx, const struct train_event *ev)
         r->active[ev->step][i] = ev->active[i];
     r->n = ev->step;
     if (r->pause_at && ev->step == r->pause_at)
-        r->stop = TRAIN_STOP_PAUSE;
+        atomic_store(&r->stop, TRAIN_STOP_PAUSE);
 }
 
 /* Train m; tw NULL: the default training windows and validation set. */
