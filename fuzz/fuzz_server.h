@@ -12,6 +12,7 @@
 #define OWLORE_FUZZ_SERVER_H
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -120,7 +121,8 @@ static inline int fuzz_request(const char *method, const char *path, const char 
                 break;
             off += (size_t)w;
         }
-    for (ssize_t r; (r = recv(fd, in + len, cap - len - 1, 0)) > 0;) {
+    ssize_t r;
+    while ((r = recv(fd, in + len, cap - len - 1, 0)) > 0) {
         len += (size_t)r;
         if (cap - len < 2) {
             char *bigger = realloc(in, cap *= 2);
@@ -129,11 +131,17 @@ static inline int fuzz_request(const char *method, const char *path, const char 
             in = bigger;
         }
     }
+    int recv_errno = r < 0 ? errno : 0;
     close(fd);
     in[len] = '\0';
     if (len > 12 && strncmp(in, "HTTP/1.1 ", 9) == 0)
         status = atoi(in + 9);
-    if (reply) {
+    if (reply && status == 0) { /* say why, for the harness's abort message */
+        char why[160];
+        snprintf(why, sizeof why, "no reply after %zu bytes: %s", len,
+                 recv_errno ? strerror(recv_errno) : "connection closed");
+        *reply = fuzz_cstr((const uint8_t *)why, strlen(why));
+    } else if (reply) {
         const char *b = strstr(in, "\r\n\r\n");
         *reply = fuzz_cstr((const uint8_t *)(b ? b + 4 : ""), b ? strlen(b + 4) : 0);
     }

@@ -109,7 +109,7 @@ if want valgrind; then
         D=tests/unit/fixtures/datasets/valid_messages.jsonl
         ok=1 errs=0
         : > "$OUT/valgrind.log"
-        OMP_NUM_THREADS=1 $VG "$B/owlore" validate "$D" >> "$OUT/valgrind.log" 2>&1 || ok=0
+        OMP_NUM_THREADS=1 $VG "$B/owlore" validate --data "$D" >> "$OUT/valgrind.log" 2>&1 || ok=0
         OMP_NUM_THREADS=1 $VG "$B/owlore" train --model "$M" \
             --data "$OWLORE_SHARED/data/datasets/alpaca/alpaca_tiny.json" --steps 3 --seq 32 \
             --batch 1 --method lisa --gamma 1 --out "$OUT/valgrind-run" >> "$OUT/valgrind.log" 2>&1 || ok=0
