@@ -90,6 +90,21 @@ static inline void fuzz_server_start(void)
 /* Sends `method` `path` with Content-Type ct (NULL: none) and the n bytes
  * of body; the reply body (NUL-terminated, malloc'd) goes to *reply when
  * reply is not NULL. Returns the status, 0 when no well-formed reply came. */
+/* Sends all n bytes, retrying interrupted calls; 0, or -1 when the peer
+ * stopped reading. */
+static inline int fuzz_send_all(int fd, const void *p, size_t n)
+{
+    for (size_t off = 0; off < n;) {
+        ssize_t w = send(fd, (const char *)p + off, n - off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        off += (size_t)w;
+    }
+    return 0;
+}
+
 static inline int fuzz_request(const char *method, const char *path, const char *ct,
                                const void *body, size_t n, char **reply)
 {
@@ -98,8 +113,12 @@ static inline int fuzz_request(const char *method, const char *path, const char 
     struct timeval tv = {.tv_sec = 20};
     int status = 0;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
+    /* libFuzzer's timeout timer (SIGALRM) interrupts blocking calls */
+    while (fd >= 0 && (rc = connect(fd, (struct sockaddr *)&a, sizeof a)) != 0 &&
+           (errno == EINTR || errno == EALREADY || errno == EINPROGRESS))
+        ;
+    if (fd < 0 || (rc != 0 && errno != EISCONN))
         abort();
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     int h = snprintf(head, sizeof head,
@@ -114,15 +133,12 @@ static inline int fuzz_request(const char *method, const char *path, const char 
     if (!in)
         abort();
     /* the server may answer and close before reading the whole body */
-    if (send(fd, head, (size_t)h, MSG_NOSIGNAL) == h)
-        for (size_t off = 0; off < n;) {
-            ssize_t w = send(fd, (const char *)body + off, n - off, MSG_NOSIGNAL);
-            if (w <= 0)
-                break;
-            off += (size_t)w;
-        }
+    if (fuzz_send_all(fd, head, (size_t)h) == 0)
+        fuzz_send_all(fd, body, n);
     ssize_t r;
-    while ((r = recv(fd, in + len, cap - len - 1, 0)) > 0) {
+    while ((r = recv(fd, in + len, cap - len - 1, 0)) > 0 || (r < 0 && errno == EINTR)) {
+        if (r < 0)
+            continue;
         len += (size_t)r;
         if (cap - len < 2) {
             char *bigger = realloc(in, cap *= 2);
