@@ -44,6 +44,10 @@ struct backend {
     /* 1 when device memory is host memory (the CPU): the host may then read
      * and write it directly instead of through upload/download. */
     int host_memory;
+    /* Peak bytes of device memory in use by this process so far beyond what
+     * the backend held once opened (weights, states, activations, library
+     * workspaces), or NULL where the backend does not know (the CPU: RSS). */
+    size_t (*peak_bytes)(void);
 
     /* C (M,N) = alpha * op(A) @ op(B) + beta * C, row-major.
      * op(A) is (M,K): A is (M,K) with lda, or (K,M) when trans_a.

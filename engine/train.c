@@ -33,6 +33,7 @@
 #include "load_hf.h"
 #include "lora.h"
 #include "lora_ckpt.h"
+#include "plan.h"
 #include "sampler.h"
 #include "train.h"
 
@@ -94,6 +95,20 @@ float train_lr_at(const struct recipe *r, long step, long total)
     double decay = r->schedule == SCHEDULE_COSINE ? 0.5 * (1.0 + cos(M_PI * progress))
                                                    : 1.0 - progress;
     return (float)(r->lr * (r->min_lr_ratio + (1.0 - r->min_lr_ratio) * decay));
+}
+
+/* err = "out of <backend> memory for <what>", with the planner's prediction
+ * for this run beside it, so the user sees what the run needs. */
+static void report_oom(const struct run *run, const char *what, char *err, size_t errlen)
+{
+    struct plan p;
+    plan_compute(&run->m->cfg, run->r, run->r->batch_size, run->train->seq_len, PLAN_FP32,
+                 &p);
+    snprintf(err, errlen, "out of %s memory for %s; the planner predicts %.2f GB at peak "
+             "for this run (weights %.2f, gradients %.2f, optimizer state %.2f, activations "
+             "and workspace %.2f GB)", run->m->be->name, what, p.total_peak / 1e9,
+             p.weights / 1e9, p.gradients / 1e9, p.optimizer_state / 1e9,
+             (p.activations + p.workspace) / 1e9);
 }
 
 /* splitmix64: the shuffle's generator */
@@ -262,7 +277,9 @@ static int optimizer_step(struct run *run, float lr, char *err, size_t errlen)
         struct optim_state *s = &run->ts.states[i];
         if (!s->mem && optim_state_init(s, run->m->be, w.rows, w.cols,
                                         tensor_rank(run, i)) != 0) {
-            snprintf(err, errlen, "out of memory for the optimizer state of %s", w.name);
+            char what[160];
+            snprintf(what, sizeof what, "the optimizer state of %s", w.name);
+            report_oom(run, what, err, errlen);
             return -1;
         }
         char why[256];
@@ -407,7 +424,9 @@ static int setup(struct run *run, char *err, size_t errlen)
         activations_init(&run->a, m, B, T) != 0 ||
         (r->method == METHOD_LORA &&
          lora_init(&run->lora, m, &r->lora, r->seed, B * T) != 0)) {
-        snprintf(err, errlen, "out of memory for training buffers (batch %d x %d)", B, T);
+        char what[64];
+        snprintf(what, sizeof what, "training buffers (batch %d x %d)", B, T);
+        report_oom(run, what, err, errlen);
         return -1;
     }
     if (run->sampled) {

@@ -6,9 +6,19 @@
 #   (b) 20 training steps of a stories260K-shaped and a 135M-shaped model
 #       (random weights, fixed seeds) on both backends, losses compared
 #       (max relative difference <= 1e-3 per step);
-#   (c) a LLaMA-2-7B-shaped model with random weights, 5 steps per method on
-#       CUDA: tokens/s and MFU (PaLM formula vs 989 TFLOP/s dense bf16, H100
-#       SXM). Each piece has a timeout; the whole stays under 5 minutes.
+#   (c) a LLaMA-2-7B-shaped model with random weights, 4 steps per method on
+#       CUDA at micro-batch 1 x 512 (matrix products on TF32 tensor cores):
+#       tokens/s; MFU = FLOPs executed (the planner's count) per second over
+#       the card's dense bf16 peak (989 TFLOP/s, H100 SXM; GPU_PEAK_FLOPS);
+#       peak device memory beside the planner's fp32 prediction; the share
+#       of training time spent refreshing GaLore projectors in a long run
+#       (a short run refreshes every trained matrix once: refresh time over
+#       refresh time + refresh_period x the median step time).
+#   (d) the product path: `owlore train --backend cpu|cuda` on the real
+#       stories260K model and TinyStories text (from OWLORE_SHARED, default
+#       ../shared/data; skipped when absent), 40 OwLore steps each with a
+#       checkpoint; per-step losses from metrics.jsonl compared (<= 1e-3).
+# Each piece has a timeout; the whole stays under 5 minutes.
 BUILD=${BUILD:-build}
 bin=$BUILD/tests/gpu
 out=${GPU_CHECK_OUT:-gpu-check.json}
@@ -17,8 +27,8 @@ status=0
 tmp=$(mktemp -d)
 
 echo "== (a) operation parity"
-timeout 120 "$bin/gpu_parity" | tee "$tmp/parity.txt"
-[ $? -eq 0 ] || status=1
+timeout 120 "$bin/gpu_parity" >"$tmp/parity.txt" || status=1
+cat "$tmp/parity.txt"
 
 echo "== (b) 20 training steps, cpu vs cuda"
 for shape in stories260k 135m; do
@@ -29,9 +39,24 @@ for shape in stories260k 135m; do
 done
 
 echo "== (c) 7B-shaped benchmark (cuda)"
-for meth in galore lisa owlore_full_rank owlore full; do
-    timeout 90 "$bin/gpu_train" cuda 7b $meth 5 1 1024 >"$tmp/bench-$meth.json"
+for meth in owlore owlore_full_rank lisa galore full; do
+    OWLORE_CUDA_MATH=tf32 timeout 60 "$bin/gpu_train" cuda 7b $meth 4 1 512 \
+        >"$tmp/bench-$meth.json"
 done
+
+echo "== (d) owlore train on the real stories260K, cpu vs cuda"
+data=${OWLORE_SHARED:-../shared/data}
+owlore=${OWLORE_BIN:-$BUILD/owlore}
+if [ -f "$data/models/stories260K/stories260K.bin" ] && [ -x "$owlore" ]; then
+    for be in cpu cuda; do
+        timeout 120 "$owlore" train --backend $be --model "$data/models/stories260K/stories260K.bin" \
+            --data "$data/datasets/tinystories/tinystories_val.txt" --method owlore --gamma 2 \
+            --rank 16 --steps 40 --batch 8 --seq 128 --lr 5e-4 --out "$tmp/cli-$be" \
+            >"$tmp/cli-$be.log" 2>&1 || { status=1; tail -5 "$tmp/cli-$be.log"; }
+    done
+else
+    echo "skipped: no $data/models/stories260K or no $owlore"
+fi
 
 python3 - "$tmp" "$out" "$peak" <<'PY' || status=1
 import json, sys, glob, os
@@ -52,14 +77,36 @@ for shape in ("stories260k", "135m"):
     ok &= good
     res["train"][shape] = {"cpu": c, "cuda": g, "max_rel_diff": rel, "pass": good}
     print("%-12s %-8d %10.2e  %s" % (shape, len(lg), rel, "PASS" if good else "FAIL"))
-print("\n%-12s %12s %8s  %s" % ("method", "tokens/s", "MFU", "note"))
-for meth in ("galore", "lisa", "owlore_full_rank", "owlore", "full"):
+print("\n%-16s %9s %7s %9s %9s %6s %8s  %s" % ("method (7B)", "tokens/s", "MFU",
+      "peak GB", "plan GB", "plan/m", "refresh", "note"))
+for meth in ("owlore", "owlore_full_rank", "lisa", "galore", "full"):
     b = load(f"{tmp}/bench-{meth}.json")
     tps = b.get("tokens_per_s", 0.0)
     mfu = tps * b.get("flops_per_token", 0.0) / peak
     b["mfu"] = mfu
     res["bench"][meth] = b
-    print("%-12s %12.1f %7.2f%%  %s" % (meth, tps, 100 * mfu, b.get("failed") or ""))
+    gb, plan = b.get("peak_bytes", 0) / 1e9, b.get("plan_peak_bytes", 0) / 1e9
+    rs, period = b.get("refresh_s", 0), b.get("refresh_period", 1)
+    step = b.get("batch_tokens", 512) / tps if tps else 0
+    share = rs / (rs + period * step) if rs else 0
+    b["refresh_share"] = share
+    print("%-16s %9.1f %6.2f%% %9.2f %9.2f %6.3f %7.2f%%  %s" % (meth, tps, 100 * mfu, gb,
+          plan, plan / gb if gb else 0, 100 * share, b.get("failed") or ""))
+def losses(run):
+    try:
+        rows = [json.loads(l) for l in open(os.path.join(tmp, run, "metrics.jsonl"))]
+        return [r["loss"] for r in rows if r.get("loss") is not None]
+    except OSError:
+        return None
+lc, lg = losses("cli-cpu"), losses("cli-cuda")
+if lc is not None or lg is not None:
+    lc, lg = lc or [], lg or []
+    rel = max((abs(a - b) / abs(a) for a, b in zip(lc, lg)), default=float("inf"))
+    good = len(lc) == len(lg) == 40 and rel <= 1e-3
+    ok &= good
+    res["cli"] = {"cpu": lc, "cuda": lg, "max_rel_diff": rel, "pass": good}
+    print("\nowlore train, stories260K, 40 steps: final loss cpu %s cuda %s, max rel %.2e  %s"
+          % (lc[-1:] , lg[-1:], rel, "PASS" if good else "FAIL"))
 json.dump(res, open(out, "w"), indent=2)
 print("\nwrote", out)
 sys.exit(0 if ok else 1)

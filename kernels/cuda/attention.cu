@@ -372,6 +372,7 @@ void cu_attention_bwd(float *dq, float *dk, float *dv, const float *dout,
             return;
         }
         rowdot_cap = rows;
+        cuda_note_memory();
     }
     const float scale = 1.0f / sqrtf((float)hd);
     attn_rowdot_kernel<<<(unsigned)((rows * 32 + 255) / 256), 256, 0, cuda_ctx.stream>>>(

@@ -30,6 +30,33 @@ extern "C" {
 struct cuda_ctx cuda_ctx;
 static int sm_count = 1;
 
+/* device memory in use (cudaMemGetInfo: ours, cuBLAS's and cuSOLVER's):
+ * at the end of open_device, and the largest sample since */
+static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;
+static size_t mem_base, mem_peak;
+
+void cuda_note_memory(void)
+{
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+        cudaGetLastError();
+        return;
+    }
+    pthread_mutex_lock(&mem_lock);
+    if (total_b - free_b > mem_peak)
+        mem_peak = total_b - free_b;
+    pthread_mutex_unlock(&mem_lock);
+}
+
+static size_t cu_peak_bytes(void)
+{
+    cuda_note_memory();
+    pthread_mutex_lock(&mem_lock);
+    size_t peak = mem_peak > mem_base ? mem_peak - mem_base : 0;
+    pthread_mutex_unlock(&mem_lock);
+    return peak;
+}
+
 unsigned cuda_blocks(size_t n)
 {
     size_t b = (n + CUDA_THREADS - 1) / CUDA_THREADS, cap = (size_t)sm_count * 16;
@@ -54,6 +81,7 @@ const int *cuda_stage_ints(const int *host, size_t n)
             return NULL;
         }
         cuda_ctx.ints_cap = n;
+        cuda_note_memory();
     }
     CK_CUDA(cudaMemcpyAsync(cuda_ctx.ints, host, n * sizeof(int),
                             cudaMemcpyHostToDevice, cuda_ctx.stream));
@@ -72,6 +100,7 @@ static void *cu_alloc(size_t bytes)
         cudaFree(p);
         return NULL;
     }
+    cuda_note_memory();
     return p;
 }
 
@@ -124,6 +153,7 @@ static const struct backend cuda_backend = {
     .zero = cu_zero,
     .error = cu_error,
     .host_memory = 0,
+    .peak_bytes = cu_peak_bytes,
     .matmul = cu_matmul,
     .embedding_fwd = cu_embedding_fwd,
     .embedding_bwd = cu_embedding_bwd,
@@ -193,6 +223,8 @@ static int open_device(void)
     if (cuda_take_error(init_err, sizeof init_err))
         return -1;
     cuda_ctx.device = 0;
+    cuda_note_memory();
+    mem_base = mem_peak;
     return 0;
 }
 

@@ -73,6 +73,9 @@ extern struct cuda_ctx cuda_ctx;
 
 /* Device copy of n host ints (valid until the next call), NULL on failure. */
 const int *cuda_stage_ints(const int *host, size_t n);
+/* Sample the device's memory in use (after every cudaMalloc, so the peak
+ * of backend->peak_bytes sees each growth). */
+void cuda_note_memory(void);
 /* Blocks of 256 threads covering n elements, capped for grid-stride loops. */
 unsigned cuda_blocks(size_t n);
 

@@ -17,7 +17,8 @@
  *   power_iters times: Z = orth(X^T Q) (e,l);  Q = orth(X Z)
  *   B^T = X^T Q (e,l) = W S Ut^T (gesvd);  vec = Q Ut[:, :r]
  * orth() is cusolverDnSgeqrf + cusolverDnSorgqr. Omega comes from the same
- * splitmix64 + Box-Muller stream as the CPU backend, in the same order, so
+ * splitmix64 + Box-Muller stream as the CPU backend, in the same order (drawn
+ * on the device: splitmix64 is counter-based), so
  * equal seeds give the same matrix and (up to rounding) the same basis.
  *
  * Then, as on the CPU: non-finite input or output returns -1; each vector is
@@ -90,29 +91,44 @@ static __global__ void sign_kernel(float *vec, int d)
             x[i] = -x[i];
 }
 
-/* ---- host-side random matrix, the CPU backend's stream ---- */
+/* ---- the random matrix, the CPU backend's stream, drawn on the device ---- */
 
-static uint64_t splitmix64(unsigned long long *state)
+/* splitmix64 is counter-based: its k-th output (k from 1) after state s is
+ * mix(s + k * golden), so each pair of draws can be made independently. */
+static __host__ __device__ uint64_t splitmix64_at(uint64_t s, uint64_t k)
 {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    uint64_t z = s + k * 0x9e3779b97f4a7c15ULL;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
 }
 
-/* om (e,l) column-major, standard normal, drawn in the CPU's row-major order */
-static void gaussian_fill(float *om, int e, int l, unsigned long long *state)
+/* om (e,l) column-major: Box-Muller pair p takes draws 2p+1 and 2p+2 and
+ * fills elements 2p and 2p+1 of the CPU's row-major (e,l) order */
+static __global__ void gaussian_kernel(float *om, int e, int l, uint64_t s, size_t pairs)
 {
     const double two_pi = 6.283185307179586476925;
     const size_t n = (size_t)e * l;
-    for (size_t i = 0; i < n; i += 2) {
-        double u1 = ((splitmix64(state) >> 11) + 1) * 0x1.0p-53;
-        double u2 = ((splitmix64(state) >> 11) + 1) * 0x1.0p-53;
+    for (size_t p = blockIdx.x * (size_t)blockDim.x + threadIdx.x; p < pairs;
+         p += (size_t)gridDim.x * blockDim.x) {
+        double u1 = ((splitmix64_at(s, 2 * p + 1) >> 11) + 1) * 0x1.0p-53;
+        double u2 = ((splitmix64_at(s, 2 * p + 2) >> 11) + 1) * 0x1.0p-53;
         double rad = sqrt(-2.0 * log(u1));
+        size_t i = 2 * p;
         om[(i % l) * e + i / l] = (float)(rad * cos(two_pi * u2));
         if (i + 1 < n)
             om[((i + 1) % l) * e + (i + 1) / l] = (float)(rad * sin(two_pi * u2));
     }
+}
+
+/* om (e,l) on the device, standard normal; *state advances as on the CPU */
+static void gaussian_fill(float *om, int e, int l, unsigned long long *state)
+{
+    const size_t pairs = ((size_t)e * l + 1) / 2;
+    gaussian_kernel<<<cuda_blocks(pairs), CUDA_THREADS, 0, cuda_ctx.stream>>>(om, e, l,
+                                                                            *state, pairs);
+    CK_LAUNCH();
+    *state += 2 * pairs * 0x9e3779b97f4a7c15ULL;
 }
 
 /* ---- factorisations ---- */
@@ -125,6 +141,7 @@ static float *scratch(size_t n)
         cudaGetLastError();
         return NULL;
     }
+    cuda_note_memory();
     return p;
 }
 
@@ -226,18 +243,14 @@ static int basis_randomized(float *vec, const float *G, int m, int n, int r, int
     int l = r + (oversample > 0 ? oversample : 0);
     if (l > k)
         l = k;
-    float *host = (float *)malloc((size_t)e * l * sizeof(float));
     float *buf = scratch((size_t)e * l + (size_t)d * l + (size_t)l * l + 2 * (size_t)l);
     int rc = -1;
-    if (!host || !buf)
+    if (!buf)
         goto out;
     {
         float *z = buf, *q = z + (size_t)e * l, *vt = q + (size_t)d * l, *tau = vt + (size_t)l * l;
         float *s = tau + l;
-        gaussian_fill(host, e, l, rng);
-        CK_CUDA(cudaMemcpyAsync(z, host, (size_t)e * l * sizeof(float), cudaMemcpyHostToDevice,
-                                cuda_ctx.stream));
-        CK_CUDA(cudaStreamSynchronize(cuda_ctx.stream)); /* host is freed below */
+        gaussian_fill(z, e, l, rng);
         gemm(opx, CUBLAS_OP_N, d, l, e, G, n, z, e, q, d); /* Q = X Omega */
         if (orthonormalise(q, d, l, tau, dinfo))
             goto out;
@@ -257,7 +270,6 @@ static int basis_randomized(float *vec, const float *G, int m, int n, int r, int
         rc = cuda_failed() ? -1 : 0;
     }
 out:
-    free(host);
     if (buf)
         CK_CUDA(cudaFree(buf));
     return rc;

@@ -10,16 +10,29 @@
  * Weights and token windows come from fixed seeds, so two runs on the two
  * backends see the same model and data and their per-step losses can be
  * compared (tools/gpu_check.sh). The run is cancelled after STEPS steps, so
- * no checkpoint is written. OwLore methods get uniform outlier ratios.
+ * no checkpoint is written. OwLore methods get uniform outlier ratios. The
+ * 7b shape refreshes GaLore projectors with the randomized range finder (an
+ * exact SVD of each 4096 x 11008 gradient takes seconds).
  * Output: {"backend", "shape", "method", "steps", "losses": [...],
- * "tokens_per_s" (median step), "params", "flops_per_token" (PaLM: 6 N +
- * 12 L H hd T), "failed": message or null}.
+ * "tokens_per_s" (median step), "params", "flops_per_token" (the planner's
+ * count of the FLOPs executed: 2N forward, 2N input gradients, 2 per trained
+ * weight, 12 L H hd T attention), "peak_bytes" (device memory beyond the
+ * opened backend; 0 on the CPU), "plan_peak_bytes" (the planner's fp32
+ * prediction), "refresh_s" and "train_s" (time in projector refreshes and in
+ * all steps), "refresh_calls", "refresh_period" (steps between refreshes of
+ * a matrix in a long run: the update gap, or the sampling period when that
+ * is shorter, since newly sampled blocks start with fresh projectors),
+ * "batch_tokens", "failed": message or null}. A run shorter than the period refreshes each
+ * trained matrix once, so the steady share of refreshes in a long run is
+ * refresh_s / (refresh_s + refresh_period * step time).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend.h"
+#include "plan.h"
 #include "model.h"
 #include "recipe.h"
 #include "train.h"
@@ -61,6 +74,33 @@ static int shape(const char *name, struct model_config *c)
     return -1;
 }
 
+/* the backend under test with lowrank_basis timed (host waits on both sides) */
+static const struct backend *timed_be;
+static float *sync_word;
+static double refresh_s;
+static int refresh_calls;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int timed_lowrank_basis(float *P, const float *G, int m, int n, int r, int side,
+                               int method, int oversample, int power_iters,
+                               unsigned long long *rng)
+{
+    float w;
+    timed_be->download(&w, sync_word, sizeof w); /* the queued work first */
+    double t0 = now_s();
+    int rc = timed_be->lowrank_basis(P, G, m, n, r, side, method, oversample, power_iters, rng);
+    timed_be->download(&w, sync_word, sizeof w);
+    refresh_s += now_s() - t0;
+    refresh_calls++;
+    return rc;
+}
+
 static unsigned long long rng_state = 42;
 static float urand(void)
 {
@@ -68,15 +108,16 @@ static float urand(void)
     return (float)((rng_state >> 40) * 0x1.0p-24) * 2.0f - 1.0f;
 }
 
-/* parameters: small uniform weights, gains 1; uploaded 16M floats at a time */
+/* parameters: small uniform weights, gains 1; one random chunk of 16M
+ * floats, uploaded again and again (a 7B model fills in seconds) */
 static void fill(struct model *m)
 {
     const size_t chunk = (size_t)1 << 24;
     float *h = malloc(chunk * sizeof(float));
+    for (size_t i = 0; i < chunk; i++)
+        h[i] = 0.02f * urand();
     for (size_t off = 0; off < m->n_params; off += chunk) {
         size_t n = m->n_params - off < chunk ? m->n_params - off : chunk;
-        for (size_t i = 0; i < n; i++)
-            h[i] = 0.02f * urand();
         m->be->upload(m->mem + off, h, n * sizeof(float));
     }
     for (int i = 0; i < model_tensor_count(&m->cfg); i++) {
@@ -106,11 +147,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: gpu_train cpu|cuda stories260k|135m|7b METHOD STEPS [B T]\n");
         return 2;
     }
-    const struct backend *be = backend_select(argv[1], err, sizeof err);
-    if (!be) {
+    timed_be = backend_select(argv[1], err, sizeof err);
+    if (!timed_be || !(sync_word = timed_be->alloc(sizeof(float)))) {
         fprintf(stderr, "gpu_train: %s\n", err);
         return 2;
     }
+    struct backend wrapped = *timed_be;
+    wrapped.lowrank_basis = timed_lowrank_basis;
+    const struct backend *be = &wrapped;
     struct log lg = {.steps = atoi(argv[4])};
     struct recipe r;
     recipe_defaults(&r, meth);
@@ -122,6 +166,8 @@ int main(int argc, char **argv)
     r.warmup_steps = 0;
     if (r.gamma > c.n_layers)
         r.gamma = c.n_layers;
+    if (strcmp(argv[2], "7b") == 0)
+        r.galore.svd_method = 1;
     int n = r.batch_size * (lg.steps + 2), T = r.seq_len;
     int *ids = malloc(sizeof(int) * (size_t)n * (T + 1));
     double *ratios = malloc(sizeof(double) * (size_t)c.n_layers);
@@ -131,6 +177,7 @@ int main(int argc, char **argv)
         ratios[l] = 1.0;
     struct model m;
     enum train_result res = TRAIN_FAILED;
+    double train_s = 0;
     if (model_init(&m, &c, be) != 0) {
         snprintf(err, sizeof err, "out of %s memory for the parameters", be->name);
     } else {
@@ -141,7 +188,9 @@ int main(int argc, char **argv)
                                .outlier_tau = r.tau, .base_model_id = argv[2],
                                .base_model_digest = "random", .progress = on_step,
                                .ctx = &lg, .stop = &lg.stop, .quiet = 1};
+        double t0 = now_s();
         res = train_run(&m, &r, &tw, &vw, &o, NULL, err, sizeof err);
+        train_s = now_s() - t0;
         model_free(&m);
     }
     double tps = 0;
@@ -149,14 +198,25 @@ int main(int argc, char **argv)
         qsort(lg.tps, (size_t)lg.n, sizeof(double), cmp_double);
         tps = lg.tps[lg.n / 2];
     }
+    struct plan plan;
+    plan_compute(&c, &r, r.batch_size, T, PLAN_FP32, &plan);
     double N = (double)model_config_total_params(&c);
-    double flops = 6.0 * N + 12.0 * c.n_layers * c.n_heads * c.head_dim * (double)T;
+    size_t peak = be->peak_bytes ? be->peak_bytes() : 0;
+    int period = r.galore.update_proj_gap;
+    if (r.sampling != SAMPLING_ALL && r.interval < period)
+        period = r.interval;
     printf("{\"backend\": \"%s\", \"shape\": \"%s\", \"method\": \"%s\", \"steps\": %d, "
            "\"losses\": [", be->name, argv[2], argv[3], lg.n);
     for (int i = 0; i < lg.n; i++)
         printf("%s%.6f", i ? ", " : "", lg.losses[i]);
     printf("], \"tokens_per_s\": %.1f, \"params\": %.0f, \"flops_per_token\": %.4g, "
-           "\"failed\": ", tps, N, flops);
+           "\"peak_bytes\": %zu, \"plan_peak_bytes\": %.0f, \"refresh_s\": %.3f, "
+           "\"train_s\": %.3f, \"refresh_calls\": %d, \"refresh_period\": %d, "
+           "\"batch_tokens\": %d, \"failed\": ", tps, N, plan.flops_per_token, peak, plan.total_peak, refresh_s,
+           train_s, refresh_calls, period, r.batch_size * T);
+    for (char *q = err; *q; q++) /* the message goes inside a JSON string */
+        if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20)
+            *q = '\'';
     if (res == TRAIN_FAILED)
         printf("\"%s\"}\n", err);
     else

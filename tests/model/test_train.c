@@ -31,6 +31,7 @@
 #include "dataset.h"
 #include "digest.h"
 #include "load.h"
+#include "plan.h"
 #include "test.h"
 #include "textdata.h"
 #include "tokenizer.h"
@@ -488,6 +489,48 @@ static void test_dataset_training(struct tokenizer *tok)
     test_end();
 }
 
+/* the CPU backend with a byte budget that allocations draw down */
+static struct backend limited;
+static size_t budget;
+
+static void *limited_alloc(size_t bytes)
+{
+    if (bytes > budget)
+        return NULL;
+    budget -= bytes;
+    return backend_cpu()->alloc(bytes);
+}
+
+/* Out of memory fails the run with the planner's prediction in the message. */
+static void test_out_of_memory_message(void)
+{
+    test_begin("out_of_memory_names_the_planners_prediction");
+    limited = *backend_cpu();
+    limited.alloc = limited_alloc;
+    budget = base.n_params * sizeof(float) + 4096;
+    struct model m;
+    struct recipe r;
+    recipe_small(&r, METHOD_OWLORE);
+    CHECK(model_init(&m, &base.cfg, &limited) == 0);
+    memcpy(m.mem, base.mem, base.n_params * sizeof(float));
+    char out[4200], err[1024] = "";
+    snprintf(out, sizeof out, "%s/oom", tmp_root);
+    struct recorder rec = {0};
+    struct train_opts o = {.out_dir = out, .outlier_ratios = ratios, .outlier_tau = 13,
+                           .base_model_id = "stories260K", .progress = record, .ctx = &rec,
+                           .stop = &rec.stop, .quiet = 1};
+    CHECK(train_run(&m, &r, &train_w, &val_w, &o, NULL, err, sizeof err) == TRAIN_FAILED);
+    struct plan p;
+    plan_compute(&base.cfg, &r, r.batch_size, SEQ, PLAN_FP32, &p);
+    char want[64];
+    snprintf(want, sizeof want, "predicts %.2f GB at peak", p.total_peak / 1e9);
+    CHECK_MSG(strstr(err, "out of cpu memory for training buffers (batch 8 x 64)") &&
+              strstr(err, want), "%s (want \"%s\")", err, want);
+    CHECK(rec.n == 0);
+    model_free(&m);
+    test_end();
+}
+
 int main(int argc, char **argv)
 {
     char err[512];
@@ -520,6 +563,7 @@ int main(int argc, char **argv)
     test_schedule();
     test_sampling_follows_probabilities();
     test_dataset_training(&tok);
+    test_out_of_memory_message();
 
     text_windows_free(&windows);
     tokenizer_free(&tok);
