@@ -17,6 +17,7 @@
  * tensor cores instead (faster, about 1e-3 relative error per product).
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,6 +218,16 @@ static int open_device(void)
     if (cudaMalloc((void **)&cuda_ctx.reduce, (SUMSQ_BLOCKS + 1) * sizeof(double)) != cudaSuccess ||
         cudaMalloc((void **)&cuda_ctx.flag, sizeof(int)) != cudaSuccess) {
         snprintf(init_err, sizeof init_err, "out of GPU memory on %s at start", prop.name);
+        return -1;
+    }
+    /* the pool behind cudaMallocAsync (linalg.cu's scratch) keeps what is
+     * freed instead of handing it back at every synchronisation */
+    cudaMemPool_t pool;
+    uint64_t keep = UINT64_MAX;
+    if (cudaDeviceGetDefaultMemPool(&pool, 0) != cudaSuccess ||
+        cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep) != cudaSuccess) {
+        snprintf(init_err, sizeof init_err, "the CUDA memory pool of %s cannot be set up",
+                 prop.name);
         return -1;
     }
     cu_attention_init();

@@ -15,8 +15,11 @@
  * l = min(r + oversample, min(m,n)):
  *   Omega (e,l) Gaussian;  Q = orth(X Omega) (d,l)
  *   power_iters times: Z = orth(X^T Q) (e,l);  Q = orth(X Z)
- *   B^T = X^T Q (e,l) = W S Ut^T (gesvd);  vec = Q Ut[:, :r]
- * orth() is cusolverDnSgeqrf + cusolverDnSorgqr. Omega comes from the same
+ *   B^T = X^T Q (e,l) = W S Ut^T;  vec = Q Ut[:, :r]
+ * orth() is shifted CholeskyQR3 in double (cuBLAS syrk/trsm + cuSOLVER
+ * potrf), falling back to cusolverDnSgeqrf + cusolverDnSorgqr when it
+ * fails; Ut[:, :r] are the top eigenvectors of B B^T (l,l), in double
+ * (cuSOLVER syevd). Omega comes from the same
  * splitmix64 + Box-Muller stream as the CPU backend, in the same order (drawn
  * on the device: splitmix64 is counter-based), so
  * equal seeds give the same matrix and (up to rounding) the same basis.
@@ -133,16 +136,24 @@ static void gaussian_fill(float *om, int e, int l, unsigned long long *state)
 
 /* ---- factorisations ---- */
 
-/* device scratch of n floats, NULL (not a backend failure) when out of memory */
+/* Device scratch of n floats, NULL (not a backend failure) when out of
+ * memory. Stream-ordered (the device's memory pool, which keeps what it
+ * frees): a refresh takes and gives back scratch without the device-wide
+ * synchronisation of cudaMalloc/cudaFree. */
 static float *scratch(size_t n)
 {
-    float *p = NULL;
-    if (cudaMalloc((void **)&p, (n ? n : 1) * sizeof(float)) != cudaSuccess) {
+    void *p = NULL;
+    if (cudaMallocAsync(&p, (n ? n : 1) * sizeof(float), cuda_ctx.stream) != cudaSuccess) {
         cudaGetLastError();
         return NULL;
     }
     cuda_note_memory();
-    return p;
+    return (float *)p;
+}
+
+static void scratch_free(void *p)
+{
+    CK_CUDA(cudaFreeAsync(p, cuda_ctx.stream));
 }
 
 /* 0 when the device info word is 0 and no call failed */
@@ -155,9 +166,92 @@ static int info_ok(const int *dinfo)
     return info == 0 && !cuda_failed() ? 0 : -1;
 }
 
-/* a (rows,cols) column-major := the Q factor of its QR */
+static __global__ void to_double(double *y, const float *x, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        y[i] = x[i];
+}
+
+static __global__ void to_float(float *y, const double *x, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        y[i] = (float)x[i];
+}
+
+/* g (n,n) += shift * I, shift = 11 (rows n + n (n + 1)) u trace(g), u = 2^-53
+ * (the shift of shifted CholeskyQR, Fukaya et al. 2020); one block */
+static __global__ void shift_diagonal(double *g, int n, int rows)
+{
+    __shared__ double sh[32];
+    double t = 0.0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+        t += g[(size_t)i * n + i];
+    t = block_sum_d(t, sh);
+    const double shift = 11.0 * ((double)rows * n + (double)n * (n + 1)) * 0x1.0p-53 * t;
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+        g[(size_t)i * n + i] += shift;
+}
+
+/* ad (rows,cols) column-major double := its Q factor by shifted CholeskyQR3:
+ * three passes of G = A^T A (the first shifted so the factorisation always
+ * exists), G = R^T R, A = A R^-1; 0, or -1 when a factorisation failed. */
+static int cholesky_qr3(double *ad, int rows, int cols, double *g, double *work, int lwork,
+                        int *dinfo)
+{
+    const double one = 1.0, zero = 0.0;
+    for (int pass = 0; pass < 3; pass++) {
+        CK_BLAS(cublasDsyrk(cuda_ctx.blas, CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_T, cols, rows,
+                            &one, ad, rows, &zero, g, cols));
+        if (pass == 0) {
+            shift_diagonal<<<1, CUDA_THREADS, 0, cuda_ctx.stream>>>(g, cols, rows);
+            CK_LAUNCH();
+        }
+        CK_SOLVER(cusolverDnDpotrf(cuda_ctx.solver, CUBLAS_FILL_MODE_UPPER, cols, g, cols,
+                                   work, lwork, dinfo));
+        if (info_ok(dinfo))
+            return -1;
+        CK_BLAS(cublasDtrsm(cuda_ctx.blas, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_UPPER,
+                            CUBLAS_OP_N, CUBLAS_DIAG_NON_UNIT, rows, cols, &one, g, cols, ad,
+                            rows));
+    }
+    return cuda_failed() ? -1 : 0;
+}
+
+/* a (rows,cols) column-major float := an orthonormal basis of its columns by
+ * shifted CholeskyQR3 in double (a few BLAS-3 calls: much faster on the GPU
+ * than Householder QR of a tall, thin matrix); -1 when it cannot be done */
+static int orthonormalise_cholesky(float *a, int rows, int cols, int *dinfo)
+{
+    int lwork = 0;
+    CK_SOLVER(cusolverDnDpotrf_bufferSize(cuda_ctx.solver, CUBLAS_FILL_MODE_UPPER, cols, NULL,
+                                          cols, &lwork));
+    const size_t n = (size_t)rows * cols;
+    double *ad = cuda_failed() ? NULL
+                               : (double *)scratch(2 * (n + (size_t)cols * cols + lwork));
+    if (!ad)
+        return -1;
+    double *g = ad + n, *work = g + (size_t)cols * cols;
+    to_double<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(ad, a, n);
+    CK_LAUNCH();
+    int rc = cholesky_qr3(ad, rows, cols, g, work, lwork, dinfo);
+    if (rc == 0) {
+        to_float<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(a, ad, n);
+        CK_LAUNCH();
+    }
+    scratch_free(ad);
+    return rc == 0 && !cuda_failed() ? 0 : -1;
+}
+
+/* a (rows,cols) column-major := an orthonormal basis of its columns: shifted
+ * CholeskyQR3, or Householder QR (cuSOLVER) if that fails */
 static int orthonormalise(float *a, int rows, int cols, float *tau, int *dinfo)
 {
+    if (orthonormalise_cholesky(a, rows, cols, dinfo) == 0)
+        return 0;
+    if (cuda_failed())
+        return -1;
     int l1 = 0, l2 = 0;
     CK_SOLVER(cusolverDnSgeqrf_bufferSize(cuda_ctx.solver, rows, cols, a, rows, &l1));
     CK_SOLVER(cusolverDnSorgqr_bufferSize(cuda_ctx.solver, rows, cols, cols, a, rows, tau, &l2));
@@ -171,7 +265,7 @@ static int orthonormalise(float *a, int rows, int cols, float *tau, int *dinfo)
                                    l2, dinfo));
         rc = info_ok(dinfo);
     }
-    CK_CUDA(cudaFree(work));
+    scratch_free(work);
     return rc;
 }
 
@@ -188,7 +282,7 @@ static int svd(float *y, int rows, int cols, float *s, float *u, float *vt, int 
     CK_SOLVER(cusolverDnSgesvd(cuda_ctx.solver, jobu, jobvt, rows, cols, y, rows, s, u, rows,
                                vt, cols, work, lwork, work + lwork, dinfo));
     int rc = info_ok(dinfo);
-    CK_CUDA(cudaFree(work));
+    scratch_free(work);
     return rc;
 }
 
@@ -206,6 +300,50 @@ static void gemm(cublasOperation_t ta, cublasOperation_t tb, int M, int N, int K
 {
     const float one = 1.0f, zero = 0.0f;
     CK_BLAS(cublasSgemm(cuda_ctx.blas, ta, tb, M, N, K, &one, a, lda, b, ldb, &zero, c, ldc));
+}
+
+/* w (l,r) column-major = columns l-1, l-2, ..., l-r of v (l,l) column-major */
+static __global__ void top_columns(float *w, const double *v, int l, int r)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (size_t)l * r;
+         i += (size_t)gridDim.x * blockDim.x)
+        w[i] = (float)v[(size_t)(l - 1 - i / l) * l + i % l];
+}
+
+/* w (l,r) column-major := the top r right singular vectors of bt (e,l)
+ * column-major, by singular value, as the top eigenvectors of bt^T bt taken
+ * in double (cuBLAS syrk + cuSOLVER syevd on an l x l matrix: much faster
+ * than an SVD of the tall bt) */
+static int top_right_vectors(float *w, const float *bt, int e, int l, int r, int *dinfo)
+{
+    const size_t n = (size_t)e * l;
+    const double one = 1.0, zero = 0.0;
+    double *bd = (double *)scratch(2 * (n + (size_t)l * l + l));
+    if (!bd)
+        return -1;
+    double *g = bd + n, *ev = g + (size_t)l * l;
+    int lwork = 0;
+    to_double<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(bd, bt, n);
+    CK_LAUNCH();
+    CK_BLAS(cublasDsyrk(cuda_ctx.blas, CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_T, l, e, &one, bd, e,
+                        &zero, g, l));
+    CK_SOLVER(cusolverDnDsyevd_bufferSize(cuda_ctx.solver, CUSOLVER_EIG_MODE_VECTOR,
+                                          CUBLAS_FILL_MODE_UPPER, l, g, l, ev, &lwork));
+    double *work = cuda_failed() ? NULL : (double *)scratch(2 * (size_t)lwork);
+    int rc = -1;
+    if (work) {
+        CK_SOLVER(cusolverDnDsyevd(cuda_ctx.solver, CUSOLVER_EIG_MODE_VECTOR,
+                                   CUBLAS_FILL_MODE_UPPER, l, g, l, ev, work, lwork, dinfo));
+        rc = info_ok(dinfo);
+        scratch_free(work);
+    }
+    if (rc == 0) { /* eigenvalues ascending: the last r columns, reversed */
+        top_columns<<<cuda_blocks((size_t)l * r), CUDA_THREADS, 0, cuda_ctx.stream>>>(w, g, l,
+                                                                                    r);
+        CK_LAUNCH();
+    }
+    scratch_free(bd);
+    return rc == 0 && !cuda_failed() ? 0 : -1;
 }
 
 static int basis_exact(float *vec, const float *G, int m, int n, int r, int side,
@@ -229,7 +367,7 @@ static int basis_exact(float *vec, const float *G, int m, int n, int r, int side
                                 cudaMemcpyDeviceToDevice, cuda_ctx.stream));
     else if (rc == 0) /* vec (d,r) = (V^T[:r, :])^T, V^T (k=d,k) */
         transpose(vec, vt, k, d, r);
-    CK_CUDA(cudaFree(buf));
+    scratch_free(buf);
     return rc == 0 && !cuda_failed() ? 0 : -1;
 }
 
@@ -243,13 +381,12 @@ static int basis_randomized(float *vec, const float *G, int m, int n, int r, int
     int l = r + (oversample > 0 ? oversample : 0);
     if (l > k)
         l = k;
-    float *buf = scratch((size_t)e * l + (size_t)d * l + (size_t)l * l + 2 * (size_t)l);
+    float *buf = scratch((size_t)e * l + (size_t)d * l + (size_t)l * l + (size_t)l);
     int rc = -1;
     if (!buf)
         goto out;
     {
         float *z = buf, *q = z + (size_t)e * l, *vt = q + (size_t)d * l, *tau = vt + (size_t)l * l;
-        float *s = tau + l;
         gaussian_fill(z, e, l, rng);
         gemm(opx, CUBLAS_OP_N, d, l, e, G, n, z, e, q, d); /* Q = X Omega */
         if (orthonormalise(q, d, l, tau, dinfo))
@@ -263,15 +400,15 @@ static int basis_randomized(float *vec, const float *G, int m, int n, int r, int
                 goto out;
         }
         gemm(opxt, CUBLAS_OP_N, e, l, d, G, n, q, d, z, e); /* B^T = X^T Q (e,l) */
-        if (svd(z, e, l, s, NULL, vt, dinfo))
+        if (top_right_vectors(vt, z, e, l, r, dinfo))
             goto out;
-        /* vec (d,r) = Q (d,l) Ut[:, :r], Ut = (V^T)^T of B^T's SVD */
-        gemm(CUBLAS_OP_N, CUBLAS_OP_T, d, r, l, q, d, vt, l, vec, d);
+        /* vec (d,r) = Q (d,l) Ut[:, :r], Ut the right singular vectors of B^T */
+        gemm(CUBLAS_OP_N, CUBLAS_OP_N, d, r, l, q, d, vt, l, vec, d);
         rc = cuda_failed() ? -1 : 0;
     }
 out:
     if (buf)
-        CK_CUDA(cudaFree(buf));
+        scratch_free(buf);
     return rc;
 }
 
@@ -306,6 +443,6 @@ int cu_lowrank_basis(float *P, const float *G, int m, int n, int r, int side,
             transpose(P, vec, m, r, m);
         rc = cuda_failed() ? -1 : 0;
     }
-    CK_CUDA(cudaFree(vec));
+    scratch_free(vec);
     return rc;
 }
