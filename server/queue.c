@@ -301,6 +301,9 @@ static enum train_result train_job(struct job_run *jr, struct job_error *je)
         snprintf(je->message, sizeof je->message, "%s", err);
         goto out;
     }
+    char where[64];
+    snprintf(where, sizeof where, "Training on the %s backend", dev->name);
+    event(jr, "info", "message", where, NULL);
     errno = 0;
     res = train_run(&m, &r, &tw, &vw, &o, NULL, err, sizeof err);
     int cause = errno; /* a failed checkpoint write leaves its errno (ckpt.h) */

@@ -18,6 +18,9 @@
 #       stories260K model and TinyStories text (from OWLORE_SHARED, default
 #       ../shared/data; skipped when absent), 40 OwLore steps each with a
 #       checkpoint; per-step losses from metrics.jsonl compared (<= 1e-3).
+#   (e) the service: `owlore serve` with stories260K, an Alpaca file uploaded
+#       and an OwLore job created over HTTP; the job must succeed and its
+#       events must say it trained on the cuda backend.
 # Each piece has a timeout; the whole stays under 5 minutes.
 BUILD=${BUILD:-build}
 bin=$BUILD/tests/gpu
@@ -54,6 +57,54 @@ if [ -f "$data/models/stories260K/stories260K.bin" ] && [ -x "$owlore" ]; then
             --rank 16 --steps 40 --batch 8 --seq 128 --lr 5e-4 --out "$tmp/cli-$be" \
             >"$tmp/cli-$be.log" 2>&1 || { status=1; tail -5 "$tmp/cli-$be.log"; }
     done
+else
+    echo "skipped: no $data/models/stories260K or no $owlore"
+fi
+
+echo "== (e) owlore serve: a job over HTTP on the GPU"
+if [ -f "$data/models/stories260K/stories260K.bin" ] && [ -x "$owlore" ]; then
+    timeout 120 python3 - "$owlore" "$data" "$tmp" >"$tmp/serve.txt" 2>&1 <<'PY' || status=1
+import json, re, subprocess, sys, threading, time, urllib.request
+owlore, data, tmp = sys.argv[1:4]
+srv = subprocess.Popen([owlore, "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir",
+                        tmp + "/serve", "--model", data + "/models/stories260K/stories260K.bin"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+try:
+    port = None
+    while port is None:
+        line = srv.stdout.readline()
+        if not line:
+            sys.exit("the server ended: " + str(srv.wait()))
+        m = re.search(r"listening on http://127.0.0.1:(\d+)", line)
+        port = m and m.group(1)
+    threading.Thread(target=srv.stdout.read, daemon=True).start()  # the log, drained
+    url = "http://127.0.0.1:" + port
+    def call(method, path, body=None, ctype="application/json"):
+        req = urllib.request.Request(url + path, body, {"Content-Type": ctype} if body else {},
+                                     method=method)
+        return json.loads(urllib.request.urlopen(req, timeout=30).read())
+    raw = open(data + "/datasets/alpaca/alpaca_tiny.json", "rb").read()
+    b = b"owlorecheckboundary"
+    body = (b"--" + b + b'\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n'
+            + b"--" + b + b'\r\nContent-Disposition: form-data; name="file"; filename="a.json"'
+            + b"\r\nContent-Type: application/json\r\n\r\n" + raw + b"\r\n--" + b + b"--\r\n")
+    f = call("POST", "/v1/files", body, "multipart/form-data; boundary=" + b.decode())
+    hp = {"sequence_length": 128, "batch_size": 4, "max_steps": 20, "gamma": 2, "rank": 16}
+    job = call("POST", "/v1/fine_tuning/jobs", json.dumps({"training_file": f["id"],
+               "method": {"type": "owlore", "owlore": {"hyperparameters": hp}}}).encode())
+    while job["status"] not in ("succeeded", "failed", "cancelled"):
+        time.sleep(0.5)
+        job = call("GET", "/v1/fine_tuning/jobs/" + job["id"])
+    events = call("GET", "/v1/fine_tuning/jobs/%s/events?limit=100" % job["id"])["data"]
+    on_gpu = any(e["message"] == "Training on the cuda backend" for e in events)
+    print(json.dumps({"status": job["status"], "error": job.get("error"), "on_cuda": on_gpu,
+                      "trained_tokens": job.get("trained_tokens")}))
+    sys.exit(0 if job["status"] == "succeeded" and on_gpu else 1)
+finally:
+    srv.terminate()
+    srv.wait()
+PY
+    cat "$tmp/serve.txt"
 else
     echo "skipped: no $data/models/stories260K or no $owlore"
 fi
@@ -107,6 +158,10 @@ if lc is not None or lg is not None:
     res["cli"] = {"cpu": lc, "cuda": lg, "max_rel_diff": rel, "pass": good}
     print("\nowlore train, stories260K, 40 steps: final loss cpu %s cuda %s, max rel %.2e  %s"
           % (lc[-1:] , lg[-1:], rel, "PASS" if good else "FAIL"))
+try:
+    res["serve"] = json.loads(open(os.path.join(tmp, "serve.txt")).read().strip().splitlines()[-1])
+except (OSError, ValueError, IndexError):
+    pass
 json.dump(res, open(out, "w"), indent=2)
 print("\nwrote", out)
 sys.exit(0 if ok else 1)

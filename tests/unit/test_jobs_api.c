@@ -149,10 +149,12 @@ static void test_train_job(void)
     json_t *first = json_array_get(data, 0);
     CHECK(!strcmp(str(first, "object"), "fine_tuning.job.event"));
     CHECK(strstr(str(first, "message"), "completed") != NULL);
-    long last = 1000000, n_metrics = 0;
+    long last = 1000000, n_metrics = 0, n_backend = 0;
     size_t i;
     json_t *e;
     json_array_foreach(data, i, e) {
+        /* the worker says where it trains (no GPU here) */
+        n_backend += !strcmp(str(e, "message"), "Training on the cpu backend");
         if (strcmp(str(e, "type"), "metrics") != 0)
             continue;
         json_t *d = json_object_get(e, "data");
@@ -165,6 +167,7 @@ static void test_train_job(void)
         n_metrics++;
     }
     CHECK_MSG(n_metrics == 6, "%ld metrics events", n_metrics);
+    CHECK_MSG(n_backend == 1, "%ld backend events", n_backend);
     json_decref(r);
 
     snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/checkpoints", id);
