@@ -3,7 +3,9 @@
  *
  * Starts from a->d_norm, the gradient of the final RMSNorm output that
  * model_head_loss left there, and walks the blocks top-down keeping the
- * residual-stream gradient in a->d_resid.
+ * residual-stream gradient in a->d_resid. With activation checkpointing
+ * (a->checkpointed) each block's forward is run again from its saved input
+ * just before its backward.
  *
  * Frozen parts cost nothing they do not have to:
  *   - a block with g->g.blocks[l] == NULL gets no weight-gradient products
@@ -52,11 +54,16 @@ void model_backward(const struct model *m, struct activations *a,
         struct block_weights w = block_view(c, m->w.blocks[l]);
         struct block_weights gw = block_view(c, g->g.blocks[l]);
         const int train = g->g.blocks[l] != NULL;
-        float *x = LAYER(a->resid, l, D), *mid = LAYER(a->resid_mid, l, D);
+        /* checkpointed: block l's internals again, from its saved input (the
+         * last block's are still there from the forward pass) */
+        if (a->checkpointed && l < c->n_layers - 1)
+            model_block_forward(m, a, l, B, T);
+        const int s = a->checkpointed ? 0 : l; /* the slot of its internals */
+        float *x = LAYER(a->resid, l, D), *mid = LAYER(a->resid_mid, s, D);
 
         /* feed-forward block: next = mid + h . Wdown^T */
-        float *hn = LAYER(a->ffn_in, l, D), *gate = LAYER(a->gate, l, F);
-        float *up = LAYER(a->up, l, F), *h = LAYER(a->ffn_h, l, F);
+        float *hn = LAYER(a->ffn_in, s, D), *gate = LAYER(a->gate, s, F);
+        float *up = LAYER(a->up, s, F), *h = LAYER(a->ffn_h, s, F);
         be->matmul(0, 0, N, F, D, 1.0f, dres, D, w.w_down, F, 0.0f, a->d_h, F);
         if (m->lora)
             lora_backward(m->lora, l, LIN_DOWN, h, dres, a->d_h, N);
@@ -74,13 +81,13 @@ void model_backward(const struct model *m, struct activations *a,
             be->matmul(1, 0, F, D, N, 1.0f, a->d_up, F, hn, D, 1.0f, gw.w_up, D);
         }
         be->rmsnorm_bwd(dres, gw.ffn_norm, dn, mid, w.ffn_norm,
-                        LAYER(a->ffn_rstd, l, 1), N, D);
+                        LAYER(a->ffn_rstd, s, 1), N, D);
 
         /* attention block: mid = x + att . Wo^T */
-        float *xn = LAYER(a->attn_in, l, D), *q = LAYER(a->q, l, QD);
-        float *k = LAYER(a->k, l, KVD), *v = LAYER(a->v, l, KVD);
-        float *att = LAYER(a->attn_out, l, QD);
-        float *lse = a->attn_lse + (size_t)l * a->B * H * a->T;
+        float *xn = LAYER(a->attn_in, s, D), *q = LAYER(a->q, s, QD);
+        float *k = LAYER(a->k, s, KVD), *v = LAYER(a->v, s, KVD);
+        float *att = LAYER(a->attn_out, s, QD);
+        float *lse = a->attn_lse + (size_t)s * a->B * H * a->T;
         be->matmul(0, 0, N, QD, D, 1.0f, dres, D, w.wo, QD, 0.0f, a->d_attn, QD);
         if (m->lora)
             lora_backward(m->lora, l, LIN_O, att, dres, a->d_attn, N);
@@ -104,7 +111,7 @@ void model_backward(const struct model *m, struct activations *a,
             be->matmul(1, 0, KVD, D, N, 1.0f, a->d_v, KVD, xn, D, 1.0f, gw.wv, D);
         }
         be->rmsnorm_bwd(dres, gw.attn_norm, dn, x, w.attn_norm,
-                        LAYER(a->attn_rstd, l, 1), N, D);
+                        LAYER(a->attn_rstd, s, 1), N, D);
     }
     if (g->g.embed)
         be->embedding_bwd(g->g.embed, tokens, dres, N, D);

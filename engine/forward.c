@@ -3,7 +3,9 @@
  *
  * model_forward runs embedding -> L x (attention block, SwiGLU block) ->
  * final RMSNorm over a (B,T) batch, saving in struct activations everything
- * backward.c needs. Per-layer activation slices are laid out with the
+ * backward.c needs (with checkpointing, the block inputs and the last block's
+ * internals: backward.c recomputes each block by model_block_forward).
+ * Per-layer activation slices are laid out with the
  * CAPACITY strides (a->B * a->T tokens), so a shorter batch reuses the same
  * buffers. model_head_loss then applies the classifier CE_CHUNK rows at a time
  * and, when training, seeds backward right away, so (N,V) fp32 logits never
@@ -16,59 +18,68 @@
 /* per-layer slice of a saved activation with `width` floats per token */
 #define LAYER(base, l, width) ((base) + (size_t)(l) * cap * (width))
 
-void model_forward(const struct model *m, struct activations *a,
-                   const int *tokens, int B, int T)
+void model_block_forward(const struct model *m, struct activations *a, int l, int B, int T)
 {
     const struct model_config *c = &m->cfg;
     const struct backend *be = m->be;
     const int N = B * T, D = c->dim, F = c->hidden_dim, H = c->n_heads,
               KV = c->n_kv_heads, hd = c->head_dim, QD = H * hd, KVD = KV * hd;
     const size_t cap = (size_t)a->B * a->T;
+    const int s = a->checkpointed ? 0 : l; /* the slot of the block's internals */
+    struct block_weights w = block_view(c, m->w.blocks[l]);
+    float *x = LAYER(a->resid, l, D), *mid = LAYER(a->resid_mid, s, D);
+    float *xn = LAYER(a->attn_in, s, D), *q = LAYER(a->q, s, QD);
+    float *k = LAYER(a->k, s, KVD), *v = LAYER(a->v, s, KVD);
+    float *att = LAYER(a->attn_out, s, QD);
+    float *lse = a->attn_lse + (size_t)s * a->B * H * a->T;
+
+    /* attention: mid = x + Wo . attn(rope(Wq xn), rope(Wk xn), Wv xn) */
+    be->rmsnorm_fwd(xn, LAYER(a->attn_rstd, s, 1), x, w.attn_norm, N, D, c->norm_eps);
+    be->matmul(0, 1, N, QD, D, 1.0f, xn, D, w.wq, D, 0.0f, q, QD);
+    be->matmul(0, 1, N, KVD, D, 1.0f, xn, D, w.wk, D, 0.0f, k, KVD);
+    be->matmul(0, 1, N, KVD, D, 1.0f, xn, D, w.wv, D, 0.0f, v, KVD);
+    if (m->lora) {
+        lora_forward(m->lora, l, LIN_Q, xn, q, N);
+        lora_forward(m->lora, l, LIN_K, xn, k, N);
+        lora_forward(m->lora, l, LIN_V, xn, v, N);
+    }
+    be->rope_fwd(q, B, T, H, hd, 0, c->rope_theta);
+    be->rope_fwd(k, B, T, KV, hd, 0, c->rope_theta);
+    be->attention_fwd(att, lse, q, k, v, B, T, T, 0, H, KV, hd);
+    be->copy(mid, x, (size_t)N * D);
+    be->matmul(0, 1, N, D, QD, 1.0f, att, QD, w.wo, QD, 1.0f, mid, D);
+    if (m->lora)
+        lora_forward(m->lora, l, LIN_O, att, mid, N);
+
+    /* feed-forward: x' = mid + Wdown . (silu(Wgate hn) * Wup hn) */
+    float *hn = LAYER(a->ffn_in, s, D), *gate = LAYER(a->gate, s, F);
+    float *up = LAYER(a->up, s, F), *h = LAYER(a->ffn_h, s, F);
+    float *next = LAYER(a->resid, l + 1, D);
+    be->rmsnorm_fwd(hn, LAYER(a->ffn_rstd, s, 1), mid, w.ffn_norm, N, D, c->norm_eps);
+    be->matmul(0, 1, N, F, D, 1.0f, hn, D, w.w_gate, D, 0.0f, gate, F);
+    be->matmul(0, 1, N, F, D, 1.0f, hn, D, w.w_up, D, 0.0f, up, F);
+    if (m->lora) {
+        lora_forward(m->lora, l, LIN_GATE, hn, gate, N);
+        lora_forward(m->lora, l, LIN_UP, hn, up, N);
+    }
+    be->swiglu_fwd(h, gate, up, N, F);
+    be->copy(next, mid, (size_t)N * D);
+    be->matmul(0, 1, N, D, F, 1.0f, h, F, w.w_down, F, 1.0f, next, D);
+    if (m->lora)
+        lora_forward(m->lora, l, LIN_DOWN, h, next, N);
+}
+
+void model_forward(const struct model *m, struct activations *a,
+                   const int *tokens, int B, int T)
+{
+    const struct model_config *c = &m->cfg;
+    const struct backend *be = m->be;
+    const int N = B * T, D = c->dim;
+    const size_t cap = (size_t)a->B * a->T;
 
     be->embedding_fwd(a->resid, tokens, m->w.embed, N, D);
-    for (int l = 0; l < c->n_layers; l++) {
-        struct block_weights w = block_view(c, m->w.blocks[l]);
-        float *x = LAYER(a->resid, l, D), *mid = LAYER(a->resid_mid, l, D);
-        float *xn = LAYER(a->attn_in, l, D), *q = LAYER(a->q, l, QD);
-        float *k = LAYER(a->k, l, KVD), *v = LAYER(a->v, l, KVD);
-        float *att = LAYER(a->attn_out, l, QD);
-        float *lse = a->attn_lse + (size_t)l * a->B * H * a->T;
-
-        /* attention: mid = x + Wo . attn(rope(Wq xn), rope(Wk xn), Wv xn) */
-        be->rmsnorm_fwd(xn, LAYER(a->attn_rstd, l, 1), x, w.attn_norm, N, D, c->norm_eps);
-        be->matmul(0, 1, N, QD, D, 1.0f, xn, D, w.wq, D, 0.0f, q, QD);
-        be->matmul(0, 1, N, KVD, D, 1.0f, xn, D, w.wk, D, 0.0f, k, KVD);
-        be->matmul(0, 1, N, KVD, D, 1.0f, xn, D, w.wv, D, 0.0f, v, KVD);
-        if (m->lora) {
-            lora_forward(m->lora, l, LIN_Q, xn, q, N);
-            lora_forward(m->lora, l, LIN_K, xn, k, N);
-            lora_forward(m->lora, l, LIN_V, xn, v, N);
-        }
-        be->rope_fwd(q, B, T, H, hd, 0, c->rope_theta);
-        be->rope_fwd(k, B, T, KV, hd, 0, c->rope_theta);
-        be->attention_fwd(att, lse, q, k, v, B, T, T, 0, H, KV, hd);
-        be->copy(mid, x, (size_t)N * D);
-        be->matmul(0, 1, N, D, QD, 1.0f, att, QD, w.wo, QD, 1.0f, mid, D);
-        if (m->lora)
-            lora_forward(m->lora, l, LIN_O, att, mid, N);
-
-        /* feed-forward: x' = mid + Wdown . (silu(Wgate hn) * Wup hn) */
-        float *hn = LAYER(a->ffn_in, l, D), *gate = LAYER(a->gate, l, F);
-        float *up = LAYER(a->up, l, F), *h = LAYER(a->ffn_h, l, F);
-        float *next = LAYER(a->resid, l + 1, D);
-        be->rmsnorm_fwd(hn, LAYER(a->ffn_rstd, l, 1), mid, w.ffn_norm, N, D, c->norm_eps);
-        be->matmul(0, 1, N, F, D, 1.0f, hn, D, w.w_gate, D, 0.0f, gate, F);
-        be->matmul(0, 1, N, F, D, 1.0f, hn, D, w.w_up, D, 0.0f, up, F);
-        if (m->lora) {
-            lora_forward(m->lora, l, LIN_GATE, hn, gate, N);
-            lora_forward(m->lora, l, LIN_UP, hn, up, N);
-        }
-        be->swiglu_fwd(h, gate, up, N, F);
-        be->copy(next, mid, (size_t)N * D);
-        be->matmul(0, 1, N, D, F, 1.0f, h, F, w.w_down, F, 1.0f, next, D);
-        if (m->lora)
-            lora_forward(m->lora, l, LIN_DOWN, h, next, N);
-    }
+    for (int l = 0; l < c->n_layers; l++)
+        model_block_forward(m, a, l, B, T);
     be->rmsnorm_fwd(a->final_out, a->final_rstd, LAYER(a->resid, c->n_layers, D),
                     m->w.final_norm, N, D, c->norm_eps);
 }

@@ -195,11 +195,13 @@ void grads_free(struct model_grads *g, const struct model *m)
     memset(g, 0, sizeof *g);
 }
 
-/* Activation pieces in allocation order, as (pointer slot, element count). */
-static int activation_layout(const struct model_config *c, int B, int T,
+/* Activation pieces in allocation order, as (pointer slot, element count);
+ * checkpointed: one layer of block internals instead of L. */
+static int activation_layout(const struct model_config *c, int B, int T, int checkpointed,
                              struct activations *a, float ***slot, size_t *count)
 {
-    size_t N = (size_t)B * T, L = c->n_layers, D = c->dim, F = c->hidden_dim;
+    size_t N = (size_t)B * T, L = checkpointed ? 1 : c->n_layers, D = c->dim;
+    size_t F = c->hidden_dim;
     size_t QD = (size_t)c->n_heads * c->head_dim;
     size_t KVD = (size_t)c->n_kv_heads * c->head_dim;
     float **s[] = {&a->resid, &a->resid_mid, &a->attn_in, &a->attn_rstd, &a->q,
@@ -208,7 +210,7 @@ static int activation_layout(const struct model_config *c, int B, int T,
                    &a->final_rstd, &a->losses, &a->d_resid, &a->d_norm,
                    &a->d_attn, &a->d_q, &a->d_k, &a->d_v, &a->d_h, &a->d_gate,
                    &a->d_up, &a->logits};
-    size_t n[] = {(L + 1) * N * D, L * N * D, L * N * D, L * N, L * N * QD,
+    size_t n[] = {((size_t)c->n_layers + 1) * N * D, L * N * D, L * N * D, L * N, L * N * QD,
                   L * N * KVD, L * N * KVD, L * N * QD,
                   L * (size_t)B * c->n_heads * T, L * N * D, L * N, L * N * F,
                   L * N * F, L * N * F, N * D, N, N, N * D, N * D, N * QD, N * QD,
@@ -223,11 +225,12 @@ static int activation_layout(const struct model_config *c, int B, int T,
     return k;
 }
 
-size_t model_activation_floats(const struct model_config *c, int B, int T)
+size_t model_activation_floats(const struct model_config *c, int B, int T,
+                               int checkpointed)
 {
     struct activations tmp;
     size_t count[32], total = 0;
-    int k = activation_layout(c, B, T, &tmp, NULL, count);
+    int k = activation_layout(c, B, T, checkpointed, &tmp, NULL, count);
     for (int i = 0; i < k; i++)
         total += count[i];
     return total;
@@ -235,12 +238,19 @@ size_t model_activation_floats(const struct model_config *c, int B, int T)
 
 int activations_init(struct activations *a, const struct model *m, int B, int T)
 {
+    return activations_init_for(a, m, B, T, 0);
+}
+
+int activations_init_for(struct activations *a, const struct model *m, int B, int T,
+                         int checkpointed)
+{
     float **slot[32];
     size_t count[32];
     memset(a, 0, sizeof *a);
     a->B = B;
     a->T = T;
-    int k = activation_layout(&m->cfg, B, T, a, slot, count);
+    a->checkpointed = checkpointed;
+    int k = activation_layout(&m->cfg, B, T, checkpointed, a, slot, count);
     for (int i = 0; i < k; i++)
         a->n_floats += count[i];
     a->mem = m->be->alloc(a->n_floats * sizeof(float));

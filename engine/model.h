@@ -73,6 +73,10 @@ struct activations {
     int B, T;               /* capacity */
     float *mem;
     size_t n_floats;
+    /* 1: activation checkpointing. resid keeps every block's input, the
+     * other per-layer buffers hold one layer (L reads as 1 below), and
+     * model_backward recomputes each block's forward from its input. */
+    int checkpointed;
     /* saved by forward, per layer l (strides: N*D, N*H*hd, ...) */
     float *resid;      /* (L+1, N, D) block inputs; resid[L] = final norm input */
     float *resid_mid;  /* (L, N, D) after the attention residual add */
@@ -111,7 +115,8 @@ struct activations {
 /* ---- sizes (elements), computable without allocating ---- */
 size_t model_block_floats(const struct model_config *c);
 size_t model_param_floats(const struct model_config *c);
-size_t model_activation_floats(const struct model_config *c, int B, int T);
+size_t model_activation_floats(const struct model_config *c, int B, int T,
+                               int checkpointed);
 /* offset of a linear layer inside a block, and its shape [rows, cols] */
 size_t model_linear_offset(const struct model_config *c, enum linear_id id,
                            int *rows, int *cols);
@@ -138,7 +143,12 @@ size_t grads_slots_floats(const struct model_config *c, int n_slots,
                           int freeze_embeddings);
 void grads_zero(struct model_grads *g);
 void grads_free(struct model_grads *g, const struct model *m);
+/* Buffers for B x T tokens, every layer's internals saved (evaluation,
+ * calibration, training without checkpointing). */
 int activations_init(struct activations *a, const struct model *m, int B, int T);
+/* The same, with activation checkpointing when checkpointed is 1. */
+int activations_init_for(struct activations *a, const struct model *m, int B, int T,
+                         int checkpointed);
 void activations_free(struct activations *a, const struct model *m);
 
 /* ---- named tensors (Hugging Face names), for loaders and checkpoints ---- */
@@ -152,6 +162,9 @@ void model_tensor_at(const struct model_config *c, const struct model_weights *w
                      int i, struct named_tensor *out);
 
 /* ---- compute ---- */
+/* Block l's forward from a->resid[l] into its saved internals (the layer's
+ * own, or the single checkpointed set) and a->resid[l + 1]. */
+void model_block_forward(const struct model *m, struct activations *a, int l, int B, int T);
 /* tokens (B,T) -> a->final_out. T <= a->T, B <= a->B. */
 void model_forward(const struct model *m, struct activations *a,
                    const int *tokens, int B, int T);

@@ -417,7 +417,7 @@ static int calibrate(const struct model *m, const struct outliers_options *o,
 
     if (B == 0) {
         B = o->n_seqs < AUTO_BATCH_MAX ? o->n_seqs : AUTO_BATCH_MAX;
-        while (B > 1 && model_activation_floats(c, B, T) * sizeof(float) > AUTO_ACT_BYTES)
+        while (B > 1 && model_activation_floats(c, B, T, 0) * sizeof(float) > AUTO_ACT_BYTES)
             B--;
     }
     B = B < o->n_seqs ? B : o->n_seqs;
@@ -428,7 +428,7 @@ static int calibrate(const struct model *m, const struct outliers_options *o,
     if (activations_init(&a, m, B, T) != 0) {
         snprintf(err, errlen, "out of memory for calibration activations "
                  "(%d x %d tokens, %.1f GB)", B, T,
-                 model_activation_floats(c, B, T) * sizeof(float) / 1e9);
+                 model_activation_floats(c, B, T, 0) * sizeof(float) / 1e9);
         channel_stats_free(&st);
         return -1;
     }

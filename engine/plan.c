@@ -17,7 +17,9 @@
  *                state: L for full/galore; gamma for sampled methods with
  *                state_policy reset; L with keep (the worst case, reached
  *                once every block has been visited)
- *   activations  fp32: the CPU engine's real buffers (model_activation_floats).
+ *   activations  fp32: the CPU engine's real buffers (model_activation_floats;
+ *                with checkpoint_activations, block inputs for every layer and
+ *                the internals of one).
  *                bf16 (GPU, per-block gradient checkpointing, flash
  *                attention, section 9), in bytes:
  *                  B*T * (L*D*2            stored bf16 block inputs
@@ -136,7 +138,8 @@ void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
             p->workspace += largest * 4 * 2;
         }
     } else {
-        p->activations = (double)model_activation_floats(cfg, B, T) * 4;
+        p->activations =
+            (double)model_activation_floats(cfg, B, T, r->checkpoint_activations) * 4;
         p->workspace = (double)max_scratch(cfg, rank) * 4 + 64 * MIB + 16 * MIB;
     }
     if (r->method == METHOD_LORA) /* saved A x per adapter, input and du scratch */

@@ -207,6 +207,8 @@ int recipe_check(const struct recipe *r, int n_layers, char *err, size_t errlen)
         if (lo->merge != 0 && lo->merge != 1)
             REFUSE("lora merge must be 0 or 1, got %d", lo->merge);
     }
+    if (r->checkpoint_activations != 0 && r->checkpoint_activations != 1)
+        REFUSE("activation_checkpointing must be 0 or 1, got %d", r->checkpoint_activations);
     if (!(a->beta1 >= 0 && a->beta1 < 1) || !(a->beta2 >= 0 && a->beta2 < 1))
         REFUSE("AdamW betas must lie in [0, 1), got %g and %g", (double)a->beta1,
                (double)a->beta2);

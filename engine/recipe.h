@@ -67,6 +67,9 @@ struct recipe {
     int batch_size;             /* sequences per micro-batch */
     int grad_accum;             /* micro-batches per optimizer step */
     int seq_len;
+    int checkpoint_activations; /* 1: keep block inputs only, recompute each
+                                   block in backward (less memory, one more
+                                   forward pass of the blocks) */
     int max_steps;              /* optimizer steps (0: derived from epochs) */
     int epochs;
     unsigned long long seed;

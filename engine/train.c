@@ -421,7 +421,7 @@ static int setup(struct run *run, char *err, size_t errlen)
     if (!run->ts.active || !run->ts.block_counts || !run->ts.states || !run->tokens ||
         !run->targets || !run->order || !run->scratch ||
         grads_init_slots(&run->g, m, n_slots, r->freeze_embeddings) != 0 ||
-        activations_init(&run->a, m, B, T) != 0 ||
+        activations_init_for(&run->a, m, B, T, r->checkpoint_activations) != 0 ||
         (r->method == METHOD_LORA &&
          lora_init(&run->lora, m, &r->lora, r->seed, B * T) != 0)) {
         char what[64];

@@ -35,6 +35,8 @@ static const struct hp hps[] = {
     {"max_steps", HP_INT, F(max_steps), 0, "max_steps"},
     {"eval_every", HP_INT, F(eval_every), 0, "eval_every"},
     {"save_every", HP_INT, F(save_every), 0, NULL},
+    {"activation_checkpointing", HP_INT, F(checkpoint_activations), 0,
+     "activation_checkpointing"},
     /* method lora only (recipe_check bounds the dropout to [0, 1)) */
     {"lora_rank", HP_INT, F(lora.rank), 1, "lora_rank"},
     {"lora_alpha", HP_REAL, F(lora.alpha), 0, "lora_alpha"},

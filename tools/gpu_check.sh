@@ -5,9 +5,12 @@
 #       backend (fp32: nmse <= 1e-7, per-check tolerances in the program);
 #   (b) 20 training steps of a stories260K-shaped and a 135M-shaped model
 #       (random weights, fixed seeds) on both backends, losses compared
-#       (max relative difference <= 1e-3 per step);
+#       (max relative difference <= 1e-3 per step); the 135M shape once more
+#       on CUDA with activation checkpointing, which must give the very same
+#       losses;
 #   (c) a LLaMA-2-7B-shaped model with random weights, 4 steps per method on
-#       CUDA at micro-batch 1 x 512 (matrix products on TF32 tensor cores):
+#       CUDA at micro-batch 1 x 512 (matrix products on TF32 tensor cores;
+#       owlore also with activation checkpointing, the paper's setting):
 #       tokens/s; MFU = FLOPs executed (the planner's count) per second over
 #       the card's dense bf16 peak (989 TFLOP/s, H100 SXM; GPU_PEAK_FLOPS);
 #       peak device memory beside the planner's fp32 prediction; the share
@@ -40,11 +43,14 @@ for shape in stories260k 135m; do
             status=1
     done
 done
+timeout 120 "$bin/gpu_train" cuda 135m owlore 20 2 128 1 >"$tmp/train-135m-cuda-ckpt.json" ||
+    status=1
 
 echo "== (c) 7B-shaped benchmark (cuda)"
-for meth in owlore owlore_full_rank lisa galore full; do
-    OWLORE_CUDA_MATH=tf32 timeout 60 "$bin/gpu_train" cuda 7b $meth 4 1 512 \
-        >"$tmp/bench-$meth.json"
+for run in owlore+ckpt owlore owlore_full_rank lisa galore full; do
+    ckpt=0; case $run in *+ckpt) ckpt=1 ;; esac
+    OWLORE_CUDA_MATH=tf32 timeout 60 "$bin/gpu_train" cuda 7b "${run%+ckpt}" 4 1 512 $ckpt \
+        >"$tmp/bench-$run.json"
 done
 
 echo "== (d) owlore train on the real stories260K, cpu vs cuda"
@@ -128,9 +134,15 @@ for shape in ("stories260k", "135m"):
     ok &= good
     res["train"][shape] = {"cpu": c, "cuda": g, "max_rel_diff": rel, "pass": good}
     print("%-12s %-8d %10.2e  %s" % (shape, len(lg), rel, "PASS" if good else "FAIL"))
+k = load(f"{tmp}/train-135m-cuda-ckpt.json")
+same = len(k.get("losses", [])) == 20 and k.get("losses") == res["train"]["135m"]["cuda"].get("losses")
+ok &= same
+res["train"]["135m_cuda_checkpointed"] = {"run": k, "same_losses": same}
+print("135m cuda with activation checkpointing: losses %s" % ("identical  PASS" if same else
+      "differ  FAIL"))
 print("\n%-16s %9s %7s %9s %9s %6s %8s  %s" % ("method (7B)", "tokens/s", "MFU",
       "peak GB", "plan GB", "plan/m", "refresh", "note"))
-for meth in ("owlore", "owlore_full_rank", "lisa", "galore", "full"):
+for meth in ("owlore+ckpt", "owlore", "owlore_full_rank", "lisa", "galore", "full"):
     b = load(f"{tmp}/bench-{meth}.json")
     tps = b.get("tokens_per_s", 0.0)
     mfu = tps * b.get("flops_per_token", 0.0) / peak

@@ -40,6 +40,7 @@ const HPARAMS = [
   ['lora_alpha', false, LORA, 'Adapter scale numerator: the update is alpha / r times B A x.'],
   ['lora_dropout', false, LORA, 'Dropout on the adapters\' input while training, in [0, 1).'],
   ['lora_merge', true, LORA, '1: the final checkpoint holds the merged weights; 0: every checkpoint holds the adapter alone.'],
+  ['activation_checkpointing', true, null, '1: keep only each block\'s input and run the block again in the backward pass (less memory, about a third more compute).'],
   ['max_steps', true, null, 'Stop after this many optimizer steps (0: as many as the epochs need).'],
   ['eval_every', true, null, 'Steps between validation losses (0: at the end only).'],
   ['save_every', true, null, 'Steps between checkpoints (0: at the end only).'],

@@ -2,10 +2,11 @@
  * gpu_train.c: train a model for a few steps through the shared trainer
  * (engine/train.c) on a chosen backend, and print one JSON line of results.
  *
- *   gpu_train BACKEND SHAPE METHOD STEPS [B T]
+ *   gpu_train BACKEND SHAPE METHOD STEPS [B T [CKPT]]
  *     BACKEND  cpu | cuda
  *     SHAPE    stories260k | 135m | 7b   (LLaMA shapes, random weights)
  *     METHOD   full | lisa | galore | owlore_full_rank | owlore
+ *     CKPT     1: activation checkpointing (default 0)
  *
  * Weights and token windows come from fixed seeds, so two runs on the two
  * backends see the same model and data and their per-step losses can be
@@ -13,7 +14,7 @@
  * no checkpoint is written. OwLore methods get uniform outlier ratios. The
  * 7b shape refreshes GaLore projectors with the randomized range finder (an
  * exact SVD of each 4096 x 11008 gradient takes seconds).
- * Output: {"backend", "shape", "method", "steps", "losses": [...],
+ * Output: {"backend", "shape", "method", "checkpointed", "steps", "losses": [...],
  * "tokens_per_s" (median step), "params", "flops_per_token" (the planner's
  * count of the FLOPs executed: 2N forward, 2N input gradients, 2 per trained
  * weight, 12 L H hd T attention), "peak_bytes" (device memory beyond the
@@ -144,7 +145,8 @@ int main(int argc, char **argv)
     struct model_config c;
     enum method meth;
     if (argc < 5 || shape(argv[2], &c) != 0 || method_parse(argv[3], &meth) != 0) {
-        fprintf(stderr, "usage: gpu_train cpu|cuda stories260k|135m|7b METHOD STEPS [B T]\n");
+        fprintf(stderr,
+                "usage: gpu_train cpu|cuda stories260k|135m|7b METHOD STEPS [B T [CKPT]]\n");
         return 2;
     }
     timed_be = backend_select(argv[1], err, sizeof err);
@@ -160,6 +162,7 @@ int main(int argc, char **argv)
     recipe_defaults(&r, meth);
     r.batch_size = argc > 5 ? atoi(argv[5]) : 4;
     r.seq_len = argc > 6 ? atoi(argv[6]) : 256;
+    r.checkpoint_activations = argc > 7 && atoi(argv[7]) == 1;
     r.grad_accum = 1;
     r.max_steps = lg.steps + 1; /* cancelled after lg.steps: no checkpoint */
     r.eval_every = 0;
@@ -205,15 +208,16 @@ int main(int argc, char **argv)
     int period = r.galore.update_proj_gap;
     if (r.sampling != SAMPLING_ALL && r.interval < period)
         period = r.interval;
-    printf("{\"backend\": \"%s\", \"shape\": \"%s\", \"method\": \"%s\", \"steps\": %d, "
-           "\"losses\": [", be->name, argv[2], argv[3], lg.n);
+    printf("{\"backend\": \"%s\", \"shape\": \"%s\", \"method\": \"%s\", "
+           "\"checkpointed\": %d, \"steps\": %d, \"losses\": [", be->name, argv[2], argv[3],
+           r.checkpoint_activations, lg.n);
     for (int i = 0; i < lg.n; i++)
         printf("%s%.6f", i ? ", " : "", lg.losses[i]);
     printf("], \"tokens_per_s\": %.1f, \"params\": %.0f, \"flops_per_token\": %.4g, "
            "\"peak_bytes\": %zu, \"plan_peak_bytes\": %.0f, \"refresh_s\": %.3f, "
            "\"train_s\": %.3f, \"refresh_calls\": %d, \"refresh_period\": %d, "
-           "\"batch_tokens\": %d, \"failed\": ", tps, N, plan.flops_per_token, peak, plan.total_peak, refresh_s,
-           train_s, refresh_calls, period, r.batch_size * T);
+           "\"batch_tokens\": %d, \"failed\": ", tps, N, plan.flops_per_token, peak,
+           plan.total_peak, refresh_s, train_s, refresh_calls, period, r.batch_size * T);
     for (char *q = err; *q; q++) /* the message goes inside a JSON string */
         if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20)
             *q = '\'';

@@ -123,13 +123,16 @@ static void test_train_job(void)
 
     job_body(body, sizeof body, file_id,
              "\"sequence_length\": 128, \"batch_size\": 4, \"n_epochs\": 1, \"max_steps\": 6, "
-             "\"save_every\": 3, \"gamma\": 1, \"learning_rate\": 0.001");
+             "\"save_every\": 3, \"gamma\": 1, \"learning_rate\": 0.001, "
+             "\"activation_checkpointing\": 1");
     st = call("POST", "/v1/fine_tuning/jobs", body, NULL, &r);
     CHECK_MSG(st == 200, "create %ld", st);
     CHECK(!strcmp(str(r, "object"), "fine_tuning.job"));
     CHECK(!strcmp(str(r, "status"), "queued"));
     CHECK(json_integer_value(json_object_get(json_object_get(r, "hyperparameters"),
                                              "sequence_length")) == 128);
+    CHECK(json_integer_value(json_object_get(json_object_get(r, "hyperparameters"),
+                                             "activation_checkpointing")) == 1);
     char id[64];
     snprintf(id, sizeof id, "%s", str(r, "id"));
     json_decref(r);
@@ -252,6 +255,11 @@ static void test_refusals(void)
     job_body(body, sizeof body, file_id, "\"gamma\": 99, \"sequence_length\": 128");
     CHECK(call("POST", "/v1/fine_tuning/jobs", body, NULL, &r) == 400);
     CHECK_MSG(!strcmp(error_param(r), "gamma"), "param %s", error_param(r));
+    json_decref(r);
+    job_body(body, sizeof body, file_id, "\"activation_checkpointing\": 2");
+    CHECK(call("POST", "/v1/fine_tuning/jobs", body, NULL, &r) == 400);
+    CHECK_MSG(!strcmp(error_param(r), "activation_checkpointing"), "param %s",
+              error_param(r));
     json_decref(r);
     job_body(body, sizeof body, file_id, "\"bogus\": 1");
     CHECK(call("POST", "/v1/fine_tuning/jobs", body, NULL, &r) == 400);

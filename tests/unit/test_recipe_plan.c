@@ -251,9 +251,15 @@ static void test_plan_fp32_and_frozen(void)
     CHECK_NEAR(p.weights, 4 * n, 0);
     CHECK_NEAR(p.gradients, 4 * n, 0);
     CHECK_NEAR(p.optimizer_state, 8 * n, 0); /* tied: one embedding state */
-    CHECK_NEAR(p.activations, 4.0 * model_activation_floats(&c, 2, 64), 0);
+    CHECK_NEAR(p.activations, 4.0 * model_activation_floats(&c, 2, 64, 0), 0);
     CHECK(p.workspace >= 80.0 * 1024 * 1024);
     CHECK(p.tokens_per_s > 0 && isfinite(p.tokens_per_s));
+    /* checkpointing: every block input, one block's internals */
+    double full_act = p.activations;
+    r.checkpoint_activations = 1;
+    plan_compute(&c, &r, 2, 64, PLAN_FP32, &p);
+    CHECK_NEAR(p.activations, 4.0 * model_activation_floats(&c, 2, 64, 1), 0);
+    CHECK_MSG(p.activations < 0.5 * full_act, "%.0f vs %.0f", p.activations, full_act);
 
     recipe_defaults(&r, METHOD_LISA);
     r.freeze_embeddings = 1;
@@ -305,7 +311,7 @@ static void test_cli(void)
                     "--accum 4 --steps 100 --warmup 10 --schedule cosine --clip 0 "
                     "--seed 18446744073709551615 --state-policy keep --sampling decrease "
                     "--freeze-embeddings 1 --weight-decay 0.01 --tau 9 --eval-every 5 "
-                    "--save-every 50 --calib-samples 0 --epochs 2",
+                    "--save-every 50 --calib-samples 0 --epochs 2 --checkpoint-activations 1",
                     &r, err, sizeof err) == 0, "%s", err);
     CHECK(r.method == METHOD_LISA && r.gamma == 4 && r.interval == 3);
     CHECK_NEAR(r.lr, 1e-5, 1e-12);
@@ -315,6 +321,7 @@ static void test_cli(void)
     CHECK(r.state_policy == STATE_KEEP && r.sampling == SAMPLING_DECREASE);
     CHECK(r.freeze_embeddings == 1 && r.tau == 9.0f && r.calib_samples == 0);
     CHECK(r.eval_every == 5 && r.save_every == 50 && r.epochs == 2);
+    CHECK(r.checkpoint_activations == 1);
     CHECK_NEAR(r.adamw.weight_decay, 0.01, 1e-7);
     CHECK(recipe_check(&r, 32, err, sizeof err) == 0);
     CHECK_MSG(parse("--method owlore --rank 64 --proj-gap 100 --scale 1 --svd randomized "
@@ -347,6 +354,8 @@ static void test_cli(void)
     expect_parse_error("--state-policy drop", "--state-policy expects one of reset, keep");
     expect_parse_error("--sampling random", "--sampling expects one of owl, uniform");
     expect_parse_error("--schedule step", "--schedule expects one of linear, cosine");
+    expect_parse_error("--checkpoint-activations 2",
+                       "--checkpoint-activations expects one of 0, 1");
     expect_parse_error("--freeze-embeddings yes",
                        "--freeze-embeddings expects one of 0, 1");
     expect_parse_error("--blocks 0,,3", "--blocks expects a comma-separated list");
