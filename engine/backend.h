@@ -48,6 +48,9 @@ struct backend {
      * the backend held once opened (weights, states, activations, library
      * workspaces), or NULL where the backend does not know (the CPU: RSS). */
     size_t (*peak_bytes)(void);
+    /* The device in words ("NVIDIA H100 80GB HBM3", "CPU, 16 threads") into
+     * name (len bytes), and its memory in bytes (0 when unknown). */
+    void (*describe)(char *name, size_t len, double *memory_bytes);
 
     /* C (M,N) = alpha * op(A) @ op(B) + beta * C, row-major.
      * op(A) is (M,K): A is (M,K) with lda, or (K,M) when trans_a.

@@ -8,9 +8,10 @@
  *
  * Settings come from flags, the environment or a JSON file
  * (serve_config.h). --model is the default model of fine-tuning jobs; jobs
- * may also name models under <data dir>/models/. --memory-limit caps the
- * planner's predicted peak of a job at creation (default: the machine's
- * RAM). The data directory (default var/) holds the SQLite database
+ * may also name models under <data dir>/models/. Jobs train on the GPU when
+ * one opens, else on the CPU (backend_select "auto"); the start-up log names
+ * the device. --memory-limit caps the planner's predicted peak of a job at
+ * creation (default: that device's memory, the GPU's or the machine's RAM). The data directory (default var/) holds the SQLite database
  * owlore.db; it is created when missing and its integrity is checked before
  * the server listens. Without any API key in the database the server
  * refuses to listen on anything but a loopback address.
@@ -37,6 +38,7 @@
 #include <sys/stat.h>
 
 #include "auth.h"
+#include "backend.h"
 #include "ckpt_verify.h"
 #include "cli.h"
 #include "http.h"
@@ -80,6 +82,19 @@ int cmd_serve(int argc, char **argv)
         store_close(st);
         return 2;
     }
+
+    /* the device jobs will train on, and the default admission limit */
+    const struct backend *dev = backend_select("auto", err, sizeof err);
+    if (!dev)
+        dev = backend_cpu();
+    char device[256];
+    double device_bytes;
+    dev->describe(device, sizeof device, &device_bytes);
+    if (c.memory_limit <= 0)
+        c.memory_limit = device_bytes;
+    printf("owlore serve: jobs train on the %s backend (%s, %.1f GiB); jobs predicted to "
+           "need more than %.1f GiB are refused\n", dev->name, device,
+           device_bytes / (1024.0 * 1024 * 1024), c.memory_limit / (1024.0 * 1024 * 1024));
 
     struct service svc = {
         .store = st, .data_dir = dir, .default_model = c.model,

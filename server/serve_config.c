@@ -85,12 +85,6 @@ static const char *from_file(json_t *file, const struct setting *s, char *buf, s
     return buf;
 }
 
-static double machine_memory(void)
-{
-    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
-    return pages > 0 && size > 0 ? (double)pages * (double)size : 0;
-}
-
 /* Stores the text value of setting i into c; -1 when malformed. */
 static int apply(struct serve_config *c, size_t i, const char *v)
 {
@@ -186,10 +180,8 @@ int serve_config_load(int argc, char **argv, struct serve_config *c, char *err, 
             where = s->env;
         if (!v && (v = from_file(file, s, buf, sizeof buf, &bad)) != NULL)
             where = s->key;
-        if (!v && !s->def) {
-            c->memory_limit = machine_memory();
+        if (!v && !s->def) /* memory_limit: 0, the training device's (cmd_serve.c) */
             continue;
-        }
         if (!v)
             v = s->def, where = "default";
         if (bad || apply(c, i, v) != 0) {

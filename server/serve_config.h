@@ -8,7 +8,7 @@
  *   --data-dir DIR            OWLORE_DATA_DIR                data_dir (var)
  *   --threads N               OWLORE_THREADS                 threads (4)
  *   --model PATH              OWLORE_MODEL                   model (models/SmolLM2-135M-Instruct.Q4_1.gguf)
- *   --memory-limit SIZE       OWLORE_MEMORY_LIMIT            memory_limit (the machine's RAM)
+ *   --memory-limit SIZE       OWLORE_MEMORY_LIMIT            memory_limit (the training device's)
  *   --max-upload SIZE         OWLORE_MAX_UPLOAD              max_upload (512M)
  *   --web-dir DIR             OWLORE_WEB_DIR                 web_dir (web/ beside build/, else ./web)
  *   --webhook-allow-loopback  OWLORE_WEBHOOK_ALLOW_LOOPBACK=1  webhook_allow_loopback (false)
@@ -31,7 +31,7 @@ struct serve_config {
     char data_dir[4096];
     unsigned threads;
     char model[4096];
-    double memory_limit; /* bytes */
+    double memory_limit; /* bytes; 0: the memory of the device jobs train on */
     size_t max_upload;   /* bytes */
     char web_dir[4096]; /* "" when not set */
     int webhook_allow_loopback;

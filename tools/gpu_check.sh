@@ -22,8 +22,9 @@
 #       ../shared/data; skipped when absent), 40 OwLore steps each with a
 #       checkpoint; per-step losses from metrics.jsonl compared (<= 1e-3).
 #   (e) the service: `owlore serve` with stories260K, an Alpaca file uploaded
-#       and an OwLore job created over HTTP; the job must succeed and its
-#       events must say it trained on the cuda backend.
+#       and an OwLore job created over HTTP; the start-up log must name the
+#       GPU, the job must succeed and its events must say it trained on the
+#       cuda backend.
 # Each piece has a timeout; the whole stays under 5 minutes.
 BUILD=${BUILD:-build}
 bin=$BUILD/tests/gpu
@@ -76,11 +77,12 @@ srv = subprocess.Popen([owlore, "serve", "--host", "127.0.0.1", "--port", "0", "
                         tmp + "/serve", "--model", data + "/models/stories260K/stories260K.bin"],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 try:
-    port = None
+    port, device = None, ""
     while port is None:
         line = srv.stdout.readline()
         if not line:
             sys.exit("the server ended: " + str(srv.wait()))
+        device = line.strip() if "jobs train on" in line else device
         m = re.search(r"listening on http://127.0.0.1:(\d+)", line)
         port = m and m.group(1)
     threading.Thread(target=srv.stdout.read, daemon=True).start()  # the log, drained
@@ -104,8 +106,8 @@ try:
     events = call("GET", "/v1/fine_tuning/jobs/%s/events?limit=100" % job["id"])["data"]
     on_gpu = any(e["message"] == "Training on the cuda backend" for e in events)
     print(json.dumps({"status": job["status"], "error": job.get("error"), "on_cuda": on_gpu,
-                      "trained_tokens": job.get("trained_tokens")}))
-    sys.exit(0 if job["status"] == "succeeded" and on_gpu else 1)
+                      "trained_tokens": job.get("trained_tokens"), "device_line": device}))
+    sys.exit(0 if job["status"] == "succeeded" and on_gpu and "cuda backend" in device else 1)
 finally:
     srv.terminate()
     srv.wait()

@@ -5,8 +5,11 @@
  * written, so measured resident memory follows real use), copy, upload and
  * download are memcpy.
  */
+#include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "ops.h"
@@ -45,6 +48,14 @@ static int cpu_error(char *msg, size_t len)
     return 0;
 }
 
+/* the threads training uses, and the machine's RAM */
+static void cpu_describe(char *name, size_t len, double *memory_bytes)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    snprintf(name, len, "CPU, %d threads", omp_get_max_threads());
+    *memory_bytes = pages > 0 && size > 0 ? (double)pages * (double)size : 0;
+}
+
 void cpu_add_inplace(float *y, const float *x, size_t n)
 {
 #pragma omp parallel for schedule(static)
@@ -62,6 +73,7 @@ static const struct backend cpu_backend = {
     .zero = cpu_zero,
     .error = cpu_error,
     .host_memory = 1,
+    .describe = cpu_describe,
     .matmul = cpu_matmul,
     .embedding_fwd = cpu_embedding_fwd,
     .embedding_bwd = cpu_embedding_bwd,

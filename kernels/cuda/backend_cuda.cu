@@ -49,6 +49,15 @@ void cuda_note_memory(void)
     pthread_mutex_unlock(&mem_lock);
 }
 
+static char device_name[256];
+static double device_bytes;
+
+static void cu_describe(char *name, size_t len, double *memory_bytes)
+{
+    snprintf(name, len, "%s", device_name);
+    *memory_bytes = device_bytes;
+}
+
 static size_t cu_peak_bytes(void)
 {
     cuda_note_memory();
@@ -155,6 +164,7 @@ static const struct backend cuda_backend = {
     .error = cu_error,
     .host_memory = 0,
     .peak_bytes = cu_peak_bytes,
+    .describe = cu_describe,
     .matmul = cu_matmul,
     .embedding_fwd = cu_embedding_fwd,
     .embedding_bwd = cu_embedding_bwd,
@@ -200,6 +210,8 @@ static int open_device(void)
         return -1;
     }
     sm_count = prop.multiProcessorCount;
+    snprintf(device_name, sizeof device_name, "%s", prop.name);
+    device_bytes = (double)prop.totalGlobalMem;
     cublasMath_t math = CUBLAS_DEFAULT_MATH;
     const char *mode = getenv("OWLORE_CUDA_MATH");
     if (mode && strcmp(mode, "tf32") == 0)

@@ -60,6 +60,10 @@ def run(client, srv, tmp, res, openai, httpx):
     data = chat_dataset(os.path.join(tmp, "train.jsonl"))
     raw = open(data, "rb").read()
 
+    # the start-up log names the device jobs train on (no GPU here)
+    res.check("serve_names_training_device",
+              "jobs train on the cpu backend (CPU, " in srv.tail(), srv.tail(5))
+
     # a wrong key is refused with the SDK's AuthenticationError
     from openai import OpenAI
     try:

@@ -1,7 +1,8 @@
 /*
  * test_serve.c: `owlore serve` as a user starts it: in a child process on a
- * free loopback port with its own data directory; the test reads the
- * "listening on" line, asks /healthz over HTTP, then stops the server with
+ * free loopback port with its own data directory; the test reads the line
+ * naming the device jobs train on and the "listening on" line, asks /healthz
+ * over HTTP, then stops the server with
  * SIGTERM and expects a clean exit (status 0) and the database on disk.
  * Refusals: a non-loopback address without API keys, a bad port. Settings:
  * a flag wins over the environment, which wins over the config file, which
@@ -53,9 +54,13 @@ static void test_serve_healthz_and_sigterm(void)
     FILE *f = fdopen(out[0], "r");
     char line[512] = "";
     unsigned port = 0;
-    if (f && fgets(line, sizeof line, f))
+    int device = 0; /* the line naming the device jobs train on (no GPU here) */
+    for (int i = 0; i < 4 && !port && f && fgets(line, sizeof line, f); i++) {
+        device |= strstr(line, "owlore serve: jobs train on the cpu backend (CPU, ") != NULL;
         sscanf(line, "owlore serve: listening on http://127.0.0.1:%u", &port);
+    }
     CHECK_MSG(port > 0, "no listening line: '%s'", line);
+    CHECK(device);
     if (port) {
         char url[128], body[4096] = "";
         long status = 0;
@@ -133,6 +138,9 @@ static void test_config(void)
     CHECK_NEAR(c.memory_limit, 2.0 * (1 << 30), 1); /* file */
     CHECK(!strcmp(c.host, "127.0.0.2") && c.webhook_allow_loopback && c.max_upload == 1048576);
     CHECK(!strcmp(c.data_dir, "var") && !c.web_dir[0]); /* defaults */
+    char *port_only[] = {"--port", "1234"};
+    CHECK(load(port_only, 2, &c, err, sizeof err) == 0);
+    CHECK(c.memory_limit == 0); /* unset: cmd_serve takes the training device's */
 
     config_file("{\"prot\": 1}");
     CHECK(load(args, 2, &c, err, sizeof err) == -1 && strstr(err, "'prot'"));
