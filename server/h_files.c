@@ -191,24 +191,15 @@ enum MHD_Result files_list(struct http_request *req)
         return ret;
     int rc = store_file_list(service_get()->store, req->owner, purpose, after, limit,
                              &l, err, sizeof err);
-    if (rc == STORE_NOTFOUND)
-        return reply_bad_request(req, "after", "invalid_value", "No such file for 'after'.");
-    if (rc != STORE_OK) {
-        fprintf(stderr, "owlore serve: files list: %s\n", err);
-        return reply_internal(req);
-    }
+    if (rc != STORE_OK)
+        return list_failed(req, rc, "file", "files list", err);
     json_t *data = json_array();
     for (size_t i = 0; i < l.n && data; i++)
-        if (json_array_append_new(data, file_json(&l.v[i])) != 0) {
-            json_decref(data);
-            data = NULL;
-        }
-    json_t *body = data ? json_pack("{s:s, s:o, s:s?, s:s?, s:b}", "object", "list", "data", data,
-                                    "first_id", l.n ? l.v[0].id : NULL, "last_id",
-                                    l.n ? l.v[l.n - 1].id : NULL, "has_more", l.has_more)
-                        : NULL;
+        data = list_push(data, file_json(&l.v[i]));
+    ret = list_reply_ids(req, data, l.n ? l.v[0].id : NULL, l.n ? l.v[l.n - 1].id : NULL,
+                         l.has_more);
     store_file_list_free(&l);
-    return reply_json(req, MHD_HTTP_OK, body);
+    return ret;
 }
 
 /* Looks up the {id} of the path into *f; on failure the reply is queued

@@ -134,20 +134,6 @@ static int check_file(struct http_request *req, const char *param, const char *i
     return ok ? 0 : -1;
 }
 
-/* The body's optional string field `key`: 0 with *out (NULL when absent or
- * null), or -1 with the reply queued. */
-static int opt_string(struct http_request *req, json_t *body, const char *key, const char **out,
-                      enum MHD_Result *ret)
-{
-    json_t *v = json_object_get(body, key);
-    *out = json_string_value(v);
-    if (v && !json_is_null(v) && !json_is_string(v)) {
-        *ret = reply_bad_request(req, key, "invalid_type", "'%s' must be a string.", key);
-        return -1;
-    }
-    return 0;
-}
-
 /* Every check of a create request; 0 or -1 with the reply queued. */
 static int check_create(struct http_request *req, json_t *body, const char **model,
                         const char **training, const char **validation, const char **suffix,
@@ -155,22 +141,13 @@ static int check_create(struct http_request *req, json_t *body, const char **mod
 {
     static const char *const known[] = {"model", "training_file", "validation_file", "seed",
                                         "suffix", "metadata", "method", "integrations", NULL};
-    const char *key;
     json_t *v;
     char err[1024];
-    json_object_foreach(body, key, v) {
-        int i = 0;
-        while (known[i] && strcmp(known[i], key) != 0)
-            i++;
-        if (!known[i]) {
-            *ret = reply_bad_request(req, key, "unknown_parameter",
-                                     "Unrecognized request argument supplied: %.64s", key);
-            return -1;
-        }
-    }
-    if (opt_string(req, body, "model", model, ret) || opt_string(req, body, "suffix", suffix, ret) ||
-        opt_string(req, body, "training_file", training, ret) ||
-        opt_string(req, body, "validation_file", validation, ret))
+    if (request_json_known(req, body, known, ret) ||
+        request_json_string(req, body, "model", model, ret) ||
+        request_json_string(req, body, "suffix", suffix, ret) ||
+        request_json_string(req, body, "training_file", training, ret) ||
+        request_json_string(req, body, "validation_file", validation, ret))
         return -1;
     if (!*training) {
         *ret = reply_bad_request(req, "training_file", "missing_required_parameter",
@@ -365,23 +342,14 @@ enum MHD_Result jobs_list(struct http_request *req)
     int rc = store_job_list(service_get()->store, req->owner, mask, meta, after, limit, &l,
                             err, sizeof err);
     free(meta);
-    if (rc == STORE_NOTFOUND)
-        return reply_bad_request(req, "after", "invalid_value", "No such job for 'after'.");
-    if (rc != STORE_OK) {
-        fprintf(stderr, "owlore serve: jobs list: %s\n", err);
-        return reply_internal(req);
-    }
+    if (rc != STORE_OK)
+        return list_failed(req, rc, "job", "jobs list", err);
     json_t *data = json_array();
     for (size_t i = 0; i < l.n && data; i++)
-        if (json_array_append_new(data, job_json(&l.v[i])) != 0) {
-            json_decref(data);
-            data = NULL;
-        }
-    json_t *body = data ? json_pack("{s:s, s:o, s:b}", "object", "list", "data", data,
-                                    "has_more", l.has_more)
-                        : NULL;
+        data = list_push(data, job_json(&l.v[i]));
+    ret = list_reply(req, data, l.has_more);
     store_job_list_free(&l);
-    return reply_json(req, MHD_HTTP_OK, body);
+    return ret;
 }
 
 /* Looks up the {id} of the path into *j; on failure the reply is queued
@@ -402,6 +370,47 @@ static int lookup(struct http_request *req, struct store_job *j, enum MHD_Result
     return -1;
 }
 
+/* lookup() for the handlers that act on the job by id: its id into `id`. */
+static int lookup_id(struct http_request *req, char id[STORE_ID_LEN], enum MHD_Result *ret)
+{
+    struct store_job j;
+    if (lookup(req, &j, ret) != 0)
+        return -1;
+    snprintf(id, STORE_ID_LEN, "%s", j.id);
+    store_job_clear(&j);
+    return 0;
+}
+
+/* Replies with job `id` as it stands now. */
+static enum MHD_Result reply_job(struct http_request *req, const char *id)
+{
+    struct store_job j;
+    char err[512];
+    if (store_job_get(service_get()->store, req->owner, id, &j, err, sizeof err) !=
+        STORE_OK)
+        return reply_internal(req);
+    enum MHD_Result ret = reply_json(req, MHD_HTTP_OK, job_json(&j));
+    store_job_clear(&j);
+    return ret;
+}
+
+/* The reply to a transition of job `id` that answered rc: for
+ * STORE_CONFLICT a 409 `code` "Job <id> is <cur status><why>", for another
+ * failure a 500 with "owlore serve: <what>: <err>" on stderr, else the job
+ * as it stands now. */
+static enum MHD_Result reply_transition(struct http_request *req, int rc, const char *id,
+                                        enum store_job_status cur, const char *code,
+                                        const char *why, const char *what, const char *err)
+{
+    if (rc == STORE_CONFLICT)
+        return reply_conflict(req, code, "Job %s is %s%s", id, store_job_status_name(cur), why);
+    if (rc != STORE_OK) {
+        fprintf(stderr, "owlore serve: %s: %s\n", what, err);
+        return reply_internal(req);
+    }
+    return reply_job(req, id);
+}
+
 enum MHD_Result jobs_get(struct http_request *req)
 {
     if (!service_get()) /* routes served without `owlore serve`'s service */
@@ -420,41 +429,27 @@ enum MHD_Result jobs_cancel(struct http_request *req)
     struct service *svc = service_get();
     if (!svc) /* routes served without `owlore serve`'s service */
         return reply_unavailable(req, 1);
-    struct store_job j;
     struct store_job_update u = STORE_JOB_UPDATE_NONE;
     struct store_event_new ev = {"info", "The job was cancelled", "message", NULL};
     enum store_job_status cur;
     enum MHD_Result ret;
-    char err[512];
-    if (lookup(req, &j, &ret) != 0)
+    char err[512], id[STORE_ID_LEN];
+    if (lookup_id(req, id, &ret) != 0)
         return ret;
     u.finished_at = (int64_t)time(NULL);
     unsigned waiting = JOB_MASK(JOB_VALIDATING_FILES) | JOB_MASK(JOB_QUEUED) |
                        JOB_MASK(JOB_PAUSED);
-    int rc = store_job_transition(svc->store, j.id, waiting, JOB_CANCELLED, &u, &ev, NULL, &cur,
+    int rc = store_job_transition(svc->store, id, waiting, JOB_CANCELLED, &u, &ev, NULL, &cur,
                                   err, sizeof err);
-    int running = rc == STORE_CONFLICT && (cur == JOB_RUNNING || cur == JOB_PAUSING);
-    if (running)
-        queue_cancel(j.id);
-    if (rc == STORE_CONFLICT && !running) {
-        ret = reply_conflict(req, "job_not_cancellable", "Job %s has already %s.", j.id,
-                             store_job_status_name(cur));
-        store_job_clear(&j);
-        return ret;
+    if (rc == STORE_CONFLICT && (cur == JOB_RUNNING || cur == JOB_PAUSING)) {
+        queue_cancel(id); /* the worker ends it as cancelled */
+        return reply_job(req, id);
     }
-    if (rc != STORE_OK && !running) {
-        fprintf(stderr, "owlore serve: jobs cancel: %s\n", err);
-        store_job_clear(&j);
-        return reply_internal(req);
-    }
-    char id[STORE_ID_LEN];
-    snprintf(id, sizeof id, "%s", j.id);
-    store_job_clear(&j);
-    if (store_job_get(svc->store, req->owner, id, &j, err, sizeof err) != STORE_OK)
-        return reply_internal(req);
-    ret = reply_json(req, MHD_HTTP_OK, job_json(&j));
-    store_job_clear(&j);
-    return ret;
+    if (rc == STORE_CONFLICT)
+        return reply_conflict(req, "job_not_cancellable", "Job %s has already %s.", id,
+                              store_job_status_name(cur));
+    /* no conflict is left: code and why go unused */
+    return reply_transition(req, rc, id, cur, NULL, NULL, "jobs cancel", err);
 }
 
 json_t *jobs_event_json(const struct store_event *e)
@@ -466,34 +461,18 @@ json_t *jobs_event_json(const struct store_event *e)
                      "message", e->message, "type", e->type, "data", json_text(e->data));
 }
 
-/* Replies with job `id` as it stands now. */
-static enum MHD_Result reply_job(struct http_request *req, const char *id)
-{
-    struct store_job j;
-    char err[512];
-    if (store_job_get(service_get()->store, req->owner, id, &j, err, sizeof err) !=
-        STORE_OK)
-        return reply_internal(req);
-    enum MHD_Result ret = reply_json(req, MHD_HTTP_OK, job_json(&j));
-    store_job_clear(&j);
-    return ret;
-}
-
 enum MHD_Result jobs_pause(struct http_request *req)
 {
     struct service *svc = service_get();
     if (!svc) /* routes served without `owlore serve`'s service */
         return reply_unavailable(req, 1);
-    struct store_job j;
     struct store_event_new paused = {"info", "The job was paused", "message", NULL};
     struct store_event_new pausing = {"info", "Pause requested", "message", NULL};
     enum store_job_status cur;
     enum MHD_Result ret;
     char err[512], id[STORE_ID_LEN];
-    if (lookup(req, &j, &ret) != 0)
+    if (lookup_id(req, id, &ret) != 0)
         return ret;
-    snprintf(id, sizeof id, "%s", j.id);
-    store_job_clear(&j);
     unsigned waiting = JOB_MASK(JOB_VALIDATING_FILES) | JOB_MASK(JOB_QUEUED);
     int rc = store_job_transition(svc->store, id, waiting, JOB_PAUSED, NULL, &paused, NULL, &cur,
                                   err, sizeof err);
@@ -503,14 +482,8 @@ enum MHD_Result jobs_pause(struct http_request *req)
         if (rc == STORE_OK)
             queue_pause(id);
     }
-    if (rc == STORE_CONFLICT)
-        return reply_conflict(req, "job_not_pausable", "Job %s is %s and cannot be paused.", id,
-                              store_job_status_name(cur));
-    if (rc != STORE_OK) {
-        fprintf(stderr, "owlore serve: jobs pause: %s\n", err);
-        return reply_internal(req);
-    }
-    return reply_job(req, id);
+    return reply_transition(req, rc, id, cur, "job_not_pausable", " and cannot be paused.",
+                            "jobs pause", err);
 }
 
 enum MHD_Result jobs_resume(struct http_request *req)
@@ -518,26 +491,18 @@ enum MHD_Result jobs_resume(struct http_request *req)
     struct service *svc = service_get();
     if (!svc) /* routes served without `owlore serve`'s service */
         return reply_unavailable(req, 1);
-    struct store_job j;
     struct store_event_new ev = {"info", "The job was resumed and queued", "message", NULL};
     enum store_job_status cur;
     enum MHD_Result ret;
     char err[512], id[STORE_ID_LEN];
-    if (lookup(req, &j, &ret) != 0)
+    if (lookup_id(req, id, &ret) != 0)
         return ret;
-    snprintf(id, sizeof id, "%s", j.id);
-    store_job_clear(&j);
     int rc = store_job_transition(svc->store, id, JOB_MASK(JOB_PAUSED), JOB_QUEUED, NULL, &ev,
                                   NULL, &cur, err, sizeof err);
-    if (rc == STORE_CONFLICT)
-        return reply_conflict(req, "job_not_resumable", "Job %s is %s, not paused.", id,
-                              store_job_status_name(cur));
-    if (rc != STORE_OK) {
-        fprintf(stderr, "owlore serve: jobs resume: %s\n", err);
-        return reply_internal(req);
-    }
-    queue_wake();
-    return reply_job(req, id);
+    if (rc == STORE_OK)
+        queue_wake();
+    return reply_transition(req, rc, id, cur, "job_not_resumable", ", not paused.",
+                            "jobs resume", err);
 }
 
 /* "ftevent-<n>" or "<n>" with n >= 1, else -1. */
@@ -597,18 +562,11 @@ enum MHD_Result jobs_events(struct http_request *req)
         return reply_internal(req);
     }
     json_t *data = json_array();
-    for (size_t i = 0; i < l.n && data; i++) {
-        json_t *e = jobs_event_json(&l.v[i]);
-        if (!e || json_array_append_new(data, e) != 0) {
-            json_decref(data);
-            data = NULL;
-        }
-    }
-    json_t *body = data ? json_pack("{s:s, s:o, s:b}", "object", "list", "data", data,
-                                    "has_more", l.has_more)
-                        : NULL;
+    for (size_t i = 0; i < l.n && data; i++)
+        data = list_push(data, jobs_event_json(&l.v[i]));
+    ret = list_reply(req, data, l.has_more);
     store_event_list_free(&l);
-    return reply_json(req, MHD_HTTP_OK, body);
+    return ret;
 }
 
 static json_t *checkpoint_json(const struct store_checkpoint *c, const char *job_id)
@@ -643,26 +601,16 @@ enum MHD_Result jobs_checkpoints(struct http_request *req)
     if (lookup(req, &j, &ret) != 0)
         return ret;
     int rc = store_checkpoint_list(service_get()->store, j.id, after, limit, &l, err, sizeof err);
-    if (rc == STORE_NOTFOUND) {
-        store_job_clear(&j);
-        return reply_bad_request(req, "after", "invalid_value", "No such checkpoint for 'after'.");
-    }
     if (rc != STORE_OK) {
         store_job_clear(&j);
-        fprintf(stderr, "owlore serve: jobs checkpoints: %s\n", err);
-        return reply_internal(req);
+        return list_failed(req, rc, "checkpoint", "jobs checkpoints", err);
     }
     json_t *data = json_array();
     for (size_t i = 0; i < l.n && data; i++)
-        if (json_array_append_new(data, checkpoint_json(&l.v[i], j.id)) != 0) {
-            json_decref(data);
-            data = NULL;
-        }
-    json_t *body = data ? json_pack("{s:s, s:o, s:s?, s:s?, s:b}", "object", "list", "data",
-                                    data, "first_id", l.n ? l.v[0].id : NULL, "last_id",
-                                    l.n ? l.v[l.n - 1].id : NULL, "has_more", l.has_more)
-                        : NULL;
+        data = list_push(data, checkpoint_json(&l.v[i], j.id));
+    ret = list_reply_ids(req, data, l.n ? l.v[0].id : NULL, l.n ? l.v[l.n - 1].id : NULL,
+                         l.has_more);
     store_checkpoint_list_free(&l);
     store_job_clear(&j);
-    return reply_json(req, MHD_HTTP_OK, body);
+    return ret;
 }

@@ -98,37 +98,17 @@ static int check_create(struct http_request *req, json_t *body, const char **url
                         const char **description, json_t **events, enum MHD_Result *ret)
 {
     static const char *const known[] = {"url", "events", "description", NULL};
-    const char *key;
-    json_t *v;
     char why[512];
-    json_object_foreach(body, key, v) {
-        int i = 0;
-        while (known[i] && strcmp(known[i], key) != 0)
-            i++;
-        if (!known[i]) {
-            *ret = reply_bad_request(req, key, "unknown_parameter",
-                                     "Unrecognized request argument supplied: %.64s", key);
-            return -1;
-        }
-    }
-    v = json_object_get(body, "url");
-    if (!v || json_is_null(v)) {
+    if (request_json_known(req, body, known, ret) != 0 ||
+        request_json_string(req, body, "url", url, ret) != 0)
+        return -1;
+    if (!*url) {
         *ret = reply_bad_request(req, "url", "missing_required_parameter",
                                  "Missing required parameter: 'url'.");
         return -1;
     }
-    if (!json_is_string(v)) {
-        *ret = reply_bad_request(req, "url", "invalid_type", "'url' must be a string.");
+    if (request_json_string(req, body, "description", description, ret) != 0)
         return -1;
-    }
-    *url = json_string_value(v);
-    v = json_object_get(body, "description");
-    *description = json_string_value(v);
-    if (v && !json_is_null(v) && !json_is_string(v)) {
-        *ret = reply_bad_request(req, "description", "invalid_type",
-                                 "'description' must be a string.");
-        return -1;
-    }
     if (*description && strlen(*description) > DESCRIPTION_MAX) {
         *ret = reply_bad_request(req, "description", "invalid_value",
                                  "'description' must be at most %d bytes.", DESCRIPTION_MAX);
@@ -203,24 +183,15 @@ enum MHD_Result webhooks_list(struct http_request *req)
     if (list_limit(req, &limit, &ret) != 0)
         return ret;
     int rc = store_webhook_list(svc->store, req->owner, after, limit, &l, err, sizeof err);
-    if (rc == STORE_NOTFOUND)
-        return reply_bad_request(req, "after", "invalid_value", "No such webhook for 'after'.");
-    if (rc != STORE_OK) {
-        fprintf(stderr, "owlore serve: webhooks list: %s\n", err);
-        return reply_internal(req);
-    }
+    if (rc != STORE_OK)
+        return list_failed(req, rc, "webhook", "webhooks list", err);
     json_t *data = json_array();
     for (size_t i = 0; i < l.n && data; i++)
-        if (json_array_append_new(data, webhook_json(&l.v[i])) != 0) {
-            json_decref(data);
-            data = NULL;
-        }
-    json_t *body = data ? json_pack("{s:s, s:o, s:s?, s:s?, s:b}", "object", "list", "data", data,
-                                    "first_id", l.n ? l.v[0].id : NULL, "last_id",
-                                    l.n ? l.v[l.n - 1].id : NULL, "has_more", l.has_more)
-                        : NULL;
+        data = list_push(data, webhook_json(&l.v[i]));
+    ret = list_reply_ids(req, data, l.n ? l.v[0].id : NULL, l.n ? l.v[l.n - 1].id : NULL,
+                         l.has_more);
     store_webhook_list_free(&l);
-    return reply_json(req, MHD_HTTP_OK, body);
+    return ret;
 }
 
 enum MHD_Result webhooks_get(struct http_request *req)

@@ -1,5 +1,6 @@
 /*
- * request_json.c: the JSON object body of a POST (see request_json.h).
+ * request_json.c: the JSON object body of a POST and the checks its fields
+ * share across endpoints (see request_json.h).
  */
 #include <string.h>
 #include <strings.h>
@@ -60,4 +61,34 @@ json_t *request_json_object(struct http_request *req, enum MHD_Result *ret)
         return NULL;
     }
     return body;
+}
+
+int request_json_known(struct http_request *req, json_t *body, const char *const *known,
+                       enum MHD_Result *ret)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        int i = 0;
+        while (known[i] && strcmp(known[i], key) != 0)
+            i++;
+        if (!known[i]) {
+            *ret = reply_bad_request(req, key, "unknown_parameter",
+                                     "Unrecognized request argument supplied: %.64s", key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int request_json_string(struct http_request *req, json_t *body, const char *key,
+                        const char **out, enum MHD_Result *ret)
+{
+    json_t *v = json_object_get(body, key);
+    *out = json_string_value(v);
+    if (v && !json_is_null(v) && !json_is_string(v)) {
+        *ret = reply_bad_request(req, key, "invalid_type", "'%s' must be a string.", key);
+        return -1;
+    }
+    return 0;
 }

@@ -21,4 +21,15 @@ struct http_request;
  * included). */
 json_t *request_json_object(struct http_request *req, enum MHD_Result *ret);
 
+/* 0 when every key of the object `body` is in `known` (NULL-terminated),
+ * else -1 after queueing into *ret a 400 unknown_parameter naming the first
+ * other key. */
+int request_json_known(struct http_request *req, json_t *body, const char *const *known,
+                       enum MHD_Result *ret);
+/* The body's optional string field `key`: 0 with *out (NULL when absent or
+ * null, else borrowed from body), or -1 after queueing into *ret a 400
+ * invalid_type ("'<key>' must be a string."). */
+int request_json_string(struct http_request *req, json_t *body, const char *key,
+                        const char **out, enum MHD_Result *ret);
+
 #endif

@@ -12,8 +12,11 @@
  * step re-reads user_version inside its write transaction, so two
  * processes opening an old file at once migrate it once.
  *
+ * Every table reads its rows with one store_row_fn (read_file, read_job...)
+ * through store_read_one and store_read_rows, which also page the lists.
  * Other store_*.c files (store_webhooks.c) add tables to the same database
- * through the few helpers at the end of this file (store_internal.h).
+ * through those and the few helpers at the end of this file
+ * (store_internal.h).
  */
 #include "store.h"
 
@@ -345,11 +348,87 @@ static int64_t col_opt_int(sqlite3_stmt *s, int i, int64_t null_value)
     return sqlite3_column_type(s, i) == SQLITE_NULL ? null_value : sqlite3_column_int64(s, i);
 }
 
-static int check_limit(int limit, char *err, size_t errlen)
+int store_check_limit(int limit, char *err, size_t errlen)
 {
     if (limit < 1 || limit > STORE_LIST_LIMIT_MAX)
         return store_fail(err, errlen, "limit %d is not in [1, %d]", limit, STORE_LIST_LIMIT_MAX);
     return STORE_OK;
+}
+
+/* Grows a list array to hold n + 1 items of `size` bytes. */
+static int list_grow(void **v, size_t n, size_t *cap, size_t size)
+{
+    if (n < *cap)
+        return 0;
+    size_t c = *cap ? *cap * 2 : 16;
+    void *p = realloc(*v, c * size);
+    if (!p)
+        return -1;
+    *v = p;
+    *cap = c;
+    return 0;
+}
+
+/* ---- reading rows (store_internal.h) ------------------------------------- */
+
+int store_read_one(struct store *st, sqlite3_stmt *s, store_row_fn read, void *out, char *err,
+                   size_t errlen)
+{
+    int rc = store_step(st, s, err, errlen);
+    if (rc == SQLITE_ROW)
+        return read(s, out, err, errlen);
+    return rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERROR;
+}
+
+int store_read_rows(struct store *st, sqlite3_stmt *s, store_row_fn read, size_t size,
+                    size_t limit, void **v, size_t *n, int *has_more, char *err, size_t errlen)
+{
+    size_t cap = 0;
+    int rc;
+    while ((rc = store_step(st, s, err, errlen)) == SQLITE_ROW) {
+        if (*n == limit) {
+            if (has_more)
+                *has_more = 1;
+            continue;
+        }
+        if (list_grow(v, *n, &cap, size)) {
+            rc = store_fail(err, errlen, "out of memory");
+            break;
+        }
+        if ((rc = read(s, (char *)*v + *n * size, err, errlen)))
+            break;
+        (*n)++;
+    }
+    return rc == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+}
+
+int store_cursor_seq(struct store *st, sqlite3_stmt *s, const char *id, const char *scope,
+                     int64_t *seq, char *err, size_t errlen)
+{
+    store_bind_text(s, 1, id);
+    store_bind_text(s, 2, scope);
+    int rc = store_step(st, s, err, errlen);
+    if (rc == SQLITE_ROW)
+        *seq = sqlite3_column_int64(s, 0);
+    return rc == SQLITE_ROW ? STORE_OK : rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERROR;
+}
+
+int store_run_changed(struct store *st, sqlite3_stmt *s, char *err, size_t errlen)
+{
+    int rc = run(st, s, err, errlen);
+    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
+        rc = STORE_NOTFOUND;
+    return rc;
+}
+
+int store_read_count(struct store *st, sqlite3_stmt *s, int64_t *n, char *err, size_t errlen)
+{
+    int rc = store_step(st, s, err, errlen);
+    if (rc == SQLITE_ROW) {
+        *n = sqlite3_column_int64(s, 0);
+        return STORE_OK;
+    }
+    return rc == SQLITE_DONE ? store_fail(err, errlen, "count: no answer") : STORE_ERROR;
 }
 
 /* ---- ids ------------------------------------------------------------------ */
@@ -536,6 +615,20 @@ void store_key_clear(struct store_key *k)
     memset(k, 0, sizeof *k);
 }
 
+/* Reads a key row: id, owner, name, created_at. */
+static int read_key(sqlite3_stmt *s, void *item, char *err, size_t errlen)
+{
+    struct store_key *k = item;
+    memset(k, 0, sizeof *k);
+    if (store_col_dup(s, 0, &k->id) || store_col_dup(s, 1, &k->owner) ||
+        store_col_dup(s, 2, &k->name)) {
+        store_key_clear(k);
+        return store_fail(err, errlen, "out of memory");
+    }
+    k->created_at = sqlite3_column_int64(s, 3);
+    return STORE_OK;
+}
+
 static int key_hash(const char *key, unsigned char h[SHA256_BYTES], char *err, size_t errlen)
 {
     if (sha256_buffer(key, strlen(key), h))
@@ -602,12 +695,7 @@ int store_key_lookup(struct store *st, const char *presented, struct store_key *
     if (sqlite3_column_bytes(s, 4) != SHA256_BYTES || !stored ||
         CRYPTO_memcmp(stored, h, SHA256_BYTES) != 0)
         return leave(st, STORE_NOTFOUND);
-    if (store_col_dup(s, 0, &out->id) || store_col_dup(s, 1, &out->owner) || store_col_dup(s, 2, &out->name)) {
-        store_key_clear(out);
-        return leave(st, store_fail(err, errlen, "out of memory"));
-    }
-    out->created_at = sqlite3_column_int64(s, 3);
-    return leave(st, STORE_OK);
+    return leave(st, read_key(s, out, err, errlen));
 }
 
 int store_key_revoke(struct store *st, const char *id, char *err, size_t errlen)
@@ -618,24 +706,14 @@ int store_key_revoke(struct store *st, const char *id, char *err, size_t errlen)
         return leave(st, STORE_ERROR);
     store_bind_text(s, 1, id);
     sqlite3_bind_int64(s, 2, time(NULL));
-    int rc = run(st, s, err, errlen);
-    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
-        rc = STORE_NOTFOUND;
-    return leave(st, rc);
+    return leave(st, store_run_changed(st, s, err, errlen));
 }
 
 int store_key_count(struct store *st, int64_t *n, char *err, size_t errlen)
 {
     enter(st);
     sqlite3_stmt *s = prep(st, Q_KEY_COUNT, err, errlen);
-    int rc = s ? store_step(st, s, err, errlen) : STORE_ERROR;
-    if (rc == SQLITE_ROW) {
-        *n = sqlite3_column_int64(s, 0);
-        rc = STORE_OK;
-    } else if (rc == SQLITE_DONE) {
-        rc = store_fail(err, errlen, "count: no answer");
-    }
-    return leave(st, rc);
+    return leave(st, s ? store_read_count(st, s, n, err, errlen) : STORE_ERROR);
 }
 
 /* ---- job counts -------------------------------------------------------------- */
@@ -664,10 +742,8 @@ int store_job_set_estimate(struct store *st, const char *id, int64_t estimated_f
         return leave(st, STORE_ERROR);
     store_bind_text(s, 1, id);
     sqlite3_bind_int64(s, 2, estimated_finish);
-    int rc = run(st, s, err, errlen);
-    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
-        rc = STORE_CONFLICT;
-    return leave(st, rc);
+    int rc = store_run_changed(st, s, err, errlen);
+    return leave(st, rc == STORE_NOTFOUND ? STORE_CONFLICT : rc);
 }
 
 int store_key_list(struct store *st, struct store_key **out, size_t *n, char *err,
@@ -677,23 +753,9 @@ int store_key_list(struct store *st, struct store_key **out, size_t *n, char *er
     *n = 0;
     enter(st);
     sqlite3_stmt *s = prep(st, Q_KEY_LIST, err, errlen);
-    int rc = s ? STORE_OK : STORE_ERROR, r = SQLITE_DONE;
-    while (rc == STORE_OK && (r = store_step(st, s, err, errlen)) == SQLITE_ROW) {
-        struct store_key *v = realloc(*out, (*n + 1) * sizeof *v);
-        if (!v) {
-            rc = store_fail(err, errlen, "out of memory");
-            break;
-        }
-        *out = v;
-        memset(&v[*n], 0, sizeof v[*n]);
-        v[*n].created_at = sqlite3_column_int64(s, 3);
-        (*n)++;
-        if (store_col_dup(s, 0, &v[*n - 1].id) || store_col_dup(s, 1, &v[*n - 1].owner) ||
-            store_col_dup(s, 2, &v[*n - 1].name))
-            rc = store_fail(err, errlen, "out of memory");
-    }
-    if (rc == STORE_OK && r != SQLITE_DONE)
-        rc = STORE_ERROR;
+    int rc = s ? store_read_rows(st, s, read_key, sizeof **out, SIZE_MAX, (void **)out, n, NULL,
+                                 err, errlen)
+               : STORE_ERROR;
     if (rc != STORE_OK) {
         store_key_list_free(*out, *n);
         *out = NULL;
@@ -732,9 +794,10 @@ void store_file_list_free(struct store_file_list *l)
     memset(l, 0, sizeof *l);
 }
 
-/* Reads a FILE_COLS row. */
-static int read_file(sqlite3_stmt *s, struct store_file *f, char *err, size_t errlen)
+/* Reads a FILE_COLS row (a store_row_fn). */
+static int read_file(sqlite3_stmt *s, void *item, char *err, size_t errlen)
 {
+    struct store_file *f = item;
     memset(f, 0, sizeof *f);
     if (store_col_dup(s, 0, &f->id) || store_col_dup(s, 1, &f->owner) || store_col_dup(s, 2, &f->filename) ||
         store_col_dup(s, 3, &f->purpose) || store_col_dup(s, 5, &f->sha256) ||
@@ -748,16 +811,6 @@ static int read_file(sqlite3_stmt *s, struct store_file *f, char *err, size_t er
     return STORE_OK;
 }
 
-/* One row of statement s (bound) into *out: STORE_OK / NOTFOUND / ERROR. */
-static int get_file(struct store *st, sqlite3_stmt *s, struct store_file *out, char *err,
-                    size_t errlen)
-{
-    int rc = store_step(st, s, err, errlen);
-    if (rc == SQLITE_ROW)
-        return read_file(s, out, err, errlen);
-    return rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERROR;
-}
-
 static int file_get_locked(struct store *st, const char *owner, const char *id,
                            struct store_file *out, char *err, size_t errlen)
 {
@@ -766,7 +819,7 @@ static int file_get_locked(struct store *st, const char *owner, const char *id,
         return STORE_ERROR;
     store_bind_text(s, 1, id);
     store_bind_text(s, 2, owner);
-    return get_file(st, s, out, err, errlen);
+    return store_read_one(st, s, read_file, out, err, errlen);
 }
 
 int store_file_insert(struct store *st, const struct store_file_new *f,
@@ -895,30 +948,7 @@ static int cursor_seq(struct store *st, enum sql_id q, const char *id, const cha
     if (!id)
         return STORE_OK;
     sqlite3_stmt *s = prep(st, q, err, errlen);
-    if (!s)
-        return STORE_ERROR;
-    store_bind_text(s, 1, id);
-    store_bind_text(s, 2, scope);
-    int rc = store_step(st, s, err, errlen);
-    if (rc == SQLITE_ROW) {
-        *seq = sqlite3_column_int64(s, 0);
-        return STORE_OK;
-    }
-    return rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERROR;
-}
-
-/* Grows a list array to hold n + 1 items of `size` bytes. */
-static int list_grow(void **v, size_t n, size_t *cap, size_t size)
-{
-    if (n < *cap)
-        return 0;
-    size_t c = *cap ? *cap * 2 : 16;
-    void *p = realloc(*v, c * size);
-    if (!p)
-        return -1;
-    *v = p;
-    *cap = c;
-    return 0;
+    return s ? store_cursor_seq(st, s, id, scope, seq, err, errlen) : STORE_ERROR;
 }
 
 int store_file_list(struct store *st, const char *owner, const char *purpose,
@@ -926,9 +956,8 @@ int store_file_list(struct store *st, const char *owner, const char *purpose,
                     char *err, size_t errlen)
 {
     int64_t seq;
-    size_t cap = 0;
     memset(out, 0, sizeof *out);
-    if (check_limit(limit, err, errlen))
+    if (store_check_limit(limit, err, errlen))
         return STORE_ERROR;
     enter(st);
     int rc = cursor_seq(st, Q_FILE_SEQ, after, owner, &seq, err, errlen);
@@ -939,24 +968,11 @@ int store_file_list(struct store *st, const char *owner, const char *purpose,
     store_bind_text(s, 2, purpose);
     sqlite3_bind_int64(s, 3, seq);
     sqlite3_bind_int(s, 4, limit + 1);
-    while ((rc = store_step(st, s, err, errlen)) == SQLITE_ROW) {
-        if (out->n == (size_t)limit) {
-            out->has_more = 1;
-            continue;
-        }
-        if (list_grow((void **)&out->v, out->n, &cap, sizeof *out->v)) {
-            rc = store_fail(err, errlen, "out of memory");
-            break;
-        }
-        if ((rc = read_file(s, &out->v[out->n], err, errlen)))
-            break;
-        out->n++;
-    }
-    if (rc != SQLITE_DONE) {
+    rc = store_read_rows(st, s, read_file, sizeof *out->v, (size_t)limit, (void **)&out->v,
+                         &out->n, &out->has_more, err, errlen);
+    if (rc != STORE_OK)
         store_file_list_free(out);
-        return leave(st, STORE_ERROR);
-    }
-    return leave(st, STORE_OK);
+    return leave(st, rc);
 }
 
 /* ---- jobs ------------------------------------------------------------------ */
@@ -999,9 +1015,10 @@ void store_job_list_free(struct store_job_list *l)
     memset(l, 0, sizeof *l);
 }
 
-/* Reads a JOB_COLS row. */
-static int read_job(sqlite3_stmt *s, struct store_job *j, char *err, size_t errlen)
+/* Reads a JOB_COLS row (a store_row_fn). */
+static int read_job(sqlite3_stmt *s, void *item, char *err, size_t errlen)
 {
+    struct store_job *j = item;
     memset(j, 0, sizeof *j);
     if (store_col_dup(s, 0, &j->id) || store_col_dup(s, 1, &j->owner) || store_col_dup(s, 2, &j->model) ||
         store_col_dup(s, 3, &j->training_file) || store_col_dup(s, 4, &j->validation_file) ||
@@ -1028,15 +1045,6 @@ static int read_job(sqlite3_stmt *s, struct store_job *j, char *err, size_t errl
     return STORE_OK;
 }
 
-static int get_job(struct store *st, sqlite3_stmt *s, struct store_job *out, char *err,
-                   size_t errlen)
-{
-    int rc = store_step(st, s, err, errlen);
-    if (rc == SQLITE_ROW)
-        return read_job(s, out, err, errlen);
-    return rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERROR;
-}
-
 static int job_get_locked(struct store *st, const char *owner, const char *id,
                           struct store_job *out, char *err, size_t errlen)
 {
@@ -1045,7 +1053,7 @@ static int job_get_locked(struct store *st, const char *owner, const char *id,
         return STORE_ERROR;
     store_bind_text(s, 1, id);
     store_bind_text(s, 2, owner);
-    return get_job(st, s, out, err, errlen);
+    return store_read_one(st, s, read_job, out, err, errlen);
 }
 
 int store_job_insert(struct store *st, const struct store_job_new *j,
@@ -1099,7 +1107,7 @@ int store_job_next_queued(struct store *st, struct store_job *out, char *err,
     memset(out, 0, sizeof *out);
     enter(st);
     sqlite3_stmt *s = prep(st, Q_JOB_NEXT, err, errlen);
-    return leave(st, s ? get_job(st, s, out, err, errlen) : STORE_ERROR);
+    return leave(st, s ? store_read_one(st, s, read_job, out, err, errlen) : STORE_ERROR);
 }
 
 /* Appends an event inside the caller's transaction. */
@@ -1209,9 +1217,8 @@ int store_job_list(struct store *st, const char *owner, unsigned status_mask,
                    struct store_job_list *out, char *err, size_t errlen)
 {
     int64_t seq;
-    size_t cap = 0;
     memset(out, 0, sizeof *out);
-    if (check_limit(limit, err, errlen))
+    if (store_check_limit(limit, err, errlen))
         return STORE_ERROR;
     enter(st);
     int rc = cursor_seq(st, Q_JOB_SEQ, after, owner, &seq, err, errlen);
@@ -1226,24 +1233,11 @@ int store_job_list(struct store *st, const char *owner, unsigned status_mask,
     for (int i = 0, p = 6; i < JOB_STATUS_COUNT; i++)
         if (status_mask & JOB_MASK(i))
             store_bind_text(s, p++, STATUS_NAMES[i]);
-    while ((rc = store_step(st, s, err, errlen)) == SQLITE_ROW) {
-        if (out->n == (size_t)limit) {
-            out->has_more = 1;
-            continue;
-        }
-        if (list_grow((void **)&out->v, out->n, &cap, sizeof *out->v)) {
-            rc = store_fail(err, errlen, "out of memory");
-            break;
-        }
-        if ((rc = read_job(s, &out->v[out->n], err, errlen)))
-            break;
-        out->n++;
-    }
-    if (rc != SQLITE_DONE) {
+    rc = store_read_rows(st, s, read_job, sizeof *out->v, (size_t)limit, (void **)&out->v,
+                         &out->n, &out->has_more, err, errlen);
+    if (rc != STORE_OK)
         store_job_list_free(out);
-        return leave(st, STORE_ERROR);
-    }
-    return leave(st, STORE_OK);
+    return leave(st, rc);
 }
 
 /* ---- checkpoints ------------------------------------------------------------ */
@@ -1266,9 +1260,10 @@ void store_checkpoint_list_free(struct store_checkpoint_list *l)
     memset(l, 0, sizeof *l);
 }
 
-static int read_checkpoint(sqlite3_stmt *s, struct store_checkpoint *c, char *err,
-                           size_t errlen)
+/* Reads a CKPT_COLS row (a store_row_fn). */
+static int read_checkpoint(sqlite3_stmt *s, void *item, char *err, size_t errlen)
 {
+    struct store_checkpoint *c = item;
     memset(c, 0, sizeof *c);
     if (store_col_dup(s, 0, &c->id) || store_col_dup(s, 1, &c->job_id) || store_col_dup(s, 3, &c->metrics) ||
         store_col_dup(s, 4, &c->sha256) || store_col_dup(s, 6, &c->path)) {
@@ -1289,10 +1284,7 @@ static int checkpoint_get_locked(struct store *st, const char *job_id, const cha
         return STORE_ERROR;
     store_bind_text(s, 1, job_id);
     store_bind_text(s, 2, id);
-    int rc = store_step(st, s, err, errlen);
-    if (rc == SQLITE_ROW)
-        return read_checkpoint(s, out, err, errlen);
-    return rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERROR;
+    return store_read_one(st, s, read_checkpoint, out, err, errlen);
 }
 
 int store_checkpoint_insert(struct store *st, const struct store_checkpoint_new *c,
@@ -1346,7 +1338,6 @@ static int checkpoint_list_locked(struct store *st, const char *job_id, const ch
                                   size_t errlen)
 {
     int64_t seq;
-    size_t cap = 0;
     int rc = cursor_seq(st, Q_CKPT_SEQ, after, job_id, &seq, err, errlen);
     sqlite3_stmt *s = rc ? NULL : prep(st, Q_CKPT_LIST, err, errlen);
     if (!s)
@@ -1354,24 +1345,11 @@ static int checkpoint_list_locked(struct store *st, const char *job_id, const ch
     store_bind_text(s, 1, job_id);
     sqlite3_bind_int64(s, 2, seq);
     sqlite3_bind_int(s, 3, limit + 1);
-    while ((rc = store_step(st, s, err, errlen)) == SQLITE_ROW) {
-        if (out->n == (size_t)limit) {
-            out->has_more = 1;
-            continue;
-        }
-        if (list_grow((void **)&out->v, out->n, &cap, sizeof *out->v)) {
-            rc = store_fail(err, errlen, "out of memory");
-            break;
-        }
-        if ((rc = read_checkpoint(s, &out->v[out->n], err, errlen)))
-            break;
-        out->n++;
-    }
-    if (rc != SQLITE_DONE) {
+    rc = store_read_rows(st, s, read_checkpoint, sizeof *out->v, (size_t)limit,
+                         (void **)&out->v, &out->n, &out->has_more, err, errlen);
+    if (rc != STORE_OK)
         store_checkpoint_list_free(out);
-        return STORE_ERROR;
-    }
-    return STORE_OK;
+    return rc;
 }
 
 int store_checkpoint_list(struct store *st, const char *job_id, const char *after,
@@ -1379,7 +1357,7 @@ int store_checkpoint_list(struct store *st, const char *job_id, const char *afte
                           size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    if (check_limit(limit, err, errlen))
+    if (store_check_limit(limit, err, errlen))
         return STORE_ERROR;
     enter(st);
     return leave(st, checkpoint_list_locked(st, job_id, after, limit, out, err, errlen));
@@ -1387,18 +1365,38 @@ int store_checkpoint_list(struct store *st, const char *job_id, const char *afte
 
 /* ---- events ------------------------------------------------------------------ */
 
+static void event_clear(struct store_event *e)
+{
+    free(e->job_id);
+    free(e->level);
+    free(e->message);
+    free(e->type);
+    free(e->data);
+    memset(e, 0, sizeof *e);
+}
+
 void store_event_list_free(struct store_event_list *l)
 {
-    for (size_t i = 0; i < l->n; i++) {
-        struct store_event *e = &l->v[i];
-        free(e->job_id);
-        free(e->level);
-        free(e->message);
-        free(e->type);
-        free(e->data);
-    }
+    for (size_t i = 0; i < l->n; i++)
+        event_clear(&l->v[i]);
     free(l->v);
     memset(l, 0, sizeof *l);
+}
+
+/* Reads an EVENT_COLS row (a store_row_fn). */
+static int read_event(sqlite3_stmt *s, void *item, char *err, size_t errlen)
+{
+    struct store_event *e = item;
+    memset(e, 0, sizeof *e);
+    if (store_col_dup(s, 1, &e->job_id) || store_col_dup(s, 3, &e->level) ||
+        store_col_dup(s, 4, &e->message) || store_col_dup(s, 5, &e->type) ||
+        store_col_dup(s, 6, &e->data)) {
+        event_clear(e);
+        return store_fail(err, errlen, "out of memory");
+    }
+    e->id = sqlite3_column_int64(s, 0);
+    e->created_at = sqlite3_column_int64(s, 2);
+    return STORE_OK;
 }
 
 int store_event_append(struct store *st, const char *job_id,
@@ -1418,9 +1416,8 @@ int store_event_append(struct store *st, const char *job_id,
 static int event_list(struct store *st, enum sql_id q, const char *job_id, int64_t bound,
                       int limit, struct store_event_list *out, char *err, size_t errlen)
 {
-    size_t cap = 0;
     memset(out, 0, sizeof *out);
-    if (check_limit(limit, err, errlen))
+    if (store_check_limit(limit, err, errlen))
         return STORE_ERROR;
     enter(st);
     sqlite3_stmt *s = prep(st, q, err, errlen);
@@ -1429,32 +1426,11 @@ static int event_list(struct store *st, enum sql_id q, const char *job_id, int64
     store_bind_text(s, 1, job_id);
     sqlite3_bind_int64(s, 2, bound);
     sqlite3_bind_int(s, 3, limit + 1);
-    int rc;
-    while ((rc = store_step(st, s, err, errlen)) == SQLITE_ROW) {
-        if (out->n == (size_t)limit) {
-            out->has_more = 1;
-            continue;
-        }
-        if (list_grow((void **)&out->v, out->n, &cap, sizeof *out->v)) {
-            rc = store_fail(err, errlen, "out of memory");
-            break;
-        }
-        struct store_event *e = &out->v[out->n];
-        memset(e, 0, sizeof *e);
-        out->n++; /* counted now so that a failure below frees its strings */
-        e->id = sqlite3_column_int64(s, 0);
-        e->created_at = sqlite3_column_int64(s, 2);
-        if (store_col_dup(s, 1, &e->job_id) || store_col_dup(s, 3, &e->level) ||
-            store_col_dup(s, 4, &e->message) || store_col_dup(s, 5, &e->type) || store_col_dup(s, 6, &e->data)) {
-            rc = store_fail(err, errlen, "out of memory");
-            break;
-        }
-    }
-    if (rc != SQLITE_DONE) {
+    int rc = store_read_rows(st, s, read_event, sizeof *out->v, (size_t)limit, (void **)&out->v,
+                             &out->n, &out->has_more, err, errlen);
+    if (rc != STORE_OK)
         store_event_list_free(out);
-        return leave(st, STORE_ERROR);
-    }
-    return leave(st, STORE_OK);
+    return leave(st, rc);
 }
 
 int store_event_list_after(struct store *st, const char *job_id, int64_t after_id,
@@ -1675,11 +1651,9 @@ int store_idem_finish(struct store *st, const char *owner, const char *key, int 
     store_bind_text(s, 2, key);
     sqlite3_bind_int(s, 3, status);
     store_bind_text(s, 4, body);
-    int rc = run(st, s, err, errlen);
-    if (rc == STORE_OK && sqlite3_changes(st->db) == 0) {
+    int rc = store_run_changed(st, s, err, errlen);
+    if (rc == STORE_NOTFOUND)
         store_fail(err, errlen, "no reservation for idempotency key %s", key);
-        rc = STORE_NOTFOUND;
-    }
     return leave(st, rc);
 }
 
@@ -1692,10 +1666,7 @@ int store_idem_release(struct store *st, const char *owner, const char *key, cha
         return leave(st, STORE_ERROR);
     store_bind_text(s, 1, owner);
     store_bind_text(s, 2, key);
-    int rc = run(st, s, err, errlen);
-    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
-        rc = STORE_NOTFOUND;
-    return leave(st, rc);
+    return leave(st, store_run_changed(st, s, err, errlen));
 }
 
 int store_idem_prune(struct store *st, int64_t before, int64_t *n, char *err, size_t errlen)

@@ -89,20 +89,6 @@ static int64_t now_ms(void)
     return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-/* Grows a list array to hold n + 1 items of `size` bytes. */
-static int list_grow(void **v, size_t n, size_t *cap, size_t size)
-{
-    if (n < *cap)
-        return 0;
-    size_t c = *cap ? *cap * 2 : 16;
-    void *p = realloc(*v, c * size);
-    if (!p)
-        return -1;
-    *v = p;
-    *cap = c;
-    return 0;
-}
-
 /* ---- webhooks ------------------------------------------------------------------ */
 
 void store_webhook_clear(struct store_webhook *w)
@@ -124,9 +110,10 @@ void store_webhook_list_free(struct store_webhook_list *l)
     memset(l, 0, sizeof *l);
 }
 
-/* Reads a WEBHOOK_COLS row. */
-static int read_webhook(sqlite3_stmt *s, struct store_webhook *w, char *err, size_t errlen)
+/* Reads a WEBHOOK_COLS row (a store_row_fn). */
+static int read_webhook(sqlite3_stmt *s, void *item, char *err, size_t errlen)
 {
+    struct store_webhook *w = item;
     memset(w, 0, sizeof *w);
     if (store_col_dup(s, 0, &w->id) || store_col_dup(s, 1, &w->owner) || store_col_dup(s, 2, &w->url) ||
         store_col_dup(s, 3, &w->events) || store_col_dup(s, 4, &w->description) ||
@@ -160,10 +147,8 @@ int store_webhook_create(struct store *st, const struct store_webhook_new *w,
         store_bind_text(s, 6, w->secret);
         sqlite3_bind_int64(s, 7, time(NULL));
         sqlite3_bind_int(s, 8, max_per_owner);
-        rc = store_step(st, s, err, errlen);
-        if (rc == SQLITE_ROW)
-            rc = read_webhook(s, out, err, errlen);
-        else if (rc == SQLITE_DONE)
+        rc = store_read_one(st, s, read_webhook, out, err, errlen);
+        if (rc == STORE_NOTFOUND) /* the WHERE kept the row out */
             rc = STORE_CONFLICT;
         /* RETURNING writes its row when the statement completes */
         if (rc == STORE_OK && store_step(st, s, err, errlen) != SQLITE_DONE) {
@@ -187,10 +172,7 @@ int store_webhook_get(struct store *st, const char *owner, const char *id,
     if (s) {
         store_bind_text(s, 1, id);
         store_bind_text(s, 2, owner);
-        rc = store_step(st, s, err, errlen);
-        rc = rc == SQLITE_ROW    ? read_webhook(s, out, err, errlen)
-             : rc == SQLITE_DONE ? STORE_NOTFOUND
-                                 : STORE_ERROR;
+        rc = store_read_one(st, s, read_webhook, out, err, errlen);
     }
     sqlite3_finalize(s);
     return store_leave(st, rc);
@@ -205,11 +187,7 @@ int store_webhook_delete(struct store *st, const char *owner, const char *id, ch
     if (s) {
         store_bind_text(s, 1, id);
         store_bind_text(s, 2, owner);
-        rc = store_step(st, s, err, errlen);
-        if (rc == SQLITE_DONE)
-            rc = sqlite3_changes(store_db(st)) ? STORE_OK : STORE_NOTFOUND;
-        else
-            rc = STORE_ERROR;
+        rc = store_run_changed(st, s, err, errlen);
     }
     sqlite3_finalize(s);
     return store_leave(st, rc);
@@ -226,13 +204,9 @@ static int cursor_seq(struct store *st, const char *owner, const char *after, in
     sqlite3_stmt *s = prepare(st, SQL_WEBHOOK_SEQ, err, errlen);
     if (!s)
         return STORE_ERROR;
-    store_bind_text(s, 1, after);
-    store_bind_text(s, 2, owner);
-    int rc = store_step(st, s, err, errlen);
-    if (rc == SQLITE_ROW)
-        *seq = sqlite3_column_int64(s, 0);
+    int rc = store_cursor_seq(st, s, after, owner, seq, err, errlen);
     sqlite3_finalize(s);
-    return rc == SQLITE_ROW ? STORE_OK : rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERROR;
+    return rc;
 }
 
 static int webhook_list_locked(struct store *st, const char *owner, const char *after,
@@ -240,7 +214,6 @@ static int webhook_list_locked(struct store *st, const char *owner, const char *
                                size_t errlen)
 {
     int64_t seq;
-    size_t cap = 0;
     int rc = cursor_seq(st, owner, after, &seq, err, errlen);
     if (rc != STORE_OK)
         return rc;
@@ -250,33 +223,20 @@ static int webhook_list_locked(struct store *st, const char *owner, const char *
     store_bind_text(s, 1, owner);
     sqlite3_bind_int64(s, 2, seq);
     sqlite3_bind_int(s, 3, limit + 1);
-    while ((rc = store_step(st, s, err, errlen)) == SQLITE_ROW) {
-        if (out->n == (size_t)limit) {
-            out->has_more = 1;
-            continue;
-        }
-        if (list_grow((void **)&out->v, out->n, &cap, sizeof *out->v)) {
-            rc = store_fail(err, errlen, "out of memory");
-            break;
-        }
-        if ((rc = read_webhook(s, &out->v[out->n], err, errlen)))
-            break;
-        out->n++;
-    }
+    rc = store_read_rows(st, s, read_webhook, sizeof *out->v, (size_t)limit, (void **)&out->v,
+                         &out->n, &out->has_more, err, errlen);
     sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    if (rc != STORE_OK)
         store_webhook_list_free(out);
-        return STORE_ERROR;
-    }
-    return STORE_OK;
+    return rc;
 }
 
 int store_webhook_list(struct store *st, const char *owner, const char *after, int limit,
                        struct store_webhook_list *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    if (limit < 1 || limit > STORE_LIST_LIMIT_MAX)
-        return store_fail(err, errlen, "limit %d is not in [1, %d]", limit, STORE_LIST_LIMIT_MAX);
+    if (store_check_limit(limit, err, errlen))
+        return STORE_ERROR;
     store_enter(st);
     return store_leave(st, webhook_list_locked(st, owner, after, limit, out, err, errlen));
 }
@@ -355,55 +315,57 @@ int store_outbox_checkpoint_locked(struct store *st, const char *checkpoint_id, 
 
 /* ---- the outbox: read and updated by the delivery worker ---------------------- */
 
+static void delivery_clear(struct store_delivery *d)
+{
+    free(d->id);
+    free(d->webhook_id);
+    free(d->url);
+    free(d->secret);
+    free(d->payload);
+    memset(d, 0, sizeof *d);
+}
+
 void store_delivery_list_free(struct store_delivery_list *l)
 {
-    for (size_t i = 0; i < l->n; i++) {
-        struct store_delivery *d = &l->v[i];
-        free(d->id);
-        free(d->webhook_id);
-        free(d->url);
-        free(d->secret);
-        free(d->payload);
-    }
+    for (size_t i = 0; i < l->n; i++)
+        delivery_clear(&l->v[i]);
     free(l->v);
     memset(l, 0, sizeof *l);
+}
+
+/* Reads an SQL_OUTBOX_DUE row (a store_row_fn). */
+static int read_delivery(sqlite3_stmt *s, void *item, char *err, size_t errlen)
+{
+    struct store_delivery *d = item;
+    memset(d, 0, sizeof *d);
+    if (store_col_dup(s, 0, &d->id) || store_col_dup(s, 1, &d->webhook_id) ||
+        store_col_dup(s, 2, &d->url) || store_col_dup(s, 3, &d->secret) ||
+        store_col_dup(s, 4, &d->payload)) {
+        delivery_clear(d);
+        return store_fail(err, errlen, "out of memory");
+    }
+    d->attempts = sqlite3_column_int(s, 5);
+    return STORE_OK;
 }
 
 int store_outbox_due(struct store *st, int64_t now, int limit,
                      struct store_delivery_list *out, char *err, size_t errlen)
 {
-    size_t cap = 0;
     memset(out, 0, sizeof *out);
-    if (limit < 1 || limit > STORE_LIST_LIMIT_MAX)
-        return store_fail(err, errlen, "limit %d is not in [1, %d]", limit, STORE_LIST_LIMIT_MAX);
+    if (store_check_limit(limit, err, errlen))
+        return STORE_ERROR;
     store_enter(st);
     sqlite3_stmt *s = prepare(st, SQL_OUTBOX_DUE, err, errlen);
     if (!s)
         return store_leave(st, STORE_ERROR);
     sqlite3_bind_int64(s, 1, now);
-    sqlite3_bind_int(s, 2, limit);
-    int rc;
-    while ((rc = store_step(st, s, err, errlen)) == SQLITE_ROW) {
-        if (list_grow((void **)&out->v, out->n, &cap, sizeof *out->v)) {
-            rc = store_fail(err, errlen, "out of memory");
-            break;
-        }
-        struct store_delivery *d = &out->v[out->n];
-        memset(d, 0, sizeof *d);
-        out->n++; /* counted now so that a failure below frees its strings */
-        d->attempts = sqlite3_column_int(s, 5);
-        if (store_col_dup(s, 0, &d->id) || store_col_dup(s, 1, &d->webhook_id) || store_col_dup(s, 2, &d->url) ||
-            store_col_dup(s, 3, &d->secret) || store_col_dup(s, 4, &d->payload)) {
-            rc = store_fail(err, errlen, "out of memory");
-            break;
-        }
-    }
+    sqlite3_bind_int(s, 2, limit); /* no more rows than that: no has_more */
+    int rc = store_read_rows(st, s, read_delivery, sizeof *out->v, (size_t)limit,
+                             (void **)&out->v, &out->n, NULL, err, errlen);
     sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
+    if (rc != STORE_OK)
         store_delivery_list_free(out);
-        return store_leave(st, STORE_ERROR);
-    }
-    return store_leave(st, STORE_OK);
+    return store_leave(st, rc);
 }
 
 /* Runs write statement `sql` on delivery ?1 = id, binding ?2 =
@@ -422,11 +384,7 @@ static int outbox_update(struct store *st, const char *sql, const char *id,
                 sqlite3_bind_int64(s, 2, next_attempt_ms);
             store_bind_text(s, 3, error);
         }
-        rc = store_step(st, s, err, errlen);
-        if (rc == SQLITE_DONE)
-            rc = sqlite3_changes(store_db(st)) ? STORE_OK : STORE_NOTFOUND;
-        else
-            rc = STORE_ERROR;
+        rc = store_run_changed(st, s, err, errlen);
     }
     sqlite3_finalize(s);
     return store_leave(st, rc);
@@ -451,13 +409,7 @@ int store_outbox_count(struct store *st, const char *status, int64_t *n, char *e
     int rc = STORE_ERROR;
     if (s) {
         store_bind_text(s, 1, status);
-        rc = store_step(st, s, err, errlen);
-        if (rc == SQLITE_ROW) {
-            *n = sqlite3_column_int64(s, 0);
-            rc = STORE_OK;
-        } else if (rc == SQLITE_DONE) {
-            rc = store_fail(err, errlen, "count: no answer");
-        }
+        rc = store_read_count(st, s, n, err, errlen);
     }
     sqlite3_finalize(s);
     return store_leave(st, rc);

@@ -1,8 +1,9 @@
 /*
  * test_server.h: the real HTTP service, started in-process on a free
  * loopback port over a fresh data directory, for the API tests; and the
- * small pieces every API test needs (a growing reply buffer for libcurl, a
- * string field of a JSON reply).
+ * small pieces every API test needs (a growing reply buffer for libcurl,
+ * one request with its JSON or raw reply, a string field of a JSON reply, a
+ * reply header, polling a job until it reaches a status).
  *
  * With jobs, the service also runs the training worker, with stories260K
  * from the shared data as its default model (whose tokenizer gives uploads
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "http.h"
@@ -114,37 +116,52 @@ static inline size_t on_body(char *p, size_t sz, size_t n, void *ud)
     return sz * n;
 }
 
-/* One request to the test server on `port`: `key` (may be NULL) goes as
- * a bearer token, `header` (may be NULL) as one more "Name: value" header,
- * `json` (may be NULL) as the body (as application/json unless `header`
- * sets the Content-Type), or `file` (may be NULL) as a multipart
- * fine-tune upload. The parsed JSON reply lands in *out (NULL when the body
- * is not JSON; decref it); the status is returned. */
-static inline long test_call_h(uint16_t port, const char *method, const char *path,
-                               const char *key, const char *header, const char *json,
-                               const char *file, json_t **out)
+/* The libcurl timeout of every request below, in seconds; 0 keeps 30.
+ * A test whose replies take longer (event streams) sets it in main. */
+static long test_timeout_s;
+
+/* One request to the test server on `port`, the general form: `key` (may
+ * be NULL) goes as a bearer token, `h1` and `h2` (may be NULL) as extra
+ * "Name: value" headers, `json` (may be NULL) as the body (as
+ * application/json unless h1 or h2 sets the Content-Type), or `file` (may
+ * be NULL) as a multipart fine-tune upload; a POST with neither sends an
+ * empty body. The path goes as is (no "/../" folding). The raw body lands
+ * in *body (free body->p), the raw reply headers in *head when head is not
+ * NULL (free head->p), the transfer's result in *rc when rc is not NULL;
+ * the status is returned. */
+static inline long test_fetch(uint16_t port, const char *method, const char *path,
+                              const char *key, const char *h1, const char *h2,
+                              const char *json, const char *file, struct buf *body,
+                              struct buf *head, CURLcode *rc)
 {
     char url[512], auth[128];
     long status = 0;
-    struct buf b = {0};
     CURL *c = curl_easy_init();
     curl_mime *mime = NULL;
     struct curl_slist *h = NULL;
     snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, test_timeout_s ? test_timeout_s : 30L);
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+    if (head) {
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_body);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, head);
+    }
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (key) {
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
         h = curl_slist_append(h, auth);
     }
-    if (header)
-        h = curl_slist_append(h, header);
+    if (h1)
+        h = curl_slist_append(h, h1);
+    if (h2)
+        h = curl_slist_append(h, h2);
     if (json) {
-        if (!header || strncasecmp(header, "Content-Type:", 13) != 0)
+        if (!(h1 && strncasecmp(h1, "Content-Type:", 13) == 0) &&
+            !(h2 && strncasecmp(h2, "Content-Type:", 13) == 0))
             h = curl_slist_append(h, "Content-Type: application/json");
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
     } else if (file) {
@@ -160,11 +177,25 @@ static inline long test_call_h(uint16_t port, const char *method, const char *pa
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_perform(c);
+    CURLcode res = curl_easy_perform(c);
+    if (rc)
+        *rc = res;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_mime_free(mime);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
+    return status;
+}
+
+/* One request (test_fetch without the second header): the parsed JSON
+ * reply lands in *out (NULL when the body is not JSON; decref it); the
+ * status is returned. */
+static inline long test_call_h(uint16_t port, const char *method, const char *path,
+                               const char *key, const char *header, const char *json,
+                               const char *file, json_t **out)
+{
+    struct buf b = {0};
+    long status = test_fetch(port, method, path, key, header, NULL, json, file, &b, NULL, NULL);
     *out = b.p ? json_loads(b.p, 0, NULL) : NULL;
     free(b.p);
     return status;
@@ -181,6 +212,61 @@ static inline const char *str(json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));
     return s ? s : "";
+}
+
+/* Uploads the shared data file `rel` (test_shared_path) as a fine-tune
+ * file, as `key` (may be NULL); its id into id ("" when none); the status
+ * is returned. */
+static inline long test_upload(uint16_t port, const char *key, const char *rel, char *id,
+                               size_t n)
+{
+    json_t *r;
+    long st = test_call(port, "POST", "/v1/files", key, NULL, test_shared_path(rel), &r);
+    snprintf(id, n, "%s", str(r, "id"));
+    json_decref(r);
+    return st;
+}
+
+/* The value of header `name` (case-insensitive) in raw reply headers
+ * `head` (NULL: none) into out; 0, or -1 when absent. */
+static inline int test_header(const char *head, const char *name, char *out, size_t n)
+{
+    size_t nl = strlen(name);
+    for (const char *p = head ? head : ""; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : "") {
+        if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            p += nl + 1;
+            while (*p == ' ')
+                p++;
+            size_t l = strcspn(p, "\r\n");
+            snprintf(out, n, "%.*s", (int)(l < n ? l : n - 1), p);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The statuses a job ends in, for test_wait_job. */
+#define TEST_JOB_FINAL "succeeded|failed|cancelled"
+
+/* Polls GET /v1/fine_tuning/jobs/<id> (as `key`, may be NULL) every 100 ms,
+ * at most `tries` times, until its status is one of `want` ("a|b|c"); the
+ * job object (decref it), or NULL when it never was. */
+static inline json_t *test_wait_job(uint16_t port, const char *key, const char *id,
+                                    const char *want, int tries)
+{
+    char path[128], wants[128], pat[64];
+    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s", id);
+    snprintf(wants, sizeof wants, "|%s|", want);
+    for (int i = 0; i < tries; i++) {
+        json_t *j;
+        test_call(port, "GET", path, key, NULL, NULL, &j);
+        snprintf(pat, sizeof pat, "|%s|", str(j, "status"));
+        if (strstr(wants, pat))
+            return j;
+        json_decref(j);
+        usleep(100000);
+    }
+    return NULL;
 }
 
 #endif

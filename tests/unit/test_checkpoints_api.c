@@ -35,95 +35,25 @@ struct reply {
     char etag[128], content_range[128];
 };
 
-static void header_value(const char *line, size_t n, const char *name, char *out, size_t cap)
-{
-    size_t nl = strlen(name);
-    if (n <= nl + 1 || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
-        return;
-    line += nl + 1, n -= nl + 1;
-    while (n && *line == ' ')
-        line++, n--;
-    while (n && (line[n - 1] == '\r' || line[n - 1] == '\n'))
-        n--;
-    snprintf(out, cap, "%.*s", (int)n, line);
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
-{
-    struct reply *r = ud;
-    header_value(p, sz * n, "ETag", r->etag, sizeof r->etag);
-    header_value(p, sz * n, "Content-Range", r->content_range, sizeof r->content_range);
-    return sz * n;
-}
-
 /* One request; `header` (may be NULL) is sent as an extra request header.
  * Free r->body.p afterwards. */
 static void request(const char *method, const char *path, const char *header, const char *json,
                     const char *file, struct reply *r)
 {
-    char url[512];
-    CURL *c = curl_easy_init();
-    curl_mime *mime = NULL;
-    struct curl_slist *h = NULL;
+    struct buf head = {0};
     memset(r, 0, sizeof *r);
-    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (header)
-        h = curl_slist_append(h, header);
-    if (json) {
-        h = curl_slist_append(h, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
-    } else if (file) {
-        mime = curl_mime_init(c);
-        curl_mimepart *p = curl_mime_addpart(mime);
-        curl_mime_name(p, "purpose");
-        curl_mime_data(p, "fine-tune", CURL_ZERO_TERMINATED);
-        p = curl_mime_addpart(mime);
-        curl_mime_name(p, "file");
-        curl_mime_filedata(p, file);
-        curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_mime_free(mime);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    r->status = test_fetch(port, method, path, NULL, header, NULL, json, file, &r->body, &head,
+                           NULL);
+    test_header(head.p, "ETag", r->etag, sizeof r->etag);
+    test_header(head.p, "Content-Range", r->content_range, sizeof r->content_range);
+    free(head.p);
 }
 
 /* A JSON request: the parsed reply lands in *out (decref it). */
 static long call(const char *method, const char *path, const char *json, const char *file,
                  json_t **out)
 {
-    struct reply r;
-    request(method, path, NULL, json, file, &r);
-    *out = r.body.p ? json_loads(r.body.p, 0, NULL) : NULL;
-    free(r.body.p);
-    return r.status;
-}
-
-/* Polls the job until its status is one of the terminal ones (or 120 s). */
-static json_t *wait_done(const char *id)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s", id);
-    for (int i = 0; i < 1200; i++) {
-        json_t *j;
-        call("GET", path, NULL, NULL, &j);
-        const char *s = str(j, "status");
-        if (!strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "cancelled"))
-            return j;
-        json_decref(j);
-        usleep(100000);
-    }
-    return NULL;
+    return test_call(port, method, path, NULL, json, file, out);
 }
 
 static char job_id[64], ckpt_id[64], ckpt_sha[SHA256_HEX_LEN], ft_model[256];
@@ -147,7 +77,7 @@ static void test_train(void)
     CHECK_MSG(st == 200, "create %ld", st);
     snprintf(job_id, sizeof job_id, "%s", str(r, "id"));
     json_decref(r);
-    json_t *j = wait_done(job_id);
+    json_t *j = test_wait_job(port, NULL, job_id, TEST_JOB_FINAL, 1200);
     CHECK_MSG(j && !strcmp(str(j, "status"), "succeeded"), "status %s",
               j ? str(j, "status") : "timeout");
     snprintf(ft_model, sizeof ft_model, "%s", str(j, "fine_tuned_model"));

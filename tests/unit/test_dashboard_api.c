@@ -31,68 +31,16 @@ struct reply {
     char headers[4096];
 };
 
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
-{
-    struct reply *r = ud;
-    size_t len = strlen(r->headers), add = sz * n;
-    if (len + add < sizeof r->headers) {
-        memcpy(r->headers + len, p, add);
-        r->headers[len + add] = '\0';
-    }
-    return sz * n;
-}
-
 /* One request with up to two extra headers (NULL: none) and a JSON body
  * (NULL: none); the reply with its raw headers. Free r->body.p. */
 static void request(const char *method, const char *path, const char *h1, const char *h2,
                     const char *json, struct reply *r)
 {
-    char url[512];
-    struct curl_slist *h = NULL;
-    CURL *c = curl_easy_init();
+    struct buf head = {0};
     memset(r, 0, sizeof *r);
-    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
-    if (h1)
-        h = curl_slist_append(h, h1);
-    if (h2)
-        h = curl_slist_append(h, h2);
-    if (json) {
-        h = curl_slist_append(h, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
-    } else if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-}
-
-/* The value of header `name` (case-insensitive) in r into out; 0 or -1. */
-static int header(const struct reply *r, const char *name, char *out, size_t n)
-{
-    size_t nl = strlen(name);
-    for (const char *p = r->headers; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : "") {
-        if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-            p += nl + 1;
-            while (*p == ' ')
-                p++;
-            size_t l = strcspn(p, "\r\n");
-            snprintf(out, n, "%.*s", (int)(l < n ? l : n - 1), p);
-            return 0;
-        }
-    }
-    return -1;
+    r->status = test_fetch(port, method, path, NULL, h1, h2, json, NULL, &r->body, &head, NULL);
+    snprintf(r->headers, sizeof r->headers, "%s", head.p ? head.p : "");
+    free(head.p);
 }
 
 static long status_of(const char *method, const char *path)
@@ -147,21 +95,21 @@ static void test_static(void)
     request("GET", "/", NULL, NULL, NULL, &r);
     CHECK_MSG(r.status == 200 && r.body.p && strstr(r.body.p, "<title>t</title>"), "%ld",
               r.status);
-    CHECK(header(&r, "Content-Type", v, sizeof v) == 0 && !strncmp(v, "text/html", 9));
-    CHECK(header(&r, "Cache-Control", v, sizeof v) == 0 && !strcmp(v, "no-cache"));
-    CHECK(header(&r, "Content-Security-Policy", v, sizeof v) == 0);
-    CHECK(header(&r, "ETag", etag, sizeof etag) == 0 && etag[0] == '"');
+    CHECK(test_header(r.headers, "Content-Type", v, sizeof v) == 0 && !strncmp(v, "text/html", 9));
+    CHECK(test_header(r.headers, "Cache-Control", v, sizeof v) == 0 && !strcmp(v, "no-cache"));
+    CHECK(test_header(r.headers, "Content-Security-Policy", v, sizeof v) == 0);
+    CHECK(test_header(r.headers, "ETag", etag, sizeof etag) == 0 && etag[0] == '"');
     free(r.body.p);
     snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
     request("GET", "/web/index.html", inm, NULL, NULL, &r);
     CHECK_MSG(r.status == 304, "If-None-Match: %ld", r.status);
     free(r.body.p);
     request("GET", "/web/app.js", NULL, NULL, NULL, &r);
-    CHECK(r.status == 200 && header(&r, "Content-Type", v, sizeof v) == 0 &&
+    CHECK(r.status == 200 && test_header(r.headers, "Content-Type", v, sizeof v) == 0 &&
           !strncmp(v, "text/javascript", 15));
     free(r.body.p);
     request("GET", "/web/style.css", NULL, NULL, NULL, &r);
-    CHECK(r.status == 200 && header(&r, "Content-Type", v, sizeof v) == 0 &&
+    CHECK(r.status == 200 && test_header(r.headers, "Content-Type", v, sizeof v) == 0 &&
           !strncmp(v, "text/css", 8));
     free(r.body.p);
     snprintf(link, sizeof link, "%s/link.js", web);
@@ -182,11 +130,9 @@ static void test_plan(void)
     json_t *r, *j;
     char body[512];
     test_begin("dashboard_plan_preview");
-    long st = test_call(port, "POST", "/v1/files", NULL, NULL,
-                        test_shared_path("data/datasets/alpaca/alpaca_tiny.json"), &r);
+    long st = test_upload(port, NULL, "data/datasets/alpaca/alpaca_tiny.json", file_id,
+                          sizeof file_id);
     CHECK_MSG(st == 200, "upload %ld", st);
-    snprintf(file_id, sizeof file_id, "%s", str(r, "id"));
-    json_decref(r);
     snprintf(body, sizeof body,
              "{\"training_file\": \"%s\", \"method\": {\"type\": \"lisa\", \"lisa\": "
              "{\"hyperparameters\": {\"sequence_length\": 64, \"batch_size\": 4, "
@@ -260,7 +206,7 @@ static void test_sessions(void)
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
     request("POST", "/v1/dashboard/session", auth, NULL, NULL, &r);
     CHECK_MSG(r.status == 200, "sign-in %ld", r.status);
-    CHECK(header(&r, "Set-Cookie", v, sizeof v) == 0 && strstr(v, "HttpOnly") &&
+    CHECK(test_header(r.headers, "Set-Cookie", v, sizeof v) == 0 && strstr(v, "HttpOnly") &&
           strstr(v, "SameSite=Strict") && !strstr(v, key) && !strncmp(v, "owlore_session=", 15));
     snprintf(cookie, sizeof cookie, "Cookie: %.*s", (int)strcspn(v, ";"), v);
     free(r.body.p);
@@ -290,7 +236,8 @@ static void test_sessions(void)
     CHECK(r.status == 403); /* a cookie write without the header */
     free(r.body.p);
     request("DELETE", "/v1/dashboard/session", cookie, "X-Owlore-CSRF: 1", NULL, &r);
-    CHECK(r.status == 200 && header(&r, "Set-Cookie", v, sizeof v) == 0 && strstr(v, "Max-Age=0"));
+    CHECK(r.status == 200 && test_header(r.headers, "Set-Cookie", v, sizeof v) == 0 &&
+          strstr(v, "Max-Age=0"));
     free(r.body.p);
     request("GET", "/v1/fine_tuning/jobs", cookie, NULL, NULL, &r);
     CHECK_MSG(r.status == 401, "after sign-out %ld", r.status);
@@ -300,7 +247,7 @@ static void test_sessions(void)
     CHECK(store_key_create(srv.st, "dave", NULL, v, &k, err, sizeof err) == STORE_OK);
     store_key_clear(&k);
     request("POST", "/v1/dashboard/session", auth, NULL, NULL, &r);
-    CHECK(header(&r, "Set-Cookie", v, sizeof v) == 0);
+    CHECK(test_header(r.headers, "Set-Cookie", v, sizeof v) == 0);
     snprintf(cookie, sizeof cookie, "Cookie: %.*s", (int)strcspn(v, ";"), v);
     free(r.body.p);
     CHECK(status_of("GET", "/healthz") == 200);

@@ -46,11 +46,9 @@ static void test_admission(void)
 {
     json_t *r;
     test_begin("jobs_admission_by_planner");
-    long st = test_call(port, "POST", "/v1/files", NULL, NULL,
-                        test_shared_path("data/datasets/alpaca/alpaca_tiny.json"), &r);
+    long st = test_upload(port, NULL, "data/datasets/alpaca/alpaca_tiny.json", file_id,
+                          sizeof file_id);
     CHECK(st == 200);
-    snprintf(file_id, sizeof file_id, "%s", str(r, "id"));
-    json_decref(r);
     srv.svc.memory_limit = 1e5; /* 100 kB: less than stories260K's weights */
     st = create("", &r);
     json_t *e = json_object_get(r, "error");
@@ -65,21 +63,6 @@ static void test_admission(void)
     test_end();
 }
 
-static json_t *wait_status(const char *id, const char *want)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s", id);
-    for (int i = 0; i < 600; i++) {
-        json_t *j;
-        test_call(port, "GET", path, NULL, NULL, NULL, &j);
-        if (!strcmp(str(j, "status"), want))
-            return j;
-        json_decref(j);
-        usleep(100000);
-    }
-    return NULL;
-}
-
 static void test_filters(void)
 {
     json_t *r;
@@ -90,7 +73,7 @@ static void test_filters(void)
     json_decref(r);
     CHECK(create("\"metadata\": {\"team\": \"vision\"},", &r) == 200);
     json_decref(r);
-    json_decref(wait_status(id, "succeeded"));
+    json_decref(test_wait_job(port, NULL, id, "succeeded", 600));
     CHECK(count("metadata[team]=nlp") == 1);
     CHECK(count("metadata[team]=nlp&metadata[run]=a") == 1);
     CHECK(count("metadata[team]=nlp&metadata[run]=b") == 0);

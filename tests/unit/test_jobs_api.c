@@ -34,65 +34,12 @@ static uint16_t port;
 static long call(const char *method, const char *path, const char *json, const char *file,
                  json_t **out)
 {
-    char url[512];
-    long status = 0;
-    struct buf b = {0};
-    CURL *c = curl_easy_init();
-    curl_mime *mime = NULL;
-    struct curl_slist *h = NULL;
-    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (json) {
-        h = curl_slist_append(h, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
-    } else if (file) {
-        mime = curl_mime_init(c);
-        curl_mimepart *p = curl_mime_addpart(mime);
-        curl_mime_name(p, "purpose");
-        curl_mime_data(p, "fine-tune", CURL_ZERO_TERMINATED);
-        p = curl_mime_addpart(mime);
-        curl_mime_name(p, "file");
-        curl_mime_filedata(p, file);
-        curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
-    } else if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-    }
-    curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_mime_free(mime);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    *out = b.p ? json_loads(b.p, 0, NULL) : NULL;
-    free(b.p);
-    return status;
+    return test_call(port, method, path, NULL, json, file, out);
 }
 
 static const char *error_param(json_t *o)
 {
     return str(json_object_get(o, "error"), "param");
-}
-
-/* Polls the job until its status is one of the terminal ones (or 120 s). */
-static json_t *wait_done(const char *id)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s", id);
-    for (int i = 0; i < 1200; i++) {
-        json_t *j;
-        call("GET", path, NULL, NULL, &j);
-        const char *s = str(j, "status");
-        if (!strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "cancelled"))
-            return j;
-        json_decref(j);
-        usleep(100000);
-    }
-    return NULL;
 }
 
 static char file_id[64];
@@ -137,7 +84,7 @@ static void test_train_job(void)
     snprintf(id, sizeof id, "%s", str(r, "id"));
     json_decref(r);
 
-    json_t *j = wait_done(id);
+    json_t *j = test_wait_job(port, NULL, id, TEST_JOB_FINAL, 1200);
     CHECK_MSG(j && !strcmp(str(j, "status"), "succeeded"), "status %s error %s",
               j ? str(j, "status") : "timeout",
               j ? json_dumps(json_object_get(j, "error"), 0) : "");
@@ -210,7 +157,7 @@ static void test_lora_job(void)
     char id[64];
     snprintf(id, sizeof id, "%s", str(r, "id"));
     json_decref(r);
-    json_t *j = wait_done(id);
+    json_t *j = test_wait_job(port, NULL, id, TEST_JOB_FINAL, 1200);
     CHECK_MSG(j && !strcmp(str(j, "status"), "succeeded"), "status %s error %s",
               j ? str(j, "status") : "timeout",
               j ? json_dumps(json_object_get(j, "error"), 0) : "");
@@ -291,7 +238,7 @@ static void test_cancel(void)
     snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/cancel", id);
     CHECK(call("POST", path, NULL, NULL, &r) == 200);
     json_decref(r);
-    json_t *j = wait_done(id);
+    json_t *j = test_wait_job(port, NULL, id, TEST_JOB_FINAL, 1200);
     CHECK_MSG(j && !strcmp(str(j, "status"), "cancelled"), "status %s",
               j ? str(j, "status") : "timeout");
     json_decref(j);

@@ -27,81 +27,17 @@ static char dir[] = "/tmp/owlore-stream-XXXXXX";
 static uint16_t port;
 static char file_id[64];
 
-/* One request with up to two extra headers; the raw body lands in *b (free b->p), the status is
- * returned, *curl_rc the transfer's result. */
-static long fetch(const char *method, const char *path, const char *json, const char *file,
-                  const char *h1, const char *h2, struct buf *b, CURLcode *curl_rc)
-{
-    char url[512];
-    long status = 0;
-    CURL *c = curl_easy_init();
-    curl_mime *mime = NULL;
-    struct curl_slist *h = NULL;
-    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 180L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (h1)
-        h = curl_slist_append(h, h1);
-    if (h2)
-        h = curl_slist_append(h, h2);
-    if (json) {
-        h = curl_slist_append(h, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
-    } else if (file) {
-        mime = curl_mime_init(c);
-        curl_mimepart *p = curl_mime_addpart(mime);
-        curl_mime_name(p, "purpose");
-        curl_mime_data(p, "fine-tune", CURL_ZERO_TERMINATED);
-        p = curl_mime_addpart(mime);
-        curl_mime_name(p, "file");
-        curl_mime_filedata(p, file);
-        curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
-    } else if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    CURLcode rc = curl_easy_perform(c);
-    if (curl_rc)
-        *curl_rc = rc;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_mime_free(mime);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return status;
-}
-
 /* A JSON request; the parsed reply lands in *out (decref it). */
 static long call(const char *method, const char *path, const char *json, const char *file,
                  json_t **out)
 {
-    struct buf b = {0};
-    long st = fetch(method, path, json, file, NULL, NULL, &b, NULL);
-    *out = b.p ? json_loads(b.p, 0, NULL) : NULL;
-    free(b.p);
-    return st;
+    return test_call(port, method, path, NULL, json, file, out);
 }
 
 /* Polls job `id` until its status is in `want` ("a|b|c", or 120 s). */
 static json_t *wait_status(const char *id, const char *want)
 {
-    char path[128], pat[64];
-    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s", id);
-    for (int i = 0; i < 1200; i++) {
-        json_t *j;
-        call("GET", path, NULL, NULL, &j);
-        snprintf(pat, sizeof pat, "|%s|", str(j, "status"));
-        char wants[128];
-        snprintf(wants, sizeof wants, "|%s|", want);
-        if (strstr(wants, pat))
-            return j;
-        json_decref(j);
-        usleep(100000);
-    }
-    return NULL;
+    return test_wait_job(port, NULL, id, want, 1200);
 }
 
 static void create_job(char *id, size_t n)
@@ -145,7 +81,7 @@ static void test_stream(void)
     create_job(id, sizeof id);
     snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/events?stream=true", id);
     struct buf b = {0};
-    long st = fetch("GET", path, NULL, NULL, NULL, NULL, &b, &crc);
+    long st = test_fetch(port, "GET", path, NULL, NULL, NULL, NULL, NULL, &b, NULL, &crc);
     CHECK_MSG(st == 200 && crc == CURLE_OK, "status %ld curl %d", st, (int)crc);
     int n = sse_ids(b.p ? b.p : "", ids, 4096, &last);
     CHECK_MSG(n >= STEPS + 2, "%d events", n);
@@ -162,7 +98,8 @@ static void test_stream(void)
     snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/events", id);
     snprintf(hdr, sizeof hdr, "Last-Event-ID: %ld", mid);
     b = (struct buf){0};
-    st = fetch("GET", path, NULL, NULL, hdr, "Accept: text/event-stream", &b, &crc);
+    st = test_fetch(port, "GET", path, NULL, hdr, "Accept: text/event-stream", NULL, NULL, &b, NULL,
+                    &crc);
     int m = sse_ids(b.p ? b.p : "", ids, 4096, &last);
     CHECK_MSG(st == 200 && crc == CURLE_OK && m == n - mid && m > 0 && ids[0] == mid + 1,
               "resume: %d events, first %ld", m, m ? ids[0] : -1);
@@ -170,7 +107,7 @@ static void test_stream(void)
     b = (struct buf){0};
     snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/events?stream=true&after=ftevent-%ld",
              id, (long)n - 1);
-    fetch("GET", path, NULL, NULL, NULL, NULL, &b, &crc);
+    test_fetch(port, "GET", path, NULL, NULL, NULL, NULL, NULL, &b, NULL, &crc);
     m = sse_ids(b.p ? b.p : "", ids, 4096, &last);
     CHECK_MSG(m == 1 && ids[0] == n, "after: %d events", m);
     free(b.p);
@@ -260,15 +197,13 @@ static void test_pause_queued(void)
 int main(void)
 {
     static struct test_server server;
+    test_timeout_s = 180; /* the event streams last the whole training */
     port = test_server_start(&server, dir, 1, 0);
     if (!port)
         return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    json_t *r;
-    long code = call("POST", "/v1/files", NULL,
-                     test_shared_path("data/datasets/alpaca/alpaca_tiny.json"), &r);
-    snprintf(file_id, sizeof file_id, "%s", str(r, "id"));
-    json_decref(r);
+    long code = test_upload(port, NULL, "data/datasets/alpaca/alpaca_tiny.json", file_id,
+                            sizeof file_id);
     if (code != 200) {
         fprintf(stderr, "upload: %ld\n", code);
         return 1;

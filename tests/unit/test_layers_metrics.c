@@ -22,22 +22,6 @@ static char dir[] = "/tmp/owlore-layers-XXXXXX";
 static uint16_t port;
 static char file_id[64];
 
-static json_t *wait_done(const char *id)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s", id);
-    for (int i = 0; i < 1200; i++) {
-        json_t *j;
-        test_call(port, "GET", path, NULL, NULL, NULL, &j);
-        const char *s = str(j, "status");
-        if (!strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "cancelled"))
-            return j;
-        json_decref(j);
-        usleep(100000);
-    }
-    return NULL;
-}
-
 /* Creates a job of `method` with hyperparameters hp, returns its layers
  * reply before (*before) and after training. */
 static json_t *run_job(const char *method, const char *hp, json_t **before)
@@ -55,7 +39,7 @@ static json_t *run_job(const char *method, const char *hp, json_t **before)
     snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/layers", id);
     st = test_call(port, "GET", path, NULL, NULL, NULL, before);
     CHECK_MSG(st == 200, "layers before %ld", st);
-    json_t *j = wait_done(id);
+    json_t *j = test_wait_job(port, NULL, id, TEST_JOB_FINAL, 1200);
     CHECK_MSG(j && !strcmp(str(j, "status"), "succeeded"), "status %s",
               j ? str(j, "status") : "timeout");
     json_decref(j);
@@ -66,14 +50,11 @@ static json_t *run_job(const char *method, const char *hp, json_t **before)
 
 static void test_layers(void)
 {
-    json_t *before, *after;
+    json_t *r, *before, *after;
     test_begin("layers_owlore_and_lisa");
-    json_t *r;
-    long st = test_call(port, "POST", "/v1/files", NULL, NULL,
-                        test_shared_path("data/datasets/alpaca/alpaca_tiny.json"), &r);
+    long st = test_upload(port, NULL, "data/datasets/alpaca/alpaca_tiny.json", file_id,
+                          sizeof file_id);
     CHECK(st == 200);
-    snprintf(file_id, sizeof file_id, "%s", str(r, "id"));
-    json_decref(r);
 
     after = run_job("owlore", "\"sequence_length\": 64, \"batch_size\": 2, \"max_steps\": 6, "
                               "\"gamma\": 1, \"sampling_interval\": 2, \"rank\": 4",

@@ -117,53 +117,11 @@ static void server_kill(int sig)
     server = 0;
 }
 
-/* One request; the raw body into *b (free b->p), the status returned. */
-static long fetch(const char *method, const char *path, const char *json, const char *file,
-                  struct buf *b)
-{
-    char url[512];
-    long status = 0;
-    CURL *c = curl_easy_init();
-    curl_mime *mime = NULL;
-    struct curl_slist *h = NULL;
-    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (json) {
-        h = curl_slist_append(h, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
-    } else if (file) {
-        mime = curl_mime_init(c);
-        curl_mimepart *p = curl_mime_addpart(mime);
-        curl_mime_name(p, "purpose");
-        curl_mime_data(p, "fine-tune", CURL_ZERO_TERMINATED);
-        p = curl_mime_addpart(mime);
-        curl_mime_name(p, "file");
-        curl_mime_filedata(p, file);
-        curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_mime_free(mime);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return status;
-}
-
 /* A JSON request; the parsed reply into *out (decref it). */
 static long call(const char *method, const char *path, const char *json, const char *file,
                  json_t **out)
 {
-    struct buf b = {0};
-    long st = fetch(method, path, json, file, &b);
-    *out = b.p ? json_loads(b.p, 0, NULL) : NULL;
-    free(b.p);
-    return st;
+    return test_call(port, method, path, NULL, json, file, out);
 }
 
 static void hex_of(const void *p, size_t n, char hex[SHA256_HEX_LEN])
@@ -305,7 +263,7 @@ static void check_checkpoints(const char *id)
         struct buf b = {0};
         snprintf(url, sizeof url, "/v1/fine_tuning/jobs/%s/checkpoints/%s/content", id,
                  str(c, "id"));
-        long st = fetch("GET", url, NULL, NULL, &b);
+        long st = test_fetch(port, "GET", url, NULL, NULL, NULL, NULL, NULL, &b, NULL, NULL);
         hex_of(b.p ? b.p : "", b.n, got);
         CHECK_MSG(st == 200 && !strcmp(got, str(c, "sha256")), "step %ld download: %ld", step,
                   st);
@@ -324,7 +282,7 @@ static void check_file(void)
     CHECK_MSG(!strcmp(str(f, "sha256"), file_sha), "file sha256 %s", str(f, "sha256"));
     json_decref(f);
     snprintf(path, sizeof path, "/v1/files/%s/content", file_id);
-    long st = fetch("GET", path, NULL, NULL, &b);
+    long st = test_fetch(port, "GET", path, NULL, NULL, NULL, NULL, NULL, &b, NULL, NULL);
     hex_of(b.p ? b.p : "", b.n, got);
     CHECK_MSG(st == 200 && !strcmp(got, file_sha), "file content: %ld, sha256 %.12s", st, got);
     free(b.p);
@@ -398,6 +356,7 @@ static void test_kill_before_checkpoint(void)
 int main(void)
 {
     char local[600];
+    test_timeout_s = 60;
     if (find_binary() != 0 || !mkdtemp(dir)) {
         fprintf(stderr, "no owlore binary next to the tests (%s)\n", owlore);
         return 1;

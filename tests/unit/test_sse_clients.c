@@ -40,43 +40,7 @@ static double now_s(void)
 static long call(const char *method, const char *path, const char *json, const char *file,
                  json_t **out)
 {
-    char url[512];
-    long status = 0;
-    struct buf b = {0};
-    CURL *c = curl_easy_init();
-    curl_mime *mime = NULL;
-    struct curl_slist *h = NULL;
-    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (json) {
-        h = curl_slist_append(h, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
-    } else if (file) {
-        mime = curl_mime_init(c);
-        curl_mimepart *p = curl_mime_addpart(mime);
-        curl_mime_name(p, "purpose");
-        curl_mime_data(p, "fine-tune", CURL_ZERO_TERMINATED);
-        p = curl_mime_addpart(mime);
-        curl_mime_name(p, "file");
-        curl_mime_filedata(p, file);
-        curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
-    } else if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_mime_free(mime);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    *out = b.p ? json_loads(b.p, 0, NULL) : NULL;
-    free(b.p);
-    return status;
+    return test_call(port, method, path, NULL, json, file, out);
 }
 
 /* Creates a job of `steps` training steps into id; 0 on success. */
@@ -389,15 +353,13 @@ int main(void)
 {
     static struct test_server server;
     test_server_max_per_ip = 4 * CLIENTS;
+    test_timeout_s = 60;
     port = test_server_start(&server, dir, 1, 0);
     if (!port)
         return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    json_t *r;
-    long code = call("POST", "/v1/files", NULL,
-                     test_shared_path("data/datasets/alpaca/alpaca_tiny.json"), &r);
-    snprintf(file_id, sizeof file_id, "%s", str(r, "id"));
-    json_decref(r);
+    long code = test_upload(port, NULL, "data/datasets/alpaca/alpaca_tiny.json", file_id,
+                            sizeof file_id);
     if (code != 200) {
         fprintf(stderr, "upload: %ld\n", code);
         return 1;

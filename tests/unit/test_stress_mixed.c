@@ -119,19 +119,9 @@ static void *client(void *arg)
 /* Polls the job until it ends (300 s at most); its final status. */
 static const char *wait_end(char *status, size_t n)
 {
-    char path[128];
-    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s", job_id);
-    snprintf(status, n, "timeout");
-    for (int i = 0; i < 3000; i++) {
-        json_t *j = NULL;
-        test_call(port, "GET", path, NULL, NULL, NULL, &j);
-        snprintf(status, n, "%s", str(j, "status"));
-        json_decref(j);
-        if (!strcmp(status, "succeeded") || !strcmp(status, "failed") ||
-            !strcmp(status, "cancelled"))
-            break;
-        usleep(100000);
-    }
+    json_t *j = test_wait_job(port, NULL, job_id, TEST_JOB_FINAL, 3000);
+    snprintf(status, n, "%s", j ? str(j, "status") : "timeout");
+    json_decref(j);
     return status;
 }
 
@@ -162,11 +152,8 @@ int main(void)
     if (!port)
         return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    json_t *r = NULL;
-    long code = test_call(port, "POST", "/v1/files", NULL, NULL,
-                          test_shared_path("data/datasets/alpaca/alpaca_tiny.json"), &r);
-    snprintf(file_id, sizeof file_id, "%s", str(r, "id"));
-    json_decref(r);
+    long code = test_upload(port, NULL, "data/datasets/alpaca/alpaca_tiny.json", file_id,
+                            sizeof file_id);
     if (code != 200) {
         fprintf(stderr, "upload: %ld\n", code);
         return 1;

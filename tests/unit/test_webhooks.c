@@ -397,21 +397,9 @@ static void test_other_tenant(void)
 /* Polls the job until it is finished (or 120 s); its status, or "". */
 static void wait_job(const char *id, char *status, size_t n)
 {
-    char path[128];
-    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s", id);
-    status[0] = '\0';
-    for (int i = 0; i < 1200; i++) {
-        json_t *j;
-        call(key_a, "GET", path, NULL, &j);
-        const char *s = str(j, "status");
-        int done = !strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "cancelled");
-        if (done)
-            snprintf(status, n, "%s", s);
-        json_decref(j);
-        if (done)
-            return;
-        usleep(100000);
-    }
+    json_t *j = test_wait_job(port, key_a, id, TEST_JOB_FINAL, 1200);
+    snprintf(status, n, "%s", j ? str(j, "status") : "");
+    json_decref(j);
 }
 
 /* Waits up to 30 s for cond() to hold. */
@@ -472,11 +460,9 @@ static void test_job_deliveries(void)
     char body[1024], job_id[64], status[32];
     json_t *r;
     test_begin("webhooks_job_events_signed_retried");
-    long st = test_call(port, "POST", "/v1/files", key_a, NULL,
-                        test_shared_path("data/datasets/alpaca/alpaca_tiny.json"), &r);
+    long st = test_upload(port, key_a, "data/datasets/alpaca/alpaca_tiny.json", file_id,
+                          sizeof file_id);
     CHECK_MSG(st == 200, "upload %ld", st);
-    snprintf(file_id, sizeof file_id, "%s", str(r, "id"));
-    json_decref(r);
     snprintf(body, sizeof body,
              "{\"training_file\": \"%s\", \"method\": {\"type\": \"lisa\", \"lisa\": "
              "{\"hyperparameters\": {\"sequence_length\": 128, \"batch_size\": 4, "
