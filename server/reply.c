@@ -1,8 +1,9 @@
 /*
  * reply.c: JSON and error replies (see reply.h). A reply that cannot be
- * built (out of memory, a message that is not UTF-8) degrades to a fixed 500
- * body held in static memory, so an error path never needs an allocation
- * that could fail again.
+ * built (out of memory) degrades to a fixed 500 body held in static memory,
+ * so an error path never needs an allocation that could fail again. Error
+ * messages and params are made valid UTF-8 first: a format's %.Ns may cut
+ * a client's multi-byte character in two, and that must stay a 4xx.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "idempotency.h"
 #include "metrics.h"
 #include "reply.h"
+#include "utf8.h"
 
 static const char internal_body[] =
     "{\"error\":{\"type\":\"server_error\",\"message\":\"The server had an internal error.\","
@@ -87,17 +89,37 @@ enum MHD_Result reply_replay(struct http_request *req, unsigned status, const ch
                      "Idempotent-Replayed", "true");
 }
 
+/* s made valid UTF-8 in place: each byte that does not start a valid
+ * sequence (a cut character's remains) becomes '?'. */
+static void utf8_repair(char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        int k = utf8_valid_len((const unsigned char *)s + i, n - i);
+        if (k == 0)
+            s[i++] = '?';
+        else
+            i += (size_t)k;
+    }
+}
+
 static enum MHD_Result verror(struct http_request *req, unsigned status, const char *type,
                               const char *code, const char *param, const char *hname,
                               const char *hvalue, const char *fmt, va_list ap)
 {
-    json_t *msg = json_vsprintf(fmt, ap);
-    if (!msg)
+    char *text = NULL, pbuf[128];
+    if (vasprintf(&text, fmt, ap) < 0)
         return reply_internal(req);
-    return send_json(req, status,
-                     json_pack("{s:{s:s, s:o, s:s?, s:s?}}", "error", "type", type, "message", msg,
-                               "param", param, "code", code),
-                     hname, hvalue);
+    utf8_repair(text);
+    if (param) {
+        snprintf(pbuf, sizeof pbuf, "%s", param);
+        utf8_repair(pbuf);
+        param = pbuf;
+    }
+    json_t *body = json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "type", type, "message",
+                             text, "param", param, "code", code);
+    free(text);
+    return send_json(req, status, body, hname, hvalue);
 }
 
 /* An error reply with one extra header (none when hname is NULL). */

@@ -208,6 +208,20 @@ static void test_refusals(void)
     CHECK_MSG(!strcmp(error_param(r), "activation_checkpointing"), "param %s",
               error_param(r));
     json_decref(r);
+    /* ids and names of 4-byte characters that the messages' %.64s and the
+     * param's %.63s cut mid-character: still a 400 with valid UTF-8 */
+    char wide[400] = "", hp[600];
+    for (int i = 0; i < 40; i++)
+        strcat(wide, i % 5 == 4 ? " " : "\xF0\x9D\x95\xBF");
+    snprintf(body, sizeof body, "{\"training_file\": \"%s\"}", wide);
+    CHECK(call("POST", "/v1/fine_tuning/jobs", body, NULL, &r) == 400);
+    CHECK(!strcmp(error_param(r), "training_file"));
+    json_decref(r);
+    snprintf(hp, sizeof hp, "\"%s\": 1", wide);
+    job_body(body, sizeof body, file_id, hp);
+    CHECK(call("POST", "/v1/fine_tuning/jobs", body, NULL, &r) == 400);
+    CHECK(strncmp(error_param(r), "\xF0\x9D\x95\xBF", 4) == 0);
+    json_decref(r);
     job_body(body, sizeof body, file_id, "\"bogus\": 1");
     CHECK(call("POST", "/v1/fine_tuning/jobs", body, NULL, &r) == 400);
     CHECK(!strcmp(error_param(r), "bogus"));
