@@ -1,6 +1,8 @@
 /*
- * utf8.c: UTF-8 validation (see utf8.h).
+ * utf8.c: UTF-8 validation and repair (see utf8.h).
  */
+#include <string.h>
+
 #include "utf8.h"
 
 int utf8_valid_len(const unsigned char *s, size_t n)
@@ -31,4 +33,16 @@ int utf8_valid_len(const unsigned char *s, size_t n)
         if ((s[i] & 0xC0) != 0x80)
             return 0;
     return len;
+}
+
+void utf8_repair(char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        int k = utf8_valid_len((const unsigned char *)s + i, n - i);
+        if (k == 0)
+            s[i++] = '?';
+        else
+            i += (size_t)k;
+    }
 }

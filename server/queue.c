@@ -24,6 +24,7 @@
 #include "service.h"
 #include "store.h"
 #include "tokenizer.h"
+#include "utf8.h"
 #include "train.h"
 
 static struct {
@@ -337,7 +338,7 @@ static void finish(struct job_run *jr, enum train_result res, const struct job_e
     struct store_job_update u = STORE_JOB_UPDATE_NONE;
     struct store_event_new ev = {"info", "", "message", NULL};
     enum store_job_status to;
-    char err[512], msg[256], ft[512], ckpt_id[STORE_ID_LEN] = "";
+    char err[512], msg[256], ft[512], text[1024], ckpt_id[STORE_ID_LEN] = "";
     char *error = NULL;
     u.finished_at = (int64_t)time(NULL);
     switch (res) {
@@ -376,11 +377,14 @@ static void finish(struct job_run *jr, enum train_result res, const struct job_e
     }
     default:
         to = JOB_FAILED;
+        snprintf(text, sizeof text, "%s", je->message);
+        utf8_repair(text); /* it may quote a cut multi-byte character */
         error = json_dumps(json_pack("{s:s, s:s, s:s?}", "code", je->code, "message",
-                                     je->message, "param", je->param),
+                                     text, "param", je->param),
                            JSON_COMPACT);
         u.error = error;
-        snprintf(msg, sizeof msg, "The job failed: %.200s", je->message);
+        snprintf(msg, sizeof msg, "The job failed: %.200s", text);
+        utf8_repair(msg);
         ev.level = "error";
         ev.message = msg;
         break;

@@ -89,20 +89,6 @@ enum MHD_Result reply_replay(struct http_request *req, unsigned status, const ch
                      "Idempotent-Replayed", "true");
 }
 
-/* s made valid UTF-8 in place: each byte that does not start a valid
- * sequence (a cut character's remains) becomes '?'. */
-static void utf8_repair(char *s)
-{
-    size_t n = strlen(s);
-    for (size_t i = 0; i < n;) {
-        int k = utf8_valid_len((const unsigned char *)s + i, n - i);
-        if (k == 0)
-            s[i++] = '?';
-        else
-            i += (size_t)k;
-    }
-}
-
 static enum MHD_Result verror(struct http_request *req, unsigned status, const char *type,
                               const char *code, const char *param, const char *hname,
                               const char *hvalue, const char *fmt, va_list ap)

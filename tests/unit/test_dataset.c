@@ -16,6 +16,7 @@
 #include "test.h"
 
 #include "dataset.h"
+#include "utf8.h"
 
 #define FIX "tests/unit/fixtures/datasets/"
 
@@ -505,8 +506,27 @@ static void test_load(void)
     test_end();
 }
 
+/* Text bound for JSON (error messages) is repaired, not refused: the bytes
+ * of a character cut by a %.Ns, and any other invalid byte, become '?'. */
+static void test_utf8_repair(void)
+{
+    test_begin("utf8_repair_marks_cut_characters");
+    char cut[] = "id \xF0\x9D\x95", whole[] = "caf\xC3\xA9 \xF0\x9D\x95\xBF ok";
+    char overlong[] = "a\xC0\x80" "b", surrogate[] = "\xED\xA0\x80";
+    utf8_repair(cut);
+    utf8_repair(whole);
+    utf8_repair(overlong);
+    utf8_repair(surrogate);
+    CHECK_MSG(!strcmp(cut, "id ???"), "%s", cut);
+    CHECK(!strcmp(whole, "caf\xC3\xA9 \xF0\x9D\x95\xBF ok"));
+    CHECK(!strcmp(overlong, "a??b"));
+    CHECK(!strcmp(surrogate, "???"));
+    test_end();
+}
+
 int main(void)
 {
+    test_utf8_repair();
     test_conversion();
     test_windows_padded();
     test_windows_packed();
