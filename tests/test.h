@@ -5,11 +5,13 @@
  *   PASS <case>            or            FAIL <case>: <why>
  * and main returns test_finish(), non-zero when any case failed.
  * tests/run.sh runs every program and ends with "N passed, N failed".
- * Tests read shared data from ../shared/data (OWLORE_SHARED overrides).
+ * Tests read shared data from ../shared/data (OWLORE_SHARED overrides) and
+ * remove their temporary folders with test_remove_tree.
  */
 #ifndef OWLORE_TEST_H
 #define OWLORE_TEST_H
 
+#include <ftw.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -83,5 +85,20 @@ static inline const char *test_shared_path(const char *rel)
             test_fail(__FILE__, __LINE__, "%s = %.9g, expected %.9g (tol %g)", \
                       #a, a_, b_, (double)(tol));                             \
     } while (0)
+
+static inline int test_remove_entry(const char *path, const struct stat *st, int flag,
+                                    struct FTW *f)
+{
+    (void)st;
+    (void)flag;
+    (void)f;
+    return remove(path);
+}
+
+/* Removes path and everything below it (links are removed, not followed). */
+static inline void test_remove_tree(const char *path)
+{
+    nftw(path, test_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 #endif

@@ -19,7 +19,6 @@
  *     (tests/ref/make_lora_fixtures.py, on the tiny gqa_untied fixture)
  *     merged with lora_ckpt_merge gives peft's logits.
  */
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,24 +45,6 @@ static struct model base;
 static struct text_windows windows;
 static struct token_windows train_w, val_w;
 static char tmp_root[] = "/tmp/owlore-lora-XXXXXX";
-
-static void rm_rf(const char *path)
-{
-    DIR *d = opendir(path);
-    if (!d) {
-        unlink(path);
-        return;
-    }
-    struct dirent *e;
-    char p[4400];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-            rm_rf(p);
-        }
-    closedir(d);
-    rmdir(path);
-}
 
 static int copy_base(struct model *m)
 {
@@ -449,6 +430,6 @@ int main(int argc, char **argv)
     text_windows_free(&windows);
     tokenizer_free(&tok);
     model_free(&base);
-    rm_rf(tmp_root);
+    test_remove_tree(tmp_root);
     return test_finish();
 }

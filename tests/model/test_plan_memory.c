@@ -20,7 +20,6 @@
  * refresh about 10 MiB more, so the plan is a few percent high.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -121,14 +120,6 @@ static void child_run(const struct recipe *r, const char *out_dir, int fd)
     _exit(n == (ssize_t)sizeof oc ? 0 : 3);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)flag;
-    (void)f;
-    return remove(path);
-}
-
 /* Train cfg with method m's defaults in a child; compare with the plan. */
 static void run_case(const char *name, enum method method)
 {
@@ -161,7 +152,7 @@ static void run_case(const char *name, enum method method)
     close(fds[0]);
     if (pid > 0)
         waitpid(pid, &status, 0);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_remove_tree(dir);
 
     CHECK_MSG(pid > 0, "fork: %s", strerror(errno));
     CHECK_MSG(got == (ssize_t)sizeof oc && WIFEXITED(status) && WEXITSTATUS(status) == 0,

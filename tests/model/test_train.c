@@ -20,7 +20,6 @@
  *   - a loss-masked dataset (Alpaca records, only the responses trained)
  *     trains: its held-out masked loss drops.
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,24 +44,6 @@ static struct model base;
 static struct text_windows windows;
 static struct token_windows train_w, val_w;
 static char tmp_root[] = "/tmp/owlore-train-XXXXXX";
-
-static void rm_rf(const char *path)
-{
-    DIR *d = opendir(path);
-    if (!d) {
-        unlink(path);
-        return;
-    }
-    struct dirent *e;
-    char p[4400];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-            rm_rf(p);
-        }
-    closedir(d);
-    rmdir(path);
-}
 
 /* A fresh copy of the base model to train. */
 static int copy_base(struct model *m)
@@ -605,6 +586,6 @@ int main(int argc, char **argv)
     text_windows_free(&windows);
     tokenizer_free(&tok);
     model_free(&base);
-    rm_rf(tmp_root);
+    test_remove_tree(tmp_root);
     return test_finish();
 }

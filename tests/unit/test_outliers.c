@@ -484,25 +484,6 @@ static void test_cache(void)
     test_end();
 }
 
-static void remove_tree(const char *dir)
-{
-    char path[1024];
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (e->d_type == DT_DIR)
-            remove_tree(path);
-        else
-            unlink(path);
-    }
-    if (d)
-        closedir(d);
-    rmdir(dir);
-}
-
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -549,6 +530,6 @@ int main(int argc, char **argv)
         tokenizer_free(&tok);
     if (have_model)
         model_free(&m);
-    remove_tree(tmp_dir);
+    test_remove_tree(tmp_dir);
     return test_finish();
 }
