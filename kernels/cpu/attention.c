@@ -29,11 +29,11 @@
  */
 #include <cblas.h>
 #include <math.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ops.h"
+#include "vexp.h"
 
 #define BLK 64 /* query rows per block */
 
@@ -44,27 +44,6 @@ static inline __attribute__((always_inline)) float dot(const float *a, const flo
     for (int i = 0; i < n; i++)
         s += a[i] * b[i];
     return s;
-}
-
-/* exp(x) for x <= 88, vectorisable: x = n ln2 + r with |r| <= ln2/2,
- * exp(r) by the Cephes polynomial (about 1 ulp), times 2^n built in the
- * exponent bits. Inputs below -87.3 give 2^-126 * exp(r) instead of ~0, a
- * probability far below fp32 resolution of a row sum >= 1. */
-#pragma omp declare simd notinbranch
-static inline float exp_v(float x)
-{
-    x = x < -87.33654f ? -87.33654f : x > 88.0f ? 88.0f : x;
-    const float n = rintf(x * 1.44269504088896341f);
-    const float r = fmaf(n, 2.12194440e-4f, fmaf(n, -0.693359375f, x));
-    float p = 1.9875691500e-4f;
-    p = fmaf(p, r, 1.3981999507e-3f);
-    p = fmaf(p, r, 8.3334519073e-3f);
-    p = fmaf(p, r, 4.1665795894e-2f);
-    p = fmaf(p, r, 1.6666665459e-1f);
-    p = fmaf(p, r, 5.0000001201e-1f);
-    p = fmaf(p * r, r, r) + 1.0f;
-    union { int32_t i; float f; } two_n = {.i = ((int32_t)n + 127) << 23};
-    return p * two_n.f;
 }
 
 /* C (M,N) = alpha * op(A) . op(B) + beta * C, row-major. One-row products
