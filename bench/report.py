@@ -159,8 +159,10 @@ def speed_table(name, d):
     """The table of one vs_pytorch.py run and its verdict lines."""
     lines = [f"### {name}", "",
              f"Batch {d['batch']} x {d['seq']} tokens, {d['threads']} threads on both sides, "
-             f"median of {d['steps']} steps after {d['warmup']} warm-up step(s); load "
-             f"average at the end: {', '.join(f'{x:.1f}' for x in d['load_average'])}.", "",
+             f"median of {d['rounds']} x {d['steps']} steps (the two sides alternating), "
+             f"each after {d['warmup']} warm-up step(s); owlore at commit {d['commit']}; "
+             f"load average at the end: {', '.join(f'{x:.1f}' for x in d['load_average'])}.",
+             "",
              "| method | owlore tokens/s | PyTorch tokens/s | ratio | owlore peak RSS | "
              "PyTorch peak RSS |", "| --- | --- | --- | --- | --- | --- |"]
     faster = lighter = 0

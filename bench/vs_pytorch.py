@@ -16,12 +16,14 @@ lr 3e-4, betas 0.9/0.999, eps 1e-6, no weight decay, clipping at 1.0):
            norm), AdamW; owlore = 5 blocks trainable, GaLoreAdamW rank 128.
 
 Each side runs in its own process with the same thread count (OpenMP /
-torch threads); the first --warmup steps are dropped and the median of the
-rest is reported. Peak RSS is the whole process's (ru_maxrss via
+torch threads); the first --warmup steps of each process are dropped. The
+two sides alternate for --rounds rounds (ours, PyTorch, ours, PyTorch, ...)
+so that a slow spell of a shared machine falls on both, and the median of
+all kept steps of a side is reported. Peak RSS is the whole process's (ru_maxrss via
 /usr/bin/time): model, data, optimizer state and the framework itself.
 
     python3 bench/vs_pytorch.py [--methods full,lora,...] [--batch 2] [--seq 128]
-                                [--steps 3] [--warmup 2] [--threads 2]
+                                [--steps 4] [--warmup 2] [--rounds 2] [--threads 2]
 
 Prints a table and writes docs/data/vs_pytorch.json (bench/report.py turns
 it into docs/results.md's table).
@@ -137,13 +139,21 @@ def torch_side(a, method, hf_dir):
     return r["step_s"], rss * 1024
 
 
+def commit():
+    """The checked-out commit of owlore (+ "-dirty" with uncommitted changes)."""
+    head = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
+                          capture_output=True, text=True)
+    return head.stdout.strip() or "unknown"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", default="full,lora,galore,lisa,owlore_full_rank,owlore")
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--owlore", default=os.path.join(ROOT, "build", "owlore"))
     ap.add_argument("--gguf", default=export_hf.DEFAULT_GGUF)
@@ -162,12 +172,16 @@ def main():
     work = tempfile.mkdtemp(dir=a.work, prefix="vs_pytorch-")
     rows = []
     print(f"SmolLM2-135M fp32, batch {a.batch} x {a.seq} tokens, {a.threads} threads, "
-          f"median of {a.steps} steps after {a.warmup} warm-up steps")
+          f"median of {a.rounds} x {a.steps} steps, each after {a.warmup} warm-up steps")
     print(f"{'method':18} {'owlore tok/s':>12} {'torch tok/s':>12} {'ratio':>6} "
           f"{'owlore RSS':>11} {'torch RSS':>10}")
     for m in a.methods.split(","):
-        ours, ours_rss = owlore_side(a, m, hf_dir, work)
-        theirs, theirs_rss = torch_side(a, m, hf_dir)
+        ours, theirs, ours_rss, theirs_rss = [], [], 0, 0
+        for _ in range(a.rounds):
+            secs, rss = owlore_side(a, m, hf_dir, work)
+            ours, ours_rss = ours + secs, max(ours_rss, rss)
+            secs, rss = torch_side(a, m, hf_dir)
+            theirs, theirs_rss = theirs + secs, max(theirs_rss, rss)
         tok = a.batch * a.seq
         row = {"method": m, "owlore_tok_s": tok / statistics.median(ours),
                "torch_tok_s": tok / statistics.median(theirs),
@@ -184,6 +198,7 @@ def main():
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     json.dump({"model": "SmolLM2-135M-Instruct (Q4_1 GGUF dequantized to fp32)",
                "batch": a.batch, "seq": a.seq, "steps": a.steps, "warmup": a.warmup,
+               "rounds": a.rounds, "commit": commit(),
                "threads": a.threads, "cpu": platform.processor() or platform.machine(),
                "load_average": os.getloadavg(), "torch": torch.__version__,
                "transformers": transformers.__version__, "rows": rows},

@@ -5,8 +5,9 @@
  * direction update, and the decoupled-weight-decay AdamW apply, all over flat
  * fp32 arrays of n elements (semantics in engine/backend.h). Elementwise ops
  * split the range statically across OpenMP threads. sumsq reduces a fixed
- * number of contiguous blocks in double and adds the block sums in order, so
- * its result does not depend on the thread count.
+ * number of contiguous blocks in double (each in SIMD lanes, summed in a
+ * fixed order) and adds the block sums in order, so its result does not
+ * depend on the thread count.
  */
 #include <math.h>
 
@@ -26,6 +27,7 @@ double cpu_sumsq(const float *x, size_t n)
         double acc = 0.0;
         if (hi > n)
             hi = n;
+#pragma omp simd reduction(+ : acc)
         for (size_t i = lo; i < hi; i++)
             acc += (double)x[i] * (double)x[i];
         part[b] = acc;
