@@ -16,6 +16,11 @@ process (/usr/bin/time).
 
     python3 bench/methods.py [--seeds 1,2] [--steps 10] [--batch 4] [--seq 256]
                              [--lr 5e-4] [--n-train 400] [--n-test 60]
+                             [--backend cpu|cuda|auto]
+
+The defaults fit a 2-core CPU machine; on a GPU machine the same script runs
+the training on the CUDA backend with --backend cuda and larger budgets
+(--steps, --batch, --n-train, --n-test).
 
 Writes docs/data/methods.json; bench/report.py turns it into tables and
 plots in docs/. lora runs keep the adapter alone (PEFT files) and are
@@ -61,7 +66,7 @@ def train(a, method, seed, train_file, out):
     cmd = ["/usr/bin/time", "-f", "MAXRSS_KB %M", a.owlore, "train", "--model", a.gguf,
            "--data", train_file, "--method", method, "--steps", str(a.steps),
            "--batch", str(a.batch), "--seq", str(a.seq), "--lr", str(a.lr),
-           "--seed", str(seed), "--val-fraction", "0", "--out", out]
+           "--seed", str(seed), "--val-fraction", "0", "--out", out, "--backend", a.backend]
     if method in ("lisa", "owlore_full_rank", "owlore"):
         cmd += ["--calib-samples", str(a.calib)]
     t0 = time.time()
@@ -88,6 +93,7 @@ def main():
     ap.add_argument("--n-train", type=int, default=400)
     ap.add_argument("--n-test", type=int, default=60)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--backend", default="cpu", help="training backend: cpu, cuda or auto")
     ap.add_argument("--owlore", default=os.path.join(ROOT, "build", "owlore"))
     ap.add_argument("--gguf", default=GGUF)
     ap.add_argument("--work", default=os.path.join(ROOT, "build", "bench", "methods"))
@@ -104,7 +110,8 @@ def main():
     result = {"model": os.path.basename(a.gguf), "task": "ARC-Easy",
               "n_train_records": a.n_train, "n_test_records": a.n_test, "steps": a.steps,
               "batch": a.batch, "seq": a.seq, "tokens_per_run": a.steps * a.batch * a.seq,
-              "lr": a.lr, "threads": a.threads, "seeds": [int(s) for s in a.seeds.split(",")],
+              "lr": a.lr, "threads": a.threads, "backend": a.backend,
+              "seeds": [int(s) for s in a.seeds.split(",")],
               "base": evaluate(a, a.gguf, test_file), "runs": []}
     print(f"base model: loss {result['base']['loss']:.4f}, accuracy "
           f"{result['base']['multiple_choice']['accuracy']:.3f}", flush=True)

@@ -76,7 +76,8 @@ def methods_section(d, out):
              f"answer), {d['steps']} steps x batch {d['batch']} x {d['seq']} tokens = "
              f"{d['tokens_per_run']:,} tokens per run, learning rate {d['lr']:g} with linear "
              f"decay, every other setting the method's default, seeds "
-             f"{', '.join(map(str, d['seeds']))}, {d['threads']} threads. Scored by "
+             f"{', '.join(map(str, d['seeds']))}, {d['threads']} threads, training on the "
+             f"{d.get('backend', 'cpu')} backend. Scored by "
              f"`owlore eval` on the first {n} ARC-Easy test records: held-out loss on the "
              f"answer tokens and multiple-choice accuracy (summed log-likelihood of each "
              f"option). Total wall time {d.get('wall_s', 0) / 60:.1f} min.", "",
