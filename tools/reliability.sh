@@ -127,15 +127,10 @@ if want fuzz; then
     B=$OUT/fuzz
     FZ="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer"
     mkdir -p "$B/bin"
-    # clang 14 cannot compile attention.c's OpenMP SIMD helper (an anonymous
-    # union in a "declare simd" function); the harnesses never call it, so
-    # that one object is built without OpenMP pragmas.
-    mkdir -p "$B/obj/kernels/cpu"
-    clang $FZ -fsanitize=fuzzer-no-link -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
-        -Wno-unknown-pragmas -Wno-source-uses-openmp -Iengine \
-        -I/usr/include/x86_64-linux-gnu/openblas-openmp -MMD -MP \
-        -c -o "$B/obj/kernels/cpu/attention.o" kernels/cpu/attention.c
-    if CC=clang CFLAGS="$FZ -fsanitize=fuzzer-no-link" make -s -j"$JOBS" NVCC= BUILD="$B" \
+    # clang 14 does not vectorise the kernels' `omp simd` loops under the
+    # sanitizers and reports each as a warning (an error under -Werror);
+    # vectorisation is speed, not correctness, so that warning is off here.
+    if CC=clang CFLAGS="$FZ -fsanitize=fuzzer-no-link -Wno-pass-failed" make -s -j"$JOBS" NVCC= BUILD="$B" \
            "$B/libowlore.a" "$B/libowlore-cli.a" > "$OUT/fuzz-build.log" 2>&1; then
         for src in fuzz/fuzz_*.c; do
             name=$(basename "$src" .c | sed 's/^fuzz_//')

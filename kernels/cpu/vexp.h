@@ -16,6 +16,10 @@
  * exponent bits. Inputs above 88 give exp(88); inputs below -87.3 give
  * 2^-126 * exp(r) instead of ~0, a value far below fp32 resolution of any
  * sum it is added to. */
+/* The bits of a float; named at file scope because clang 14 refuses an
+ * anonymous union inside a `declare simd` function. */
+typedef union { int32_t i; float f; } vexp_bits;
+
 #pragma omp declare simd notinbranch
 static inline float exp_v(float x)
 {
@@ -29,7 +33,7 @@ static inline float exp_v(float x)
     p = fmaf(p, r, 1.6666665459e-1f);
     p = fmaf(p, r, 5.0000001201e-1f);
     p = fmaf(p * r, r, r) + 1.0f;
-    union { int32_t i; float f; } two_n = {.i = ((int32_t)n + 127) << 23};
+    vexp_bits two_n = {.i = ((int32_t)n + 127) << 23};
     return p * two_n.f;
 }
 
