@@ -4,7 +4,6 @@
  * With s = sigmoid(gate): dgate = dh * up * s * (1 + gate * (1 - s)),
  * dup = dh * gate * s. The exponential is the vectorised exp_v.
  */
-
 #include "ops.h"
 #include "vexp.h"
 

@@ -11,15 +11,15 @@
 #include <math.h>
 #include <stdint.h>
 
+/* The bits of a float; named at file scope because clang 14 refuses an
+ * anonymous union inside a `declare simd` function. */
+typedef union { int32_t i; float f; } vexp_bits;
+
 /* exp(x) for x <= 88, vectorisable: x = n ln2 + r with |r| <= ln2/2,
  * exp(r) by the Cephes polynomial (about 1 ulp), times 2^n built in the
  * exponent bits. Inputs above 88 give exp(88); inputs below -87.3 give
  * 2^-126 * exp(r) instead of ~0, a value far below fp32 resolution of any
  * sum it is added to. */
-/* The bits of a float; named at file scope because clang 14 refuses an
- * anonymous union inside a `declare simd` function. */
-typedef union { int32_t i; float f; } vexp_bits;
-
 #pragma omp declare simd notinbranch
 static inline float exp_v(float x)
 {
