@@ -135,6 +135,16 @@ struct backend {
     int (*lowrank_basis)(float *P, const float *G, int m, int n, int r, int side,
                          int method, int oversample, int power_iters,
                          unsigned long long *rng);
+
+    /* ---- bf16 weight storage (model_bf16.c) ---- */
+    /* dst (n) = src (n) widened from bf16 to fp32 (exact) */
+    void (*bf16_expand)(float *dst, const unsigned short *src, size_t n);
+    /* dst (n) = src (n) narrowed to bf16 by stochastic rounding: element i
+     * adds the low 16 bits of splitmix64(seed + i) to the fp32 bit pattern and
+     * keeps the high 16 bits, so dst is one of the two bf16 neighbours of
+     * src[i] and equals it on average; NaN and infinities stay what they are. */
+    void (*bf16_round)(unsigned short *dst, const float *src, size_t n,
+                       unsigned long long seed);
 };
 
 /* The CUDA backend (kernels/cuda), built when nvcc is present: NULL with

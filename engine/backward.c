@@ -12,7 +12,8 @@
  *     (only the input-gradient products needed to reach the blocks below);
  *   - below the lowest trainable block, when the embedding is frozen
  *     (g->g.embed == NULL), nothing is computed at all.
- * Weight gradients accumulate (+=); see backend.h.
+ * Weight gradients accumulate (+=); see backend.h. When g->block_done is
+ * set, it is told as each trainable block's gradients are complete.
  * LoRA adapters (m->lora) add their input gradient to each linear layer's
  * and accumulate their own gradients; with adapters every block is walked.
  */
@@ -51,7 +52,7 @@ void model_backward(const struct model *m, struct activations *a,
                     m->w.final_norm, a->final_rstd, N, D);
 
     for (int l = c->n_layers - 1; l >= lowest; l--) {
-        struct block_weights w = block_view(c, m->w.blocks[l]);
+        struct block_weights w = block_view(c, model_block_weights(m, l));
         struct block_weights gw = block_view(c, g->g.blocks[l]);
         const int train = g->g.blocks[l] != NULL;
         /* checkpointed: block l's internals again, from its saved input (the
@@ -112,6 +113,8 @@ void model_backward(const struct model *m, struct activations *a,
         }
         be->rmsnorm_bwd(dres, gw.attn_norm, dn, x, w.attn_norm,
                         LAYER(a->attn_rstd, s, 1), N, D);
+        if (train && g->block_done)
+            g->block_done(g->block_done_ctx, l);
     }
     if (g->g.embed)
         be->embedding_bwd(g->g.embed, tokens, dres, N, D);

@@ -171,6 +171,7 @@ static json_t *recipe_json(const struct recipe *r)
     json_object_set_new(j, "max_steps", json_integer(r->max_steps));
     json_object_set_new(j, "n_epochs", json_integer(r->epochs));
     json_object_set_new(j, "seed", json_integer((json_int_t)r->seed));
+    json_object_set_new(j, "bf16_weights", json_boolean(r->bf16_weights));
     if (r->method == METHOD_LORA) {
         json_object_set_new(j, "lora_rank", json_integer(r->lora.rank));
         json_object_set_new(j, "lora_alpha", json_real(r->lora.alpha));
@@ -265,31 +266,41 @@ static json_t *file_entry(const char *path, char *err, size_t errlen)
 
 static int write_weights(const char *path, const struct model *m, char *err, size_t errlen)
 {
-    int n = model_tensor_count(&m->cfg);
+    const struct model_config *c = &m->cfg;
+    int n = model_tensor_count(c);
     struct st_write_tensor *t = calloc((size_t)n, sizeof *t);
     struct named_tensor *nt = calloc((size_t)n, sizeof *nt);
     struct st_kv meta = {"format", "pt"};
     int rc = -1;
-    /* parameters in device memory are written from a host copy */
-    float *host = m->be->host_memory ? NULL : malloc(m->n_params * sizeof(float));
+    /* parameters in device memory are written from a host copy of their
+     * allocation; bf16 blocks (model_bf16.c) as BF16 tensors, unchanged */
+    char *host = m->be->host_memory ? NULL : malloc(m->mem_bytes);
     if (host)
-        m->be->download(host, m->mem, m->n_params * sizeof(float));
+        m->be->download(host, m->mem, m->mem_bytes);
+    const char *base = host ? host : (const char *)m->mem;
+#define HOSTED(p) ((const void *)(base + ((const char *)(p) - (const char *)m->mem)))
     if (t && nt && (m->be->host_memory || host)) {
         for (int i = 0; i < n; i++) {
-            model_tensor_at(&m->cfg, &m->w, i, &nt[i]);
-            if (host)
-                nt[i].data = host + (nt[i].data - m->mem);
+            model_tensor_at(c, &m->w, i, &nt[i]);
             t[i].name = nt[i].name;
             t[i].ndim = nt[i].cols ? 2 : 1;
             t[i].shape[0] = nt[i].rows;
             t[i].shape[1] = nt[i].cols;
-            t[i].data = nt[i].data;
-            t[i].dtype = ST_F32;
+            if (m->blocks16 && i >= 1 && i <= 9 * c->n_layers) {
+                size_t l = (size_t)(i - 1) / 9;
+                t[i].dtype = ST_BF16;
+                t[i].bf16 = HOSTED(m->blocks16 + l * model_block_floats(c) +
+                                   model_piece_offset(c, (i - 1) % 9));
+            } else {
+                t[i].data = HOSTED(nt[i].data);
+                t[i].dtype = ST_F32;
+            }
         }
         rc = st_write(path, t, n, &meta, 1, err, errlen);
     } else {
         snprintf(err, errlen, "%s: out of memory", path);
     }
+#undef HOSTED
     free(host);
     free(t);
     free(nt);

@@ -51,7 +51,7 @@ void model_decode_step(const struct model *m, struct kv_cache *kv, int token,
 
     be->embedding_fwd(kv->x, &token, m->w.embed, 1, D);
     for (int l = 0; l < c->n_layers; l++) {
-        struct block_weights w = block_view(c, m->w.blocks[l]);
+        struct block_weights w = block_view(c, model_block_weights(m, l));
         float *kc = kv->k + (size_t)l * kv->max_T * KVD;
         float *vc = kv->v + (size_t)l * kv->max_T * KVD;
         float rstd;

@@ -106,20 +106,40 @@ int sha256_file(const char *path, unsigned char out[SHA256_BYTES], char *err,
     return 0;
 }
 
+/* Hash n device floats at p through buf (chunk floats). */
+static int hash_device(struct sha256 *h, const struct backend *be, const float *p,
+                       size_t n, float *buf, size_t chunk)
+{
+    int rc = 0;
+    for (size_t off = 0; rc == 0 && off < n; off += chunk) {
+        size_t k = n - off < chunk ? n - off : chunk;
+        be->download(buf, p + off, k * sizeof(float));
+        rc = sha256_update(h, buf, k * sizeof(float));
+    }
+    return rc;
+}
+
 int sha256_model(const struct model *m, unsigned char out[SHA256_BYTES])
 {
-    if (m->be->host_memory)
+    if (m->be->host_memory && !m->blocks16)
         return sha256_buffer(m->mem, m->n_params * sizeof(float), out);
-    /* device memory: hash it through a host buffer, 64 MiB at a time */
-    const size_t chunk = (size_t)1 << 24;
+    /* device memory or bf16 blocks: the fp32 layout (embed | blocks |
+     * final_norm | head) through a host buffer, 64 MiB at a time, each
+     * block as model_block_weights widens it */
+    const struct model_config *c = &m->cfg;
+    const size_t chunk = (size_t)1 << 24, embed = (size_t)c->vocab_size * c->dim;
     float *buf = malloc(chunk * sizeof(float));
     struct sha256 h;
     int rc = buf && sha256_init(&h) == 0 ? 0 : -1;
-    for (size_t off = 0; rc == 0 && off < m->n_params; off += chunk) {
-        size_t n = m->n_params - off < chunk ? m->n_params - off : chunk;
-        m->be->download(buf, m->mem + off, n * sizeof(float));
-        rc = sha256_update(&h, buf, n * sizeof(float));
-    }
+    if (rc == 0)
+        rc = hash_device(&h, m->be, m->w.embed, embed, buf, chunk);
+    for (int l = 0; rc == 0 && l < c->n_layers; l++)
+        rc = hash_device(&h, m->be, model_block_weights(m, l), model_block_floats(c), buf,
+                         chunk);
+    if (rc == 0)
+        rc = hash_device(&h, m->be, m->w.final_norm, (size_t)c->dim, buf, chunk);
+    if (rc == 0 && !c->tied_embeddings)
+        rc = hash_device(&h, m->be, m->w.lm_head, embed, buf, chunk);
     if (rc == 0)
         rc = sha256_final(&h, out);
     else if (buf)

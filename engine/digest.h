@@ -33,7 +33,9 @@ int sha256_buffer(const void *data, size_t n, unsigned char out[SHA256_BYTES]);
 /* Digest of a file's bytes; -1 with a message naming the file. */
 int sha256_file(const char *path, unsigned char out[SHA256_BYTES], char *err,
                 size_t errlen);
-/* Digest of the model's fp32 parameters (host memory). */
+/* Digest of the model's parameters as fp32 in the layout of model.h (any
+ * backend; bf16-stored blocks hash as their fp32 widening, so callers take a
+ * base model's digest before model_store_bf16). */
 int sha256_model(const struct model *m, unsigned char out[SHA256_BYTES]);
 
 /* hex (2n + 1 chars) = lower-case hex of d (n bytes). */

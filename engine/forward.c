@@ -26,7 +26,7 @@ void model_block_forward(const struct model *m, struct activations *a, int l, in
               KV = c->n_kv_heads, hd = c->head_dim, QD = H * hd, KVD = KV * hd;
     const size_t cap = (size_t)a->B * a->T;
     const int s = a->checkpointed ? 0 : l; /* the slot of the block's internals */
-    struct block_weights w = block_view(c, m->w.blocks[l]);
+    struct block_weights w = block_view(c, model_block_weights(m, l));
     float *x = LAYER(a->resid, l, D), *mid = LAYER(a->resid_mid, s, D);
     float *xn = LAYER(a->attn_in, s, D), *q = LAYER(a->q, s, QD);
     float *k = LAYER(a->k, s, KVD), *v = LAYER(a->v, s, KVD);

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bf16.h"
 #include "gguf.h"
 #include "safetensors.h"
 
@@ -1003,7 +1004,7 @@ int gguf_tensor_read_f32(const struct gguf_file *f, const struct gguf_tensor *t,
         for (size_t i = 0; i < n; i++) {
             uint16_t b;
             memcpy(&b, p + 2 * i, 2);
-            out[i] = st_bf16_to_f32(b);
+            out[i] = bf16_to_f32(b);
         }
         return 0;
     default:

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "optim.h"
 
 /* element counts of the pieces of one block, in storage order */
 static void block_sizes(const struct model_config *c, size_t s[9])
@@ -47,6 +48,15 @@ size_t model_param_floats(const struct model_config *c)
     size_t embed = (size_t)c->vocab_size * c->dim;
     return embed + (size_t)c->n_layers * model_block_floats(c) + c->dim +
            (c->tied_embeddings ? 0 : embed);
+}
+
+size_t model_piece_offset(const struct model_config *c, int piece)
+{
+    size_t s[9], off = 0;
+    block_sizes(c, s);
+    for (int i = 0; i < piece; i++)
+        off += s[i];
+    return off;
 }
 
 struct block_weights block_view(const struct model_config *c, float *block)
@@ -107,8 +117,9 @@ int model_init(struct model *m, const struct model_config *cfg,
     m->cfg = *cfg;
     m->be = be;
     m->n_params = model_param_floats(cfg);
+    m->mem_bytes = m->n_params * sizeof(float);
     m->w.blocks = calloc((size_t)cfg->n_layers, sizeof(float *));
-    m->mem = be->alloc(m->n_params * sizeof(float));
+    m->mem = be->alloc(m->mem_bytes);
     if (!m->w.blocks || !m->mem) {
         model_free(m);
         return -1;
@@ -122,8 +133,11 @@ void model_free(struct model *m)
     if (m->be && m->mem)
         m->be->free(m->mem);
     free(m->w.blocks);
+    free(m->stage);
     m->mem = NULL;
     m->w.blocks = NULL;
+    m->stage = NULL;
+    m->blocks16 = NULL;
 }
 
 int grads_init_full(struct model_grads *g, const struct model *m)
@@ -148,6 +162,17 @@ size_t grads_slots_floats(const struct model_config *c, int n_slots,
     size_t head = freeze_embeddings ? 0
                   : embed + c->dim + (c->tied_embeddings ? 0 : embed);
     return head + (size_t)n_slots * model_block_floats(c);
+}
+
+size_t grads_projected_block_floats(const struct model_config *c, int rank)
+{
+    size_t n = 2 * (size_t)c->dim;
+    for (int id = 0; id < LIN_COUNT; id++) {
+        int rows, cols;
+        model_linear_offset(c, (enum linear_id)id, &rows, &cols);
+        n += optim_scratch_floats(rows, cols, rank);
+    }
+    return n;
 }
 
 int grads_init_slots(struct model_grads *g, const struct model *m, int n_slots,

@@ -51,12 +51,25 @@ enum linear_id { LIN_Q, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN, LIN_COU
 
 struct lora;
 
+/* The fp32 copy of one bf16-stored block that the compute works on. */
+struct block_stage {
+    float *buf;            /* (model_block_floats) in the model's memory */
+    int block;             /* the block buf holds, or -1 */
+};
+
 struct model {
     struct model_config cfg;
     const struct backend *be;
-    float *mem;            /* every parameter, one allocation */
+    float *mem;            /* every parameter, one allocation (mem_bytes) */
+    size_t mem_bytes;
     size_t n_params;
     struct model_weights w;
+    /* bf16 block storage (model_store_bf16): NULL while every parameter is
+     * fp32. Else mem holds embed | final_norm | head | stage in fp32, then
+     * the L blocks in bf16 here, (L, model_block_floats); w.blocks[l] are all
+     * NULL and model_block_weights expands a block into stage->buf to use it. */
+    unsigned short *blocks16;
+    struct block_stage *stage;
     struct lora *lora;     /* adapters on the linear layers (lora.h), or NULL */
 };
 
@@ -67,6 +80,10 @@ struct model_grads {
     struct model_weights g; /* g.embed NULL: embedding frozen (no grad) */
     float **slots;         /* grads_init_slots: n_slots block-sized buffers */
     int n_slots;
+    /* called by model_backward once block l's weight gradients are complete
+     * (trainable blocks only), or NULL */
+    void (*block_done)(void *ctx, int l);
+    void *block_done_ctx;
 };
 
 struct activations {
@@ -122,6 +139,9 @@ size_t model_linear_offset(const struct model_config *c, enum linear_id id,
                            int *rows, int *cols);
 const char *model_linear_name(enum linear_id id); /* "q_proj", ... */
 struct block_weights block_view(const struct model_config *c, float *block);
+/* Offset of piece p (0..8, storage order: attn_norm, wq, ..., w_down) in a
+ * block, in elements. */
+size_t model_piece_offset(const struct model_config *c, int piece);
 
 /* ---- lifetime ---- */
 /* Allocate zeroed parameters for cfg (which must pass model_config_check). */
@@ -131,6 +151,29 @@ void model_free(struct model *m);
 /* Move the parameters to backend be (model_move.c); -1 with err on failure,
  * the model then unchanged. */
 int model_move(struct model *m, const struct backend *be, char *err, size_t errlen);
+
+/* ---- bf16 block storage (model_bf16.c) ---- */
+/* Store the blocks of a host model (CPU backend) in bf16, rounded to nearest:
+ * the fp32 blocks are freed. -1 with err (out of memory: model unchanged). */
+int model_store_bf16(struct model *m, char *err, size_t errlen);
+/* The same for a training run: first the digest of the fp32 base model into
+ * digest (SHA256_HEX_LEN chars, digest.h), unless it holds one already, so
+ * checkpoints name the base model and not its rounding. */
+int model_store_bf16_digested(struct model *m, char *digest, char *err, size_t errlen);
+/* Bytes of parameter memory with blocks in bf16 (embedding, final norm,
+ * head and one stage block in fp32), for the planner. */
+size_t model_bf16_bytes(const struct model_config *c);
+/* Block l's fp32 weights: w.blocks[l], or, with bf16 storage, the stage
+ * after expanding block l into it (kept while the stage holds block l). */
+float *model_block_weights(const struct model *m, int l);
+/* After an update of the stage (holding block l): round it stochastically
+ * into block l's bf16 storage with noise seed `seed`; the stage is then
+ * marked empty, so the next use expands the rounded weights. */
+void model_block_store(const struct model *m, int l, unsigned long long seed);
+/* Parameters in the fp32 layout above (n_params floats, host memory) into
+ * the model, blocks rounded to nearest when stored in bf16 (resuming from a
+ * checkpoint). -1: out of host memory for the conversion buffer. */
+int model_write_params(struct model *m, const float *host);
 /* Gradient storage for every parameter (all blocks trainable). */
 int grads_init_full(struct model_grads *g, const struct model *m);
 /* Gradient storage for n_slots blocks (g.slots[i], block-sized) plus, unless
@@ -141,6 +184,9 @@ int grads_init_slots(struct model_grads *g, const struct model *m, int n_slots,
 /* Floats grads_init_slots allocates (for the planner). */
 size_t grads_slots_floats(const struct model_config *c, int n_slots,
                           int freeze_embeddings);
+/* Floats of one block's gradients once projected at GaLore rank `rank`: R of
+ * each linear layer (optim_scratch_floats) and the two RMSNorm gains. */
+size_t grads_projected_block_floats(const struct model_config *c, int rank);
 void grads_zero(struct model_grads *g);
 void grads_free(struct model_grads *g, const struct model *m);
 /* Buffers for B x T tokens, every layer's internals saved (evaluation,

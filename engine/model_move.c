@@ -5,6 +5,8 @@
  * memory, so a model is loaded with the CPU backend and moved afterwards:
  * one allocation on the target backend, one upload, the named pointers
  * shifted to the same offsets in the new allocation, the old memory freed.
+ * A model with bf16 blocks (model_bf16.c) moves the same way: its one
+ * allocation holds the fp32 part, the stage and the bf16 blocks.
  */
 #include <stdio.h>
 
@@ -16,7 +18,7 @@ int model_move(struct model *m, const struct backend *be, char *err, size_t errl
 {
     if (be == m->be)
         return 0;
-    size_t bytes = m->n_params * sizeof(float);
+    size_t bytes = m->mem_bytes;
     float *mem = be->alloc(bytes);
     if (!mem) {
         snprintf(err, errlen, "out of %s memory for the model's parameters (%.2f GiB)",
@@ -33,6 +35,11 @@ int model_move(struct model *m, const struct backend *be, char *err, size_t errl
         m->w.blocks[l] = MOVED(m->w.blocks[l]);
     m->w.final_norm = MOVED(m->w.final_norm);
     m->w.lm_head = MOVED(m->w.lm_head);
+    if (m->blocks16) { /* bf16 storage (model_bf16.c): the stage is empty */
+        m->stage->buf = MOVED(m->stage->buf);
+        m->stage->block = -1;
+        m->blocks16 = (unsigned short *)MOVED((float *)m->blocks16);
+    }
     m->be->free(m->mem);
     m->mem = mem;
     m->be = be;

@@ -11,6 +11,9 @@
  *           back-projection is accumulated straight into w by a matmul with
  *           beta = 1 and alpha = -step * scale, so no full-size scratch is
  *           needed; then scale(w, 1 - lr wd) when weight decay is on.
+ * optim_project and optim_step_projected are GaLore's two halves, which
+ * optim_step runs back to back; the trainer may run them apart (projecting
+ * each block's gradient as backward finishes it, train.c).
  * State memory is one backend allocation: m, v, then P for GaLore.
  */
 #include <math.h>
@@ -120,30 +123,23 @@ static int refresh_projector(struct optim_state *s, const float *g,
     return -1;
 }
 
-int optim_step(struct optim_state *s, float *w, const float *g, float *scratch,
-               const struct adamw_hparams *h, const struct galore_hparams *gh,
-               float lr, unsigned long long *rng, char *err, size_t errlen)
+/* AdamW step and decay factor of the tensor's next step t at rate lr. */
+static void step_sizes(const struct optim_state *s, const struct adamw_hparams *h, float lr,
+                       float *step, float *decay)
 {
-    const struct backend *be = s->be;
     long t = s->step + 1;
     double bc1 = 1.0 - pow(h->beta1, (double)t);
     double bc2 = 1.0 - pow(h->beta2, (double)t);
-    float step = (float)(lr * sqrt(bc2) / bc1);
-    float decay = h->weight_decay > 0.0f ? lr * h->weight_decay : 0.0f;
+    *step = (float)(lr * sqrt(bc2) / bc1);
+    *decay = h->weight_decay > 0.0f ? lr * h->weight_decay : 0.0f;
+}
+
+int optim_project(struct optim_state *s, const float *g, float *R,
+                  const struct galore_hparams *gh, unsigned long long *rng, char *err,
+                  size_t errlen)
+{
+    const struct backend *be = s->be;
     int rows = s->rows, cols = s->cols, r = s->rank;
-
-    if (r == 0) {
-        size_t n = (size_t)rows * (cols > 0 ? (size_t)cols : 1);
-        for (size_t off = 0; off < n; off += OPTIM_CHUNK) {
-            size_t len = n - off < OPTIM_CHUNK ? n - off : OPTIM_CHUNK;
-            be->adam_direction(scratch, s->m + off, s->v + off, g + off, len,
-                               h->beta1, h->beta2, h->eps);
-            be->apply_update(w + off, scratch, len, step, decay);
-        }
-        s->step = t;
-        return 0;
-    }
-
     if (!gh || gh->update_proj_gap <= 0) {
         snprintf(err, errlen, "GaLore step on a (%d, %d) tensor needs a positive "
                  "update_proj_gap", rows, cols);
@@ -151,13 +147,22 @@ int optim_step(struct optim_state *s, float *w, const float *g, float *scratch,
     }
     if (refresh_projector(s, g, gh, rng, err, errlen))
         return -1;
-
-    float *R = scratch;
-    size_t rsize = (size_t)r * (s->side == 0 ? (size_t)rows : (size_t)cols);
     if (s->side == 0) /* R (rows,r) = G (rows,cols) P^T (cols,r) */
         be->matmul(0, 1, rows, r, cols, 1.0f, g, cols, s->proj, cols, 0.0f, R, r);
     else /* R (r,cols) = P^T (r,rows) G (rows,cols) */
         be->matmul(1, 0, r, cols, rows, 1.0f, s->proj, r, g, cols, 0.0f, R, cols);
+    return 0;
+}
+
+void optim_step_projected(struct optim_state *s, float *w, float *R,
+                          const struct adamw_hparams *h, const struct galore_hparams *gh,
+                          float lr)
+{
+    const struct backend *be = s->be;
+    int rows = s->rows, cols = s->cols, r = s->rank;
+    float step, decay;
+    step_sizes(s, h, lr, &step, &decay);
+    size_t rsize = (size_t)r * (s->side == 0 ? (size_t)rows : (size_t)cols);
     be->adam_direction(R, s->m, s->v, R, rsize, h->beta1, h->beta2, h->eps);
     float alpha = -step * gh->scale;
     if (s->side == 0) /* w (rows,cols) += alpha N (rows,r) P (r,cols) */
@@ -166,6 +171,29 @@ int optim_step(struct optim_state *s, float *w, const float *g, float *scratch,
         be->matmul(0, 0, rows, cols, r, alpha, s->proj, r, R, cols, 1.0f, w, cols);
     if (decay > 0.0f)
         be->scale(w, (size_t)rows * cols, 1.0f - decay);
-    s->step = t;
+    s->step++;
+}
+
+int optim_step(struct optim_state *s, float *w, const float *g, float *scratch,
+               const struct adamw_hparams *h, const struct galore_hparams *gh,
+               float lr, unsigned long long *rng, char *err, size_t errlen)
+{
+    const struct backend *be = s->be;
+    if (s->rank > 0) {
+        if (optim_project(s, g, scratch, gh, rng, err, errlen) != 0)
+            return -1;
+        optim_step_projected(s, w, scratch, h, gh, lr);
+        return 0;
+    }
+    float step, decay;
+    step_sizes(s, h, lr, &step, &decay);
+    size_t n = (size_t)s->rows * (s->cols > 0 ? (size_t)s->cols : 1);
+    for (size_t off = 0; off < n; off += OPTIM_CHUNK) {
+        size_t len = n - off < OPTIM_CHUNK ? n - off : OPTIM_CHUNK;
+        be->adam_direction(scratch, s->m + off, s->v + off, g + off, len, h->beta1,
+                           h->beta2, h->eps);
+        be->apply_update(w + off, scratch, len, step, decay);
+    }
+    s->step++;
     return 0;
 }

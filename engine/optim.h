@@ -73,4 +73,16 @@ int optim_step(struct optim_state *s, float *w, const float *g, float *scratch,
                const struct adamw_hparams *h, const struct galore_hparams *gh,
                float lr, unsigned long long *rng, char *err, size_t errlen);
 
+/* GaLore's two halves (rank > 0): optim_project refreshes P from g when due
+ * and writes R = project(g) into R (optim_scratch_floats of the tensor);
+ * -1 as optim_step. optim_step_projected then takes the step from R (Adam
+ * direction in place, back-projection into w, decay). R may be scaled in
+ * between (gradient clipping: projection is linear). */
+int optim_project(struct optim_state *s, const float *g, float *R,
+                  const struct galore_hparams *gh, unsigned long long *rng, char *err,
+                  size_t errlen);
+void optim_step_projected(struct optim_state *s, float *w, float *R,
+                          const struct adamw_hparams *h, const struct galore_hparams *gh,
+                          float lr);
+
 #endif

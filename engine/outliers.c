@@ -171,8 +171,9 @@ int outlier_ratios(const struct model *m, const struct channel_stats *st,
     }
     for (int l = 0; l < c->n_layers; l++) {
         double *p = norms;
+        float *block = model_block_weights(m, l);
         for (int k = 0; k < LIN_COUNT; k++) {
-            weights[k] = m->w.blocks[l] + off[k];
+            weights[k] = block + off[k];
             xnorm[k] = p;
             if (st) {
                 const double *s = st->sumsq[k] + (size_t)l * cols[k];

@@ -2,15 +2,22 @@
  * plan.c: predicted memory and throughput of a fine-tuning run (plan.h).
  *
  * Element counts mirror what the trainer allocates; bytes per element are 4
- * (PLAN_FP32, the CPU engine) or 2 (PLAN_BF16, "pure bf16" as the released
- * OwLore code: weights, gradients, Adam moments and GaLore projectors all
- * bf16, no fp32 master copy; owlore-algorithm.md sections 4 and 9).
+ * (PLAN_FP32, this engine on either backend, bf16 blocks counted when the
+ * recipe stores them) or 2 (PLAN_BF16, "pure bf16" as the released OwLore
+ * code: weights, gradients, Adam moments and GaLore projectors all bf16, no
+ * fp32 master copy; owlore-algorithm.md sections 4 and 9).
  *
- *   weights      every parameter (model_param_floats)
+ *   weights      every parameter (model_param_floats); fp32 with bf16_weights:
+ *                the blocks at 2 bytes plus one fp32 block to compute on
+ *                (model_bf16_bytes)
  *   gradients    grads_slots_floats: the trained blocks (all L for
  *                full/galore, gamma for sampled methods) + embedding, final
  *                norm and untied head (these three always train unless
- *                freeze_embeddings)
+ *                freeze_embeddings). The engine (fp32) with streamed GaLore
+ *                gradients (recipe_streams_gradients): one block slot instead,
+ *                plus the projected gradients of every trained block
+ *                (grads_projected_block_floats); the released code's pure
+ *                bf16 keeps every trained block's full gradient
  *   optimizer    per trained tensor optim_state_floats(rows, cols, rank):
  *                AdamW for the embedding/head/final norm and the RMSNorm
  *                gains, the block rank for the 7 linears. Blocks holding
@@ -106,6 +113,10 @@ void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
     /* elements */
     double n_params = (double)model_param_floats(cfg);
     double n_grads = (double)grads_slots_floats(cfg, active, r->freeze_embeddings);
+    double n_grad_mem = n_grads; /* streamed: one full-size block, the rest projected */
+    if (dtype == PLAN_FP32 && recipe_streams_gradients(r))
+        n_grad_mem = (double)grads_slots_floats(cfg, 1, r->freeze_embeddings) +
+                     (double)active * (double)grads_projected_block_floats(cfg, rank);
     double n_state = stateful * block_state(cfg, rank);
     if (!r->freeze_embeddings) { /* embedding (+ untied head) and final norm */
         n_state += (double)optim_state_floats(cfg->vocab_size, cfg->dim, 0) *
@@ -116,12 +127,15 @@ void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
         double n_lora = (double)lora_param_floats(cfg, r->lora.rank);
         n_params += n_lora;
         n_grads += n_lora;
+        n_grad_mem += n_lora;
         n_state += 2 * n_lora;
     }
 
     memset(p, 0, sizeof *p);
     p->weights = n_params * bytes;
-    p->gradients = n_grads * bytes;
+    if (dtype == PLAN_FP32 && r->bf16_weights) /* blocks bf16, one fp32 stage */
+        p->weights = (double)model_bf16_bytes(cfg);
+    p->gradients = n_grad_mem * bytes;
     p->optimizer_state = n_state * bytes;
     if (dtype == PLAN_BF16) {
         p->activations = tokens * (L * D * 2 + 2 * (10 * D + 4 * F)) +

@@ -70,6 +70,9 @@ struct recipe {
     int checkpoint_activations; /* 1: keep block inputs only, recompute each
                                    block in backward (less memory, one more
                                    forward pass of the blocks) */
+    int bf16_weights;           /* 1: block weights stored in bf16 (no fp32
+                                   copy), each update rounded stochastically;
+                                   gradients and optimizer state stay fp32 */
     int max_steps;              /* optimizer steps (0: derived from epochs) */
     int epochs;
     unsigned long long seed;
@@ -93,5 +96,11 @@ int recipe_check(const struct recipe *r, int n_layers, char *err, size_t errlen)
 /* Blocks whose weights have gradients at once: n_layers for full/galore,
  * 0 for lora (only its adapters train), gamma else. */
 int recipe_active_blocks(const struct recipe *r, int n_layers);
+
+/* 1 when the trainer projects each block's GaLore gradients as soon as
+ * backward finishes the block (train.c): one step per micro-batch
+ * (grad_accum 1) and GaLore blocks (rank > 0). Full-size gradients then
+ * exist for one block at a time. */
+int recipe_streams_gradients(const struct recipe *r);
 
 #endif

@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "bf16.h"
 #include "safetensors.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
@@ -476,7 +477,7 @@ int st_read_f32(const struct st_file *f, const struct st_tensor *t, float *out,
             return read_fail(f, t, err, errlen);
         for (size_t j = 0; j < k; j++)
             out[i + j] = t->dtype == ST_F16 ? st_f16_to_f32(buf[j])
-                                            : st_bf16_to_f32(buf[j]);
+                                            : bf16_to_f32(buf[j]);
     }
     return 0;
 }
@@ -540,21 +541,6 @@ float st_f16_to_f32(uint16_t h)
         return bits_f32(sign | exp << 23 | (mant & 0x3ff) << 13);
     }
     return bits_f32(sign | (exp + 127 - 15) << 23 | mant << 13);
-}
-
-float st_bf16_to_f32(uint16_t b)
-{
-    return bits_f32((uint32_t)b << 16);
-}
-
-uint16_t st_f32_to_bf16(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN: keep sign, force quiet */
-        return (uint16_t)(u >> 16 | 0x40);
-    u += 0x7fffu + (u >> 16 & 1);
-    return (uint16_t)(u >> 16);
 }
 
 /* ---- writing ---- */
@@ -642,7 +628,7 @@ static char *build_header(const char *path, const struct st_write_tensor *t, int
             if (json_array_append_new(shape, json_integer(w->shape[d])) < 0)
                 goto oom;
         }
-        if (numel > 0 && !w->data) {
+        if (numel > 0 && !w->data && !(w->dtype == ST_BF16 && w->bf16)) {
             snprintf(err, errlen, "%s: tensor '%s': data is NULL", path, name);
             goto fail;
         }
@@ -683,15 +669,16 @@ static int write_body(int fd, const char *hdr, const struct st_write_tensor *t, 
         size_t numel = 1;
         for (int d = 0; d < t[i].ndim; d++)
             numel *= (size_t)t[i].shape[d]; /* checked by build_header */
-        if (t[i].dtype == ST_F32) {
-            if (write_full(fd, t[i].data, numel * sizeof(float)) < 0)
+        if (t[i].dtype == ST_F32 || t[i].bf16) {
+            if ((t[i].dtype == ST_F32 ? write_full(fd, t[i].data, numel * sizeof(float))
+                                      : write_full(fd, t[i].bf16, numel * 2)) < 0)
                 return -1;
             continue;
         }
         for (size_t j = 0; j < numel; j += CHUNK) {
             size_t k = numel - j < CHUNK ? numel - j : CHUNK;
             for (size_t q = 0; q < k; q++)
-                buf[q] = st_f32_to_bf16(t[i].data[j + q]);
+                buf[q] = bf16_from_f32(t[i].data[j + q]);
             if (write_full(fd, buf, k * 2) < 0)
                 return -1;
         }

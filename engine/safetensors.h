@@ -75,8 +75,6 @@ int st_read_i32(const struct st_file *f, const struct st_tensor *t, int32_t *out
 /* Scalar conversions (exact except f32 -> bf16, which rounds to nearest even;
  * NaN stays NaN). */
 float st_f16_to_f32(uint16_t h);
-float st_bf16_to_f32(uint16_t b);
-uint16_t st_f32_to_bf16(float x);
 
 /* Format a shape as "[2, 3]" into buf (len bytes); returns buf. */
 const char *st_shape_str(char *buf, size_t len, const int64_t *shape, int ndim);
@@ -88,6 +86,8 @@ struct st_write_tensor {
     int64_t shape[ST_MAX_DIMS];
     const float *data;            /* numel floats, row-major */
     enum st_dtype dtype;          /* ST_F32 or ST_BF16 (stored type) */
+    const uint16_t *bf16;         /* or, with ST_BF16, numel bf16 values
+                                     written as they are (data NULL) */
 };
 
 struct st_kv {

@@ -52,6 +52,17 @@ struct run {
     struct trainer_state ts;
     int n_tensors;
     float *scratch;
+    /* streamed GaLore gradients (recipe_streams_gradients): every trained
+     * block shares one gradient slot; as backward finishes a block, its
+     * linear gradients are projected into `projected` (the j-th active
+     * block at j * proj_block floats, piece p at proj_off[p]) and its gains
+     * copied there, and the slot is zeroed for the next block */
+    int stream;
+    float *projected;
+    size_t proj_block, proj_off[PIECES];
+    double stream_sumsq;       /* of the full-rank block gradients this step */
+    int stream_failed;
+    char stream_err[512];
     int *tokens, *targets;     /* (B, T) */
     int *order;                /* (n_train) this epoch's window order */
     long steps_per_epoch, total_steps;
@@ -164,8 +175,8 @@ static void assign_slots(struct run *run)
 {
     for (int l = 0; l < run->m->cfg.n_layers; l++)
         run->g.g.blocks[l] = NULL;
-    for (int i = 0; i < run->ts.n_active && i < run->g.n_slots; i++)
-        run->g.g.blocks[run->ts.active[i]] = run->g.slots[i];
+    for (int i = 0; i < run->ts.n_active && (run->stream || i < run->g.n_slots); i++)
+        run->g.g.blocks[run->ts.active[i]] = run->g.slots[run->stream ? 0 : i];
 }
 
 /* Select this step's blocks; drop the state of leaving blocks (reset). */
@@ -240,11 +251,12 @@ static float clip_gradients(struct run *run)
 {
     const struct backend *be = run->m->be;
     const struct model_config *c = &run->m->cfg;
-    double ss = 0;
+    double ss = run->stream_sumsq;
+    int piece;
     for (int i = 0; i < run->n_tensors; i++) {
         struct named_tensor nt;
         model_tensor_at(c, &run->g.g, i, &nt);
-        if (nt.data)
+        if (nt.data && !(run->stream && tensor_block(c, i, &piece) >= 0))
             ss += be->sumsq(nt.data, (size_t)nt.rows * (nt.cols ? nt.cols : 1));
     }
     if (run->m->lora)
@@ -258,13 +270,84 @@ static float clip_gradients(struct run *run)
         for (int i = 0; i < run->n_tensors; i++) {
             struct named_tensor nt;
             model_tensor_at(c, &run->g.g, i, &nt);
-            if (nt.data)
+            if (nt.data && !(run->stream && tensor_block(c, i, &piece) >= 0))
                 be->scale(nt.data, (size_t)nt.rows * (nt.cols ? nt.cols : 1), coef);
         }
+        if (run->stream) /* projection is linear: clip R instead of G */
+            be->scale(run->projected, (size_t)run->ts.n_active * run->proj_block, coef);
     }
     return norm;
 }
 
+/* Noise seed of the stochastic rounding of block l after step `step`: a
+ * function of (seed, step, l) only, so a resumed run rounds the same. */
+static unsigned long long rounding_seed(const struct run *run, long step, int l)
+{
+    return run->r->seed * 0xD6E8FEB86659FD93ULL ^
+           ((unsigned long long)step * (unsigned long long)run->m->cfg.n_layers +
+            (unsigned long long)l + 1) * 0x9E3779B97F4A7C15ULL;
+}
+
+/* Tensor i's optimizer state, created on first use (NULL: out of memory,
+ * reported with the planner's prediction). */
+static struct optim_state *tensor_state(struct run *run, int i, char *err, size_t errlen)
+{
+    struct optim_state *s = &run->ts.states[i];
+    struct named_tensor w;
+    model_tensor_at(&run->m->cfg, &run->m->w, i, &w);
+    if (!s->mem && optim_state_init(s, run->m->be, w.rows, w.cols, tensor_rank(run, i)) != 0) {
+        char what[160];
+        snprintf(what, sizeof what, "the optimizer state of %s", w.name);
+        report_oom(run, what, err, errlen);
+        return NULL;
+    }
+    return s;
+}
+
+/* Position of block l among this step's active blocks. */
+static int active_index(const struct run *run, int l)
+{
+    int j = 0;
+    while (j < run->ts.n_active - 1 && run->ts.active[j] != l)
+        j++;
+    return j;
+}
+
+/* model_backward's block_done when streaming: project block l's linear
+ * gradients (refreshing P when due) and keep its gains, then clear the
+ * shared slot for the next block. A failure is kept for the step to report. */
+static void stream_block(void *ctx, int l)
+{
+    struct run *run = ctx;
+    const struct model_config *c = &run->m->cfg;
+    const struct backend *be = run->m->be;
+    float *dst = run->projected + (size_t)active_index(run, l) * run->proj_block;
+    for (int p = 0; p < PIECES && !run->stream_failed; p++) {
+        const int i = 1 + PIECES * l + p;
+        struct named_tensor gr;
+        model_tensor_at(c, &run->g.g, i, &gr);
+        const size_t n = (size_t)gr.rows * (gr.cols ? gr.cols : 1);
+        run->stream_sumsq += be->sumsq(gr.data, n);
+        if (tensor_rank(run, i) == 0) {
+            be->copy(dst + run->proj_off[p], gr.data, n);
+            continue;
+        }
+        char why[256];
+        struct optim_state *s = tensor_state(run, i, run->stream_err, sizeof run->stream_err);
+        if (!s) {
+            run->stream_failed = 1;
+        } else if (optim_project(s, gr.data, dst + run->proj_off[p], &run->r->galore,
+                                 &run->ts.linalg_rng, why, sizeof why) != 0) {
+            snprintf(run->stream_err, sizeof run->stream_err, "%s: %s", gr.name, why);
+            run->stream_failed = 1;
+        }
+    }
+    be->zero(run->g.g.blocks[l], model_block_floats(c) * sizeof(float));
+}
+
+/* With bf16 blocks (model_bf16.c) a trained block is widened into the stage,
+ * its nine tensors take their steps there, and it is rounded back. Streamed
+ * blocks step from their projected gradients. */
 static int optimizer_step(struct run *run, float lr, char *err, size_t errlen)
 {
     const struct model_config *c = &run->m->cfg;
@@ -274,20 +357,29 @@ static int optimizer_step(struct run *run, float lr, char *err, size_t errlen)
         model_tensor_at(c, &run->g.g, i, &gr);
         if (!gr.data)
             continue;
-        struct optim_state *s = &run->ts.states[i];
-        if (!s->mem && optim_state_init(s, run->m->be, w.rows, w.cols,
-                                        tensor_rank(run, i)) != 0) {
-            char what[160];
-            snprintf(what, sizeof what, "the optimizer state of %s", w.name);
-            report_oom(run, what, err, errlen);
+        int piece = 0, l = tensor_block(c, i, &piece);
+        if (run->m->blocks16 && l >= 0)
+            w.data = model_block_weights(run->m, l) + model_piece_offset(c, piece);
+        struct optim_state *s = tensor_state(run, i, err, errlen);
+        if (!s)
             return -1;
+        if (run->stream && l >= 0) {
+            gr.data = run->projected + (size_t)active_index(run, l) * run->proj_block +
+                      run->proj_off[piece];
+            if (s->rank > 0) {
+                optim_step_projected(s, w.data, gr.data, &run->r->adamw, &run->r->galore, lr);
+                gr.data = NULL;
+            }
         }
         char why[256];
-        if (optim_step(s, w.data, gr.data, run->scratch, &run->r->adamw,
-                       &run->r->galore, lr, &run->ts.linalg_rng, why, sizeof why) != 0) {
+        if (gr.data &&
+            optim_step(s, w.data, gr.data, run->scratch, &run->r->adamw, &run->r->galore, lr,
+                       &run->ts.linalg_rng, why, sizeof why) != 0) {
             snprintf(err, errlen, "%s: %s", w.name, why);
             return -1;
         }
+        if (run->m->blocks16 && l >= 0 && piece == PIECES - 1)
+            model_block_store(run->m, l, rounding_seed(run, run->ts.step, l));
     }
     return run->m->lora ? lora_optim_step(run->m->lora, &run->r->adamw, lr, err, errlen)
                         : 0;
@@ -371,6 +463,26 @@ static int open_metrics(struct run *run, char *err, size_t errlen)
     return 0;
 }
 
+/* The projected-gradient buffer of streamed GaLore steps: per active block
+ * its pieces in order, R of the linear layers and the two gains. */
+static int setup_stream(struct run *run, int n_active)
+{
+    const struct model_config *c = &run->m->cfg;
+    size_t off = 0;
+    for (int p = 0; p < PIECES; p++) {
+        struct named_tensor nt;
+        model_tensor_at(c, &run->m->w, 1 + p, &nt);
+        run->proj_off[p] = off;
+        off += p == 0 || p == 5 ? (size_t)nt.rows
+                                : optim_scratch_floats(nt.rows, nt.cols, tensor_rank(run, 1 + p));
+    }
+    run->proj_block = off;
+    run->projected = run->m->be->alloc(sizeof(float) * off * (size_t)n_active);
+    run->g.block_done = stream_block;
+    run->g.block_done_ctx = run;
+    return run->projected ? 0 : -1;
+}
+
 static int setup(struct run *run, char *err, size_t errlen)
 {
     struct model *m = run->m;
@@ -403,7 +515,9 @@ static int setup(struct run *run, char *err, size_t errlen)
                  method_name(r->method));
         return -1;
     }
-    int n_slots = recipe_active_blocks(r, L);
+    const int n_active = recipe_active_blocks(r, L);
+    run->stream = recipe_streams_gradients(r);
+    int n_slots = run->stream ? 1 : n_active;
     size_t scratch = 0;
     for (int i = 0; i < run->n_tensors; i++) {
         struct named_tensor nt;
@@ -423,7 +537,8 @@ static int setup(struct run *run, char *err, size_t errlen)
         grads_init_slots(&run->g, m, n_slots, r->freeze_embeddings) != 0 ||
         activations_init_for(&run->a, m, B, T, r->checkpoint_activations) != 0 ||
         (r->method == METHOD_LORA &&
-         lora_init(&run->lora, m, &r->lora, r->seed, B * T) != 0)) {
+         lora_init(&run->lora, m, &r->lora, r->seed, B * T) != 0) ||
+        (run->stream && setup_stream(run, n_active) != 0)) {
         char what[64];
         snprintf(what, sizeof what, "training buffers (batch %d x %d)", B, T);
         report_oom(run, what, err, errlen);
@@ -461,6 +576,11 @@ static int check_start(struct run *run, char *err, size_t errlen)
     }
     if (recipe_check(run->r, run->m->cfg.n_layers, err, errlen) != 0)
         return -1;
+    if (!run->r->bf16_weights != !run->m->blocks16) {
+        snprintf(err, errlen, "the recipe asks for %s weights but the model holds %s ones",
+                 run->r->bf16_weights ? "bf16" : "fp32", run->m->blocks16 ? "bf16" : "fp32");
+        return -1;
+    }
     return run->o->resume_dir ? ckpt_check_resume(run->o->resume_dir, &run->m->cfg, run->r,
                                                    run->digest, err, errlen)
                               : 0;
@@ -491,8 +611,12 @@ static int resume(struct run *run, char *err, size_t errlen)
         model_free(&ck);
         return -1;
     }
-    run->m->be->upload(run->m->mem, ck.mem, ck.n_params * sizeof(float));
+    int written = model_write_params(run->m, ck.mem);
     model_free(&ck);
+    if (written != 0) {
+        snprintf(err, errlen, "%s: out of memory for the weights", dir);
+        return -1;
+    }
     if (run->sampled) {
         run->smp.rng = run->ts.sampler_rng;
         memcpy(run->smp.active, run->ts.active, sizeof(int) * (size_t)run->ts.n_active);
@@ -514,6 +638,8 @@ static void teardown(struct run *run)
     free(run->order);
     if (run->scratch)
         run->m->be->free(run->scratch);
+    if (run->projected)
+        run->m->be->free(run->projected);
     if (run->g.mem || run->g.g.blocks)
         grads_free(&run->g, run->m);
     if (run->a.mem)
@@ -593,6 +719,7 @@ enum train_result train_run(struct model *m, const struct recipe *r,
         }
         select_blocks(&run);
         grads_zero(&run.g);
+        run.stream_sumsq = 0;
         if (m->lora) {
             lora_zero_grads(m->lora);
             m->lora->training = 1;
@@ -634,6 +761,10 @@ enum train_result train_run(struct model *m, const struct recipe *r,
         if (!isfinite(grad_norm)) {
             snprintf(err, errlen, "the gradient norm became %f at step %ld (learning rate "
                      "%g too high?)", grad_norm, run.ts.step, (double)r->lr);
+            goto out;
+        }
+        if (run.stream_failed) { /* a projection during backward */
+            snprintf(err, errlen, "%s", run.stream_err);
             goto out;
         }
         float lr = train_lr_at(r, run.ts.step, run.total_steps);

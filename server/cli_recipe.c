@@ -25,7 +25,8 @@ const char *const cli_recipe_opts[] = {
     "--steps", "--epochs", "--warmup", "--schedule", "--min-lr-ratio",
     "--weight-decay", "--beta1", "--beta2", "--eps", "--clip", "--seed",
     "--eval-every", "--save-every", "--calib-samples", "--lora-rank", "--lora-alpha",
-    "--lora-dropout", "--lora-merge", "--checkpoint-activations", NULL};
+    "--lora-dropout", "--lora-merge", "--checkpoint-activations", "--bf16-weights",
+    NULL};
 
 /* What values an option accepts. */
 enum kind { POS_INT, NONNEG_INT, POS_NUM, NONNEG_NUM, ANY_NUM };
@@ -237,6 +238,11 @@ int cli_recipe_parse(int argc, char **argv, struct recipe *r, char *err, size_t 
         if ((i = parse_choice("--checkpoint-activations", v, bools, err, errlen)) < 0)
             return -1;
         r->checkpoint_activations = i;
+    }
+    if ((v = find_opt(argc, argv, "--bf16-weights", NULL))) {
+        if ((i = parse_choice("--bf16-weights", v, bools, err, errlen)) < 0)
+            return -1;
+        r->bf16_weights = i;
     }
     if ((v = find_opt(argc, argv, "--lora-merge", NULL))) {
         if ((i = parse_choice("--lora-merge", v, bools, err, errlen)) < 0)

@@ -8,7 +8,8 @@
  * Face config.json, a Hugging Face model directory (its config.json) or a
  * llama2.c .bin checkpoint (its 28-byte header, checked against the file
  * size). The micro-batch is --batch x --seq (recipe defaults 16 x 512).
- * dtype fp32 is the CPU engine; bf16 a pure-bf16 GPU run (plan.h).
+ * dtype fp32 is this engine (with --bf16-weights 1 its blocks in bf16);
+ * bf16 the released OwLore code's pure-bf16 GPU run (plan.h).
  * --json prints one object with integer byte counts.
  */
 #include <errno.h>
@@ -50,7 +51,10 @@ static void print_table(const char *path, const struct model_config *c,
     if (r->galore.rank > 0)
         printf(", GaLore rank %d", r->galore.rank);
     printf(")%s\n", r->freeze_embeddings ? ", embeddings frozen" : "");
-    printf("micro-batch  %d x %d tokens, %s\n\n", r->batch_size, r->seq_len, dtype);
+    printf("micro-batch  %d x %d tokens, %s%s%s\n\n", r->batch_size, r->seq_len, dtype,
+           r->bf16_weights && strcmp(dtype, "fp32") == 0 ? " with bf16 blocks" : "",
+           strcmp(dtype, "fp32") == 0 && recipe_streams_gradients(r)
+               ? ", GaLore gradients projected block by block" : "");
     printf("%-16s %16s %10s\n", "memory", "bytes", "GB");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         printf("%-16s %16.0f %10.2f\n", rows[i].name, rows[i].bytes, rows[i].bytes / 1e9);

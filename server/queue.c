@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "dataset.h"
+#include "digest.h"
 #include "job_layers.h"
 #include "job_recipe.h"
 #include "load.h"
@@ -297,6 +298,12 @@ static enum train_result train_job(struct job_run *jr, struct job_error *je)
     /* the GPU when one opens, else the CPU; the model was loaded and
      * calibrated on the host */
     const struct backend *dev = backend_select("auto", err, sizeof err);
+    char digest[SHA256_HEX_LEN] = "";
+    if (dev && r.bf16_weights) {
+        if (model_store_bf16_digested(&m, digest, err, sizeof err) != 0)
+            dev = NULL;
+        o.base_model_digest = digest;
+    }
     if (!dev || model_move(&m, dev, err, sizeof err) != 0) {
         je->code = "training_failed";
         snprintf(je->message, sizeof je->message, "%s", err);

@@ -93,6 +93,8 @@ static const struct backend cpu_backend = {
     .adam_direction = cpu_adam_direction,
     .apply_update = cpu_apply_update,
     .lowrank_basis = cpu_lowrank_basis,
+    .bf16_expand = cpu_bf16_expand,
+    .bf16_round = cpu_bf16_round,
 };
 
 const struct backend *backend_cpu(void)

@@ -10,14 +10,6 @@
 
 #include "ops.h"
 
-static inline uint64_t hash64(uint64_t z)
-{
-    z += 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 void cpu_dropout(float *y, const float *x, size_t n, float p, unsigned long long seed)
 {
     const uint64_t cut = (uint64_t)((double)p * (double)(1u << 24));

@@ -12,6 +12,7 @@
 #define OWLORE_CPU_OPS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 void cpu_matmul(int trans_a, int trans_b, int M, int N, int K, float alpha,
                 const float *A, int lda, const float *B, int ldb, float beta,
@@ -38,6 +39,20 @@ void cpu_crossentropy_fwd_bwd(float *logits, float *losses, const int *targets,
                               int N, int V, float dlogits_scale);
 void cpu_add_inplace(float *y, const float *x, size_t n);
 void cpu_dropout(float *y, const float *x, size_t n, float p, unsigned long long seed);
+
+/* bf16 weight storage (bf16.c) */
+void cpu_bf16_expand(float *dst, const unsigned short *src, size_t n);
+void cpu_bf16_round(unsigned short *dst, const float *src, size_t n, unsigned long long seed);
+
+/* splitmix64's output function: the counter-based random bits of dropout
+ * masks and stochastic rounding (element i draws hash64(seed + i)) */
+static inline uint64_t hash64(uint64_t z)
+{
+    z += 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
 
 /* optimizer arithmetic (optim_ops.c, linalg.c) */
 double cpu_sumsq(const float *x, size_t n);

@@ -184,6 +184,8 @@ static const struct backend cuda_backend = {
     .adam_direction = cu_adam_direction,
     .apply_update = cu_apply_update,
     .lowrank_basis = cu_lowrank_basis,
+    .bf16_expand = cu_bf16_expand,
+    .bf16_round = cu_bf16_round,
 };
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -26,6 +26,7 @@
 #include <cuda_runtime.h>
 #include <cusolverDn.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* ---- error recording (error.cu) ---- */
 /* Record a failure unless one is pending; returns 1 when code is a failure. */
@@ -101,6 +102,15 @@ __device__ __forceinline__ float warp_max(float v)
         v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
+/* splitmix64's output function, the CPU's hash64 (kernels/cpu/ops.h):
+ * element i of a dropout mask or a stochastic rounding draws hash64(seed + i) */
+__device__ __forceinline__ uint64_t hash64(uint64_t z)
+{
+    z += 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
 /* Sum of v over a block of blockDim.x (a multiple of 32, <= 1024) threads, in
  * a fixed order; every thread gets the result. sh holds 32 doubles. */
 __device__ __forceinline__ double block_sum_d(double v, double *sh)
@@ -145,6 +155,8 @@ void cu_crossentropy_fwd_bwd(float *logits, float *losses, const int *targets,
                              int N, int V, float dlogits_scale);
 void cu_add_inplace(float *y, const float *x, size_t n);
 void cu_dropout(float *y, const float *x, size_t n, float p, unsigned long long seed);
+void cu_bf16_expand(float *dst, const unsigned short *src, size_t n);
+void cu_bf16_round(unsigned short *dst, const float *src, size_t n, unsigned long long seed);
 double cu_sumsq(const float *x, size_t n);
 void cu_scale(float *x, size_t n, float a);
 void cu_adam_direction(float *dir, float *m, float *v, const float *g, size_t n,

@@ -10,14 +10,6 @@
 
 #include "cuda_ops.h"
 
-static __device__ __forceinline__ uint64_t hash64(uint64_t z)
-{
-    z += 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 static __global__ void dropout_kernel(float *y, const float *x, size_t n, uint64_t cut,
                                       float keep_scale, unsigned long long seed)
 {

@@ -7,11 +7,17 @@
  * which must stay <= 1e-7 (fp32 mode; the projector of lowrank_basis, whose
  * singular vectors are only defined up to rounding of close singular values,
  * is compared through P itself on matrices with a spread spectrum and gets
- * 1e-5). One line per check: "PASS|FAIL op nmse tol"; the exit status is 1
- * when any check failed, 2 when no GPU opened. Shapes cover GQA, odd sizes,
- * a decode step (Tq = 1 with q_off) and ignored targets.
+ * 1e-5). The bf16 storage operations (bf16_expand, bf16_round) must match
+ * bit for bit, on every fp32/bf16 class (NaN, infinities, denormals, values
+ * that round into an infinity), at odd lengths and offsets, with a rounding
+ * seed whose seed + i wraps, and past 2^32 elements (skipped when the GPU
+ * lacks the 26 GB: a SKIP line). One line per check: "PASS|FAIL op nmse
+ * tol" ("bits differ in k of n" elements for the bit-exact ones); the exit
+ * status is 1 when any check failed, 2 when no GPU opened. Shapes cover
+ * GQA, odd sizes, a decode step (Tq = 1 with q_off) and ignored targets.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,6 +309,195 @@ static void test_lowrank(void)
         }
 }
 
+/* ---- bf16 storage: bit-exact ---- */
+
+static uint32_t ubits(void)
+{
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (uint32_t)(seed >> 32);
+}
+
+/* Count the elements (size bytes each) of cuda result d (device) and cpu
+ * result c (host) whose bits differ, n elements. */
+static size_t bits_differ(const void *d, const void *c, size_t n, size_t size)
+{
+    unsigned char *h = malloc(n * size + 1);
+    gpu->download(h, d, n * size);
+    size_t diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff += memcmp(h + i * size, (const unsigned char *)c + i * size, size) != 0;
+    free(h);
+    return diff;
+}
+
+static void report_bits(const char *op, size_t diff, size_t n)
+{
+    char why[512];
+    int bad = diff != 0 || gpu->error(why, sizeof why);
+    printf("%s %-28s bits differ in %zu of %zu tol 0\n", bad ? "FAIL" : "PASS", op, diff, n);
+    failures += bad;
+}
+
+/* n bf16 patterns: a quarter special (NaN, infinities, zeros, denormals,
+ * extremes), the rest random */
+static uint16_t *bf16_patterns(size_t n)
+{
+    static const uint16_t special[] = {
+        0x7F80, 0xFF80,                         /* +-Inf */
+        0x7FC0, 0xFFC0, 0x7F81, 0xFF81, 0x7FFF, 0xFFFF, /* NaN, quiet and signalling */
+        0x0000, 0x8000,                         /* +-0 */
+        0x0001, 0x8001, 0x007F, 0x807F, 0x0040, /* denormals */
+        0x0080, 0x7F7F, 0xFF7F, 0x3F80, 0xBF81, /* smallest normal, largest, near 1 */
+    };
+    const size_t ns = sizeof special / sizeof special[0];
+    uint16_t *h = malloc(n * sizeof *h + 1);
+    for (size_t i = 0; i < n; i++)
+        h[i] = i % 4 == 1 ? special[(ubits() >> 8) % ns] : (uint16_t)(ubits() >> 16);
+    return h;
+}
+
+/* n fp32 values: random bit patterns (every class, NaN included), specials
+ * (NaN payloads, infinities, zeros, denormals, the largest finite values,
+ * which may round up into an infinity), values of any exponent, and small
+ * weights */
+static float *f32_patterns(size_t n)
+{
+    static const uint32_t special[] = {
+        0x7F800000u, 0xFF800000u,                           /* +-Inf */
+        0x7FC00000u, 0xFFC00000u, 0x7F800001u, 0xFF800001u, /* NaN */
+        0x7FBFFFFFu, 0x7FFFFFFFu, 0xFFFFFFFFu, 0x7F80FFFFu,
+        0x00000000u, 0x80000000u,                           /* +-0 */
+        0x00000001u, 0x80000001u, 0x007FFFFFu, 0x807FFFFFu, /* denormals */
+        0x0000FFFFu, 0x00010000u, 0x8000FFFFu, 0x007F8000u,
+        0x00800000u, 0x80800000u,                           /* smallest normal */
+        0x7F7FFFFFu, 0xFF7FFFFFu, 0x7F7F8000u, 0x7F7F0001u, /* largest finite */
+        0x3F800000u, 0x3F80FFFFu, 0xBF807FFFu, 0x3F808000u, /* 1 and neighbours */
+    };
+    const size_t ns = sizeof special / sizeof special[0];
+    float *h = malloc(n * sizeof *h + 1);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b; /* stored as bits: a signalling NaN stays what it is */
+        float x;
+        switch (i % 4) {
+        case 0:
+            b = ubits();
+            break;
+        case 1:
+            b = special[(ubits() >> 8) % ns];
+            break;
+        case 2: /* exponents 2^-150 .. 2^127: denormals to near the largest */
+            x = ldexpf(urand(), (int)(ubits() % 278) - 150);
+            memcpy(&b, &x, sizeof b);
+            break;
+        default:
+            x = 0.02f * urand();
+            memcpy(&b, &x, sizeof b);
+        }
+        memcpy(h + i, &b, sizeof b);
+    }
+    return h;
+}
+
+/* bf16_expand of n patterns from element off of h (off + n of them) on both
+ * backends; the destinations, zero around the written range, compared in
+ * full (a write out of range shows too) */
+static void expand_case(const char *name, const uint16_t *h, size_t n, size_t off)
+{
+    size_t total = off + n + 2;
+    unsigned short *gs = gpu->alloc(total * sizeof *gs);
+    float *gd = gpu->alloc(total * sizeof *gd), *cd = calloc(total, sizeof *cd);
+    gpu->upload(gs, h, (off + n) * sizeof *gs);
+    gpu->bf16_expand(gd + off, gs + off, n);
+    cpu->bf16_expand(cd + off, h + off, n);
+    report_bits(name, bits_differ(gd, cd, total, sizeof *cd), total);
+    gpu->free(gs);
+    gpu->free(gd);
+    free(cd);
+}
+
+/* bf16_round of n values from element off of h with seed s, as expand_case */
+static void round_case(const char *name, const float *h, size_t n, size_t off,
+                       unsigned long long s)
+{
+    size_t total = off + n + 2;
+    float *gs = gpu->alloc(total * sizeof *gs);
+    unsigned short *gd = gpu->alloc(total * sizeof *gd), *cd = calloc(total, sizeof *cd);
+    gpu->upload(gs, h, (off + n) * sizeof *gs);
+    gpu->bf16_round(gd + off, gs + off, n, s);
+    cpu->bf16_round(cd + off, h + off, n, s);
+    report_bits(name, bits_differ(gd, cd, total, sizeof *cd), total);
+    gpu->free(gs);
+    gpu->free(gd);
+    free(cd);
+}
+
+static void test_bf16(void)
+{
+    const size_t n = 1000003; /* not a multiple of the block size */
+    uint16_t *h16 = bf16_patterns(n);
+    expand_case("bf16_expand", h16, n, 0);
+    expand_case("bf16_expand n=257 at 3", h16, 257, 3);
+    expand_case("bf16_expand n=1", h16, 1, 0);
+    expand_case("bf16_expand n=0", h16, 0, 1);
+    free(h16);
+    float *h32 = f32_patterns(n);
+    round_case("bf16_round", h32, n, 0, 777);
+    /* seed + i passes 2^64 at i = 128 */
+    round_case("bf16_round n=257 at 3, wraps", h32, 257, 3, 0ULL - 128);
+    round_case("bf16_round n=1", h32, 1, 0, 5);
+    round_case("bf16_round n=0", h32, 0, 1, 5);
+    free(h32);
+}
+
+/* Both operations on N > 2^32 elements: a random chunk of C values repeated
+ * over the device array by doubling copies, rounded with a seed for which
+ * seed + i wraps past 2^64 at i = 2^31 + 5, widened back; windows at 2^31
+ * and at the end compared with the CPU on the same values (the CPU rounds
+ * a window starting at a with seed + a). */
+static void test_bf16_large(void)
+{
+    const size_t N = ((size_t)1 << 32) + 1027, C = (size_t)1 << 22, W = (size_t)1 << 16;
+    const unsigned long long s = 0ULL - ((1ULL << 31) + 5);
+    float *big32 = gpu->alloc(N * sizeof(float));
+    unsigned short *big16 = big32 ? gpu->alloc(N * sizeof(unsigned short)) : NULL;
+    if (!big16) {
+        if (big32)
+            gpu->free(big32);
+        printf("SKIP %-28s not enough GPU memory (%.1f GB)\n", "bf16 past 2^32 elements",
+               (double)N * 6 / 1e9);
+        return;
+    }
+    float *h = f32_patterns(C), *src = malloc(W * sizeof *src);
+    float *c32 = malloc(W * sizeof *c32);
+    unsigned short *c16 = malloc(W * sizeof *c16), *g16 = malloc(W * sizeof *g16);
+    gpu->upload(big32, h, C * sizeof(float));
+    for (size_t k = C; k < N; k *= 2) /* big32[i] = h[i % C] */
+        gpu->copy(big32 + k, big32, k < N - k ? k : N - k);
+    gpu->bf16_round(big16, big32, N, s);
+    gpu->bf16_expand(big32, big16, N); /* in order on the stream: after the rounding */
+    const size_t at[2] = {((size_t)1 << 31) - W / 2, N - W};
+    size_t diff_round = 0, diff_expand = 0;
+    for (int w = 0; w < 2; w++) {
+        size_t a = at[w];
+        for (size_t j = 0; j < W; j++)
+            src[j] = h[(a + j) % C];
+        cpu->bf16_round(c16, src, W, s + a);
+        diff_round += bits_differ(big16 + a, c16, W, sizeof *c16);
+        gpu->download(g16, big16 + a, W * sizeof *g16);
+        cpu->bf16_expand(c32, g16, W);
+        diff_expand += bits_differ(big32 + a, c32, W, sizeof *c32);
+    }
+    report_bits("bf16_round 2^32+1027", diff_round, 2 * W);
+    report_bits("bf16_expand 2^32+1027", diff_expand, 2 * W);
+    gpu->free(big32);
+    gpu->free(big16);
+    free(h);
+    free(src);
+    free(c32);
+    free(c16);
+    free(g16);
+}
+
 int main(void)
 {
     char err[512];
@@ -323,6 +518,8 @@ int main(void)
     test_crossentropy();
     test_elementwise();
     test_lowrank();
+    test_bf16();
+    test_bf16_large();
     printf("%s: %d failed\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;
 }

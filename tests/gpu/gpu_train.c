@@ -2,11 +2,15 @@
  * gpu_train.c: train a model for a few steps through the shared trainer
  * (engine/train.c) on a chosen backend, and print one JSON line of results.
  *
- *   gpu_train BACKEND SHAPE METHOD STEPS [B T [CKPT]]
+ *   gpu_train BACKEND SHAPE METHOD STEPS [B T [CKPT [BF16]]]
  *     BACKEND  cpu | cuda
  *     SHAPE    stories260k | 135m | 7b   (LLaMA shapes, random weights)
  *     METHOD   full | lisa | galore | owlore_full_rank | owlore
  *     CKPT     1: activation checkpointing (default 0)
+ *     BF16     1: block weights stored in bf16 (recipe bf16_weights; default
+ *              0). The model is then built in host memory, its blocks rounded
+ *              to nearest there (model_store_bf16) and only then moved to the
+ *              backend, so a GPU never holds the fp32 blocks.
  *
  * Weights and token windows come from fixed seeds, so two runs on the two
  * backends see the same model and data and their per-step losses can be
@@ -14,16 +18,18 @@
  * no checkpoint is written. OwLore methods get uniform outlier ratios. The
  * 7b shape refreshes GaLore projectors with the randomized range finder (an
  * exact SVD of each 4096 x 11008 gradient takes seconds).
- * Output: {"backend", "shape", "method", "checkpointed", "steps", "losses": [...],
- * "tokens_per_s" (median step), "params", "flops_per_token" (the planner's
- * count of the FLOPs executed: 2N forward, 2N input gradients, 2 per trained
- * weight, 12 L H hd T attention), "peak_bytes" (device memory beyond the
- * opened backend; 0 on the CPU), "plan_peak_bytes" (the planner's fp32
- * prediction), "refresh_s" and "train_s" (time in projector refreshes and in
- * all steps), "refresh_calls", "refresh_period" (steps between refreshes of
- * a matrix in a long run: the update gap, or the sampling period when that
- * is shorter, since newly sampled blocks start with fresh projectors),
- * "batch_tokens", "failed": message or null}. A run shorter than the period refreshes each
+ * Output: {"backend", "shape", "method", "checkpointed", "bf16_weights",
+ * "steps", "losses": [...], "tokens_per_s" (median step), "params",
+ * "flops_per_token" (the planner's count of the FLOPs executed: 2N forward,
+ * 2N input gradients, 2 per trained weight, 12 L H hd T attention),
+ * "peak_bytes" (device memory beyond the opened backend; 0 on the CPU),
+ * "plan_peak_bytes" (the planner's fp32 prediction, bf16 blocks counted with
+ * BF16), "build_s" (model allocated, filled, stored in bf16 and moved),
+ * "refresh_s" and "train_s" (time in projector refreshes and in all steps),
+ * "refresh_calls", "refresh_period" (steps between refreshes of a matrix in
+ * a long run: the update gap, or the sampling period when that is shorter,
+ * since newly sampled blocks start with fresh projectors), "batch_tokens",
+ * "failed": message or null}. A run shorter than the period refreshes each
  * trained matrix once, so the steady share of refreshes in a long run is
  * refresh_s / (refresh_s + refresh_period * step time).
  */
@@ -110,16 +116,26 @@ static float urand(void)
 }
 
 /* parameters: small uniform weights, gains 1; one random chunk of 16M
- * floats, uploaded again and again (a 7B model fills in seconds) */
+ * floats, uploaded again and again to a device, or copied by every core into
+ * host memory (a 7B model fills in seconds; the same values either way) */
 static void fill(struct model *m)
 {
     const size_t chunk = (size_t)1 << 24;
     float *h = malloc(chunk * sizeof(float));
     for (size_t i = 0; i < chunk; i++)
         h[i] = 0.02f * urand();
-    for (size_t off = 0; off < m->n_params; off += chunk) {
-        size_t n = m->n_params - off < chunk ? m->n_params - off : chunk;
-        m->be->upload(m->mem + off, h, n * sizeof(float));
+    if (m->be->host_memory) {
+        const size_t chunks = (m->n_params + chunk - 1) / chunk;
+#pragma omp parallel for schedule(dynamic, 1)
+        for (size_t k = 0; k < chunks; k++) {
+            size_t off = k * chunk, n = m->n_params - off < chunk ? m->n_params - off : chunk;
+            memcpy(m->mem + off, h, n * sizeof(float));
+        }
+    } else {
+        for (size_t off = 0; off < m->n_params; off += chunk) {
+            size_t n = m->n_params - off < chunk ? m->n_params - off : chunk;
+            m->be->upload(m->mem + off, h, n * sizeof(float));
+        }
     }
     for (int i = 0; i < model_tensor_count(&m->cfg); i++) {
         struct named_tensor t;
@@ -131,6 +147,26 @@ static void fill(struct model *m)
         }
     }
     free(h);
+}
+
+/* The model with its random weights on backend be. With bf16 block storage
+ * it is built in host memory (the CPU backend, unless be is host memory
+ * already), its blocks rounded to bf16 there and the result moved to be, so
+ * the device never holds the fp32 blocks. 0, or -1 with err. */
+static int build(struct model *m, const struct model_config *c, const struct backend *be,
+                 int bf16, char *err, size_t errlen)
+{
+    const struct backend *home = bf16 && !be->host_memory ? backend_cpu() : be;
+    if (model_init(m, c, home) != 0) {
+        snprintf(err, errlen, "out of %s memory for the parameters", home->name);
+        return -1;
+    }
+    fill(m);
+    if (bf16 && (model_store_bf16(m, err, errlen) != 0 || model_move(m, be, err, errlen) != 0)) {
+        model_free(m);
+        return -1;
+    }
+    return 0;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -146,7 +182,8 @@ int main(int argc, char **argv)
     enum method meth;
     if (argc < 5 || shape(argv[2], &c) != 0 || method_parse(argv[3], &meth) != 0) {
         fprintf(stderr,
-                "usage: gpu_train cpu|cuda stories260k|135m|7b METHOD STEPS [B T [CKPT]]\n");
+                "usage: gpu_train cpu|cuda stories260k|135m|7b METHOD STEPS "
+                "[B T [CKPT [BF16]]]\n");
         return 2;
     }
     timed_be = backend_select(argv[1], err, sizeof err);
@@ -163,6 +200,7 @@ int main(int argc, char **argv)
     r.batch_size = argc > 5 ? atoi(argv[5]) : 4;
     r.seq_len = argc > 6 ? atoi(argv[6]) : 256;
     r.checkpoint_activations = argc > 7 && atoi(argv[7]) == 1;
+    r.bf16_weights = argc > 8 && atoi(argv[8]) == 1;
     r.grad_accum = 1;
     r.max_steps = lg.steps + 1; /* cancelled after lg.steps: no checkpoint */
     r.eval_every = 0;
@@ -180,11 +218,10 @@ int main(int argc, char **argv)
         ratios[l] = 1.0;
     struct model m;
     enum train_result res = TRAIN_FAILED;
-    double train_s = 0;
-    if (model_init(&m, &c, be) != 0) {
-        snprintf(err, sizeof err, "out of %s memory for the parameters", be->name);
-    } else {
-        fill(&m);
+    double train_s = 0, t_build = now_s();
+    int built = build(&m, &c, be, r.bf16_weights, err, sizeof err);
+    double build_s = now_s() - t_build;
+    if (built == 0) {
         struct token_windows tw = {ids, n, T, NULL}, vw = {NULL, 0, T, NULL};
         char dir[] = "/tmp/gpu_train_XXXXXX";
         struct train_opts o = {.out_dir = mkdtemp(dir), .outlier_ratios = ratios,
@@ -209,15 +246,16 @@ int main(int argc, char **argv)
     if (r.sampling != SAMPLING_ALL && r.interval < period)
         period = r.interval;
     printf("{\"backend\": \"%s\", \"shape\": \"%s\", \"method\": \"%s\", "
-           "\"checkpointed\": %d, \"steps\": %d, \"losses\": [", be->name, argv[2], argv[3],
-           r.checkpoint_activations, lg.n);
+           "\"checkpointed\": %d, \"bf16_weights\": %d, \"steps\": %d, \"losses\": [",
+           be->name, argv[2], argv[3], r.checkpoint_activations, r.bf16_weights, lg.n);
     for (int i = 0; i < lg.n; i++)
         printf("%s%.6f", i ? ", " : "", lg.losses[i]);
     printf("], \"tokens_per_s\": %.1f, \"params\": %.0f, \"flops_per_token\": %.4g, "
-           "\"peak_bytes\": %zu, \"plan_peak_bytes\": %.0f, \"refresh_s\": %.3f, "
-           "\"train_s\": %.3f, \"refresh_calls\": %d, \"refresh_period\": %d, "
-           "\"batch_tokens\": %d, \"failed\": ", tps, N, plan.flops_per_token, peak,
-           plan.total_peak, refresh_s, train_s, refresh_calls, period, r.batch_size * T);
+           "\"peak_bytes\": %zu, \"plan_peak_bytes\": %.0f, \"build_s\": %.3f, "
+           "\"refresh_s\": %.3f, \"train_s\": %.3f, \"refresh_calls\": %d, "
+           "\"refresh_period\": %d, \"batch_tokens\": %d, \"failed\": ", tps, N,
+           plan.flops_per_token, peak, plan.total_peak, build_s, refresh_s, train_s,
+           refresh_calls, period, r.batch_size * T);
     for (char *q = err; *q; q++) /* the message goes inside a JSON string */
         if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20)
             *q = '\'';

@@ -3,7 +3,8 @@
  * measured peak resident memory of real CPU training runs.
  *
  * Requirement: on the CPU, plan_compute's total_peak (PLAN_FP32) is within
- * 10% of the peak resident set size of a run of a 135M-shaped model. Each
+ * 10% of the peak resident set size of a run of a 135M-shaped model (OwLore
+ * also with bf16 blocks, stored before training as the CLI does). Each
  * case runs in a forked child, so only the run's own memory counts (the
  * parent stays small and never starts OpenMP/OpenBLAS threads before
  * forking): the child builds a SmolLM2-135M-shaped model (D 576, F 1536,
@@ -101,6 +102,8 @@ static void child_run(const struct recipe *r, const char *out_dir, int fd)
         snprintf(oc.err, sizeof oc.err, "model_init failed");
     } else {
         fill_weights(&m);
+        if (r->bf16_weights && model_store_bf16(&m, oc.err, sizeof oc.err) != 0)
+            _exit(4);
         for (int i = 0; i < WINDOWS * (SEQ + 1); i++)
             ids[i] = (int)((uniform(&s, 0.5f) + 0.5f) * (float)(c.vocab_size - 1));
         for (int l = 0; l < c.n_layers; l++)
@@ -120,8 +123,9 @@ static void child_run(const struct recipe *r, const char *out_dir, int fd)
     _exit(n == (ssize_t)sizeof oc ? 0 : 3);
 }
 
-/* Train cfg with method m's defaults in a child; compare with the plan. */
-static void run_case(const char *name, enum method method)
+/* Train cfg with method m's defaults (bf16 blocks when bf16) in a child;
+ * compare with the plan. */
+static void run_case(const char *name, enum method method, int bf16)
 {
     struct model_config c = smollm2_135m();
     struct recipe r;
@@ -135,6 +139,7 @@ static void run_case(const char *name, enum method method)
     r.batch_size = BATCH;
     r.seq_len = SEQ;
     r.max_steps = STEPS;
+    r.bf16_weights = bf16;
     plan_compute(&c, &r, BATCH, SEQ, PLAN_FP32, &p);
     if (!mkdtemp(dir) || pipe(fds) != 0) {
         CHECK_MSG(0, "mkdtemp/pipe: %s", strerror(errno));
@@ -178,8 +183,9 @@ int main(int argc, char **argv)
     (void)argc;
     backend_cpu_select_kernels(argv);
     run_case("plan vs measured peak RSS: 135M owlore (gamma 5, rank 128), 1 x 64",
-             METHOD_OWLORE);
-    run_case("plan vs measured peak RSS: 135M lisa (gamma 2), 1 x 64", METHOD_LISA);
-    run_case("plan vs measured peak RSS: 135M full, 1 x 64", METHOD_FULL);
+             METHOD_OWLORE, 0);
+    run_case("plan vs measured peak RSS: 135M owlore, bf16 blocks, 1 x 64", METHOD_OWLORE, 1);
+    run_case("plan vs measured peak RSS: 135M lisa (gamma 2), 1 x 64", METHOD_LISA, 0);
+    run_case("plan vs measured peak RSS: 135M full, 1 x 64", METHOD_FULL, 0);
     return test_finish();
 }

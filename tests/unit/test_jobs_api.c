@@ -11,7 +11,7 @@
  * (lora_rank/lora_alpha/lora_dropout) trains to succeeded, resolves its
  * hyperparameters, and records checkpoints holding the adapter alone
  * (sha256 of adapter_model.safetensors, no model.safetensors); lora_rank
- * is refused for another method.
+ * is refused for another method and bf16_weights for lora.
  */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -71,7 +71,7 @@ static void test_train_job(void)
     job_body(body, sizeof body, file_id,
              "\"sequence_length\": 128, \"batch_size\": 4, \"n_epochs\": 1, \"max_steps\": 6, "
              "\"save_every\": 3, \"gamma\": 1, \"learning_rate\": 0.001, "
-             "\"activation_checkpointing\": 1");
+             "\"activation_checkpointing\": 1, \"bf16_weights\": 1");
     st = call("POST", "/v1/fine_tuning/jobs", body, NULL, &r);
     CHECK_MSG(st == 200, "create %ld", st);
     CHECK(!strcmp(str(r, "object"), "fine_tuning.job"));
@@ -80,6 +80,8 @@ static void test_train_job(void)
                                              "sequence_length")) == 128);
     CHECK(json_integer_value(json_object_get(json_object_get(r, "hyperparameters"),
                                              "activation_checkpointing")) == 1);
+    CHECK(json_integer_value(json_object_get(json_object_get(r, "hyperparameters"),
+                                             "bf16_weights")) == 1);
     char id[64];
     snprintf(id, sizeof id, "%s", str(r, "id"));
     json_decref(r);
@@ -187,6 +189,14 @@ static void test_lora_job(void)
     CHECK(call("POST", "/v1/fine_tuning/jobs", body, NULL, &r) == 400);
     CHECK(!strcmp(error_param(r), "lora_rank"));
     json_decref(r);
+    snprintf(body, sizeof body,
+             "{\"training_file\": \"%s\", \"method\": {\"type\": \"lora\", \"lora\": "
+             "{\"hyperparameters\": {\"bf16_weights\": 1}}}}", file_id);
+    CHECK(call("POST", "/v1/fine_tuning/jobs", body, NULL, &r) == 400);
+    CHECK_MSG(!strcmp(error_param(r), "bf16_weights"), "param %s", error_param(r));
+    CHECK(strstr(str(json_object_get(r, "error"), "message"),
+                 "bf16_weights is not available with method lora") != NULL);
+    json_decref(r);
     test_end();
 }
 
@@ -207,6 +217,11 @@ static void test_refusals(void)
     CHECK(call("POST", "/v1/fine_tuning/jobs", body, NULL, &r) == 400);
     CHECK_MSG(!strcmp(error_param(r), "activation_checkpointing"), "param %s",
               error_param(r));
+    json_decref(r);
+    job_body(body, sizeof body, file_id, "\"bf16_weights\": 2");
+    CHECK(call("POST", "/v1/fine_tuning/jobs", body, NULL, &r) == 400);
+    CHECK_MSG(!strcmp(error_param(r), "bf16_weights"), "param %s", error_param(r));
+    CHECK(!strcmp(str(json_object_get(r, "error"), "type"), "invalid_request_error"));
     json_decref(r);
     /* ids and names of 4-byte characters that the messages' %.64s and the
      * param's %.63s cut mid-character: still a 400 with valid UTF-8 */

@@ -61,6 +61,7 @@ static void test_defaults(void)
     CHECK(r.epochs == 1 && r.max_steps == 0 && r.seed == 111);
     CHECK(r.eval_every == 0 && r.save_every == 0 && r.calib_samples == 128);
     CHECK(r.state_policy == STATE_RESET && r.freeze_embeddings == 0);
+    CHECK(r.checkpoint_activations == 0 && r.bf16_weights == 0);
     recipe_defaults(&r, METHOD_LISA);
     CHECK(r.sampling == SAMPLING_UNIFORM && r.gamma == 2 && r.interval == 20);
     CHECK(r.galore.rank == 0);
@@ -146,6 +147,12 @@ static void test_check(void)
     recipe_defaults(&r, METHOD_OWLORE);
     r.warmup_steps = -1;
     expect_refusal(&r, 32, "warmup");
+    recipe_defaults(&r, METHOD_OWLORE);
+    r.bf16_weights = 2;
+    expect_refusal(&r, 32, "bf16_weights must be 0 or 1, got 2");
+    recipe_defaults(&r, METHOD_LORA);
+    r.bf16_weights = 1;
+    expect_refusal(&r, 32, "bf16_weights is not available with method lora");
     recipe_defaults(&r, METHOD_FULL);
     r.sampling = SAMPLING_UNIFORM;
     expect_refusal(&r, 32, "sampling must be 'all'");
@@ -311,8 +318,8 @@ static void test_cli(void)
                     "--accum 4 --steps 100 --warmup 10 --schedule cosine --clip 0 "
                     "--seed 18446744073709551615 --state-policy keep --sampling decrease "
                     "--freeze-embeddings 1 --weight-decay 0.01 --tau 9 --eval-every 5 "
-                    "--save-every 50 --calib-samples 0 --epochs 2 --checkpoint-activations 1",
-                    &r, err, sizeof err) == 0, "%s", err);
+                    "--save-every 50 --calib-samples 0 --epochs 2 --checkpoint-activations 1 "
+                    "--bf16-weights 1", &r, err, sizeof err) == 0, "%s", err);
     CHECK(r.method == METHOD_LISA && r.gamma == 4 && r.interval == 3);
     CHECK_NEAR(r.lr, 1e-5, 1e-12);
     CHECK(r.batch_size == 2 && r.seq_len == 128 && r.grad_accum == 4);
@@ -321,7 +328,7 @@ static void test_cli(void)
     CHECK(r.state_policy == STATE_KEEP && r.sampling == SAMPLING_DECREASE);
     CHECK(r.freeze_embeddings == 1 && r.tau == 9.0f && r.calib_samples == 0);
     CHECK(r.eval_every == 5 && r.save_every == 50 && r.epochs == 2);
-    CHECK(r.checkpoint_activations == 1);
+    CHECK(r.checkpoint_activations == 1 && r.bf16_weights == 1);
     CHECK_NEAR(r.adamw.weight_decay, 0.01, 1e-7);
     CHECK(recipe_check(&r, 32, err, sizeof err) == 0);
     CHECK_MSG(parse("--method owlore --rank 64 --proj-gap 100 --scale 1 --svd randomized "
@@ -356,6 +363,7 @@ static void test_cli(void)
     expect_parse_error("--schedule step", "--schedule expects one of linear, cosine");
     expect_parse_error("--checkpoint-activations 2",
                        "--checkpoint-activations expects one of 0, 1");
+    expect_parse_error("--bf16-weights 2", "--bf16-weights expects one of 0, 1");
     expect_parse_error("--freeze-embeddings yes",
                        "--freeze-embeddings expects one of 0, 1");
     expect_parse_error("--blocks 0,,3", "--blocks expects a comma-separated list");
@@ -379,6 +387,10 @@ static void test_cli(void)
     CHECK(parse("--method lora --lora-dropout 1", &r, err, sizeof err) == 0);
     CHECK(recipe_check(&r, 30, err, sizeof err) == -1 &&
           strstr(err, "lora_dropout must lie in [0, 1)"));
+    CHECK(parse("--method lora --bf16-weights 1", &r, err, sizeof err) == 0);
+    CHECK(recipe_check(&r, 30, err, sizeof err) == -1 &&
+          strstr(err, "bf16_weights is not available with method lora (adapter merging "
+                      "writes fp32 weights)"));
 
     /* values that parse but that the recipe refuses */
     CHECK(parse("--method owlore --rank 0", &r, err, sizeof err) == 0);

@@ -1,0 +1,54 @@
+/*
+ * bf16.cu: widening and stochastic narrowing of bf16 weight storage
+ * (backend.h: bf16_expand, bf16_round), the CPU backend's bits exactly
+ * (kernels/cpu/bf16.c, rules in engine/bf16.h).
+ *
+ * Both work on bit patterns only, never on float arithmetic, so denormals,
+ * signed zeros and NaN payloads pass as the CPU passes them. Rounding adds
+ * the low 16 bits of splitmix64(seed + i) to element i's fp32 pattern and
+ * keeps the high half (a finite value near the largest may carry into an
+ * infinity, as on the CPU); NaN and infinities keep their high half, a NaN's
+ * mantissa forced non-zero. The noise depends only on (seed, i), as the
+ * dropout mask does. Grid-stride loops over size_t indices.
+ */
+#include <stdint.h>
+
+#include "cuda_ops.h"
+
+static __global__ void bf16_expand_kernel(uint32_t *dst, const uint16_t *src, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = (uint32_t)src[i] << 16;
+}
+
+void cu_bf16_expand(float *dst, const unsigned short *src, size_t n)
+{
+    if (n == 0)
+        return;
+    bf16_expand_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(
+        reinterpret_cast<uint32_t *>(dst), reinterpret_cast<const uint16_t *>(src), n);
+    CK_LAUNCH();
+}
+
+static __global__ void bf16_round_kernel(uint16_t *dst, const uint32_t *src, size_t n,
+                                         unsigned long long seed)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        uint32_t bits = src[i];
+        if ((bits & 0x7F800000u) == 0x7F800000u) /* NaN or infinity: bf16_special */
+            dst[i] = (uint16_t)((bits & 0x007FFFFFu) ? (bits >> 16) | 0x0040u : bits >> 16);
+        else
+            dst[i] = (uint16_t)((bits + ((uint32_t)hash64(seed + i) & 0xFFFFu)) >> 16);
+    }
+}
+
+void cu_bf16_round(unsigned short *dst, const float *src, size_t n, unsigned long long seed)
+{
+    if (n == 0)
+        return;
+    bf16_round_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(
+        reinterpret_cast<uint16_t *>(dst), reinterpret_cast<const uint32_t *>(src), n, seed);
+    CK_LAUNCH();
+}

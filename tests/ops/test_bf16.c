@@ -1,0 +1,117 @@
+/*
+ * test_bf16.c: bf16 weight storage arithmetic (engine/bf16.h and the CPU
+ * backend's bf16_expand and bf16_round, backend.h).
+ *
+ *   - rounding to nearest: exact values stay, halfway cases go to the even
+ *     neighbour, NaN stays NaN, infinities stay infinite;
+ *   - widening is exact: bf16 -> fp32 -> bf16 gives the same bits back for
+ *     every finite pattern;
+ *   - stochastic rounding lands on one of the two neighbours, and its mean
+ *     equals the input within 4 standard deviations (n = 400,000), where
+ *     rounding to nearest would be off by up to half a step every time;
+ *   - its noise is a function of (seed, index) only, whatever the thread
+ *     count, and another seed draws other roundings.
+ */
+#include <omp.h>
+
+#include "backend.h"
+#include "bf16.h"
+#include "test.h"
+
+#define N 400000
+
+static uint32_t bits_of(float x)
+{
+    uint32_t b;
+    memcpy(&b, &x, sizeof b);
+    return b;
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    backend_cpu_select_kernels(argv);
+    const struct backend *be = backend_cpu();
+
+    test_begin("bf16_round_to_nearest_even");
+    CHECK(bf16_from_f32(1.0f) == 0x3F80);
+    CHECK(bf16_from_f32(-2.0f) == 0xC000);
+    /* 1 + 2^-8 is halfway between 1 and 1 + 2^-7: even (1) wins */
+    CHECK(bf16_from_f32(1.0f + 0x1p-8f) == 0x3F80);
+    /* 1 + 3 * 2^-8 is halfway between 1 + 2^-7 and 1 + 2^-6: even wins */
+    CHECK(bf16_from_f32(1.0f + 3 * 0x1p-8f) == 0x3F82);
+    CHECK(bf16_from_f32(1.0f + 0x1p-8f + 0x1p-20f) == 0x3F81); /* above half */
+    CHECK(bf16_from_f32(-1.0f - 0x1p-9f) == 0xBF80);             /* below half */
+    CHECK(bf16_to_f32(0xC040) == -3.0f);
+    CHECK(bf16_from_f32(INFINITY) == 0x7F80 && bf16_from_f32(-INFINITY) == 0xFF80);
+    CHECK(isnan(bf16_to_f32(bf16_from_f32(NAN))));
+    /* a NaN whose payload sits in the dropped bits stays a NaN */
+    uint32_t quiet_low = 0x7F800001u;
+    float nan_low;
+    memcpy(&nan_low, &quiet_low, sizeof nan_low);
+    CHECK(isnan(bf16_to_f32(bf16_from_f32(nan_low))));
+    CHECK(isnan(bf16_to_f32(bf16_from_f32_stochastic(nan_low, 0xFFFF))));
+    CHECK(bf16_from_f32_stochastic(INFINITY, 0xFFFF) == 0x7F80);
+    /* the largest finite fp32 rounds to infinity, as it must */
+    CHECK(bf16_from_f32(3.4028235e38f) == 0x7F80);
+    test_end();
+
+    test_begin("bf16_widening_is_exact");
+    long bad = 0;
+    for (uint32_t h = 0; h < 0x10000u; h++) {
+        if ((h & 0x7F80u) == 0x7F80u)
+            continue; /* NaN and infinities */
+        float x = bf16_to_f32((uint16_t)h);
+        bad += bits_of(x) != h << 16 || bf16_from_f32(x) != h;
+    }
+    unsigned short *pat = malloc(sizeof *pat * 0x10000);
+    float *wide = malloc(sizeof(float) * 0x10000);
+    for (uint32_t h = 0; h < 0x10000u; h++)
+        pat[h] = (unsigned short)h;
+    be->bf16_expand(wide, pat, 0x10000);
+    for (uint32_t h = 0; h < 0x10000u; h++)
+        bad += bits_of(wide[h]) != h << 16;
+    CHECK(bad == 0);
+    free(pat);
+    free(wide);
+    test_end();
+
+    test_begin("bf16_stochastic_rounding_is_unbiased");
+    float *x = malloc(sizeof(float) * N);
+    unsigned short *a = malloc(sizeof *a * N), *b = malloc(sizeof *b * N);
+    /* x = -(1.5 + 0.3 step): neighbours -1.5 and -(1.5 + step), step 2^-7 */
+    const float step = 0x1p-7f, v = -(1.5f + 0.3f * step);
+    for (int i = 0; i < N; i++)
+        x[i] = v;
+    be->bf16_round(a, x, N, 7);
+    double sum = 0;
+    long off = 0, up = 0;
+    for (int i = 0; i < N; i++) {
+        float r = bf16_to_f32(a[i]);
+        off += r != -1.5f && r != -(1.5f + step);
+        up += r == -(1.5f + step);
+        sum += r;
+    }
+    double mean = sum / N, sd = step * sqrt(0.3 * 0.7 / N);
+    printf("     mean %.8f for %.8f (4 sd %.2g; nearest %.8f), %.3f rounded away\n", mean,
+           (double)v, 4 * sd, (double)bf16_to_f32(bf16_from_f32(v)), (double)up / N);
+    CHECK(off == 0);
+    CHECK(fabs(mean - v) < 4 * sd);
+    test_end();
+
+    test_begin("bf16_rounding_noise_depends_on_seed_and_index_only");
+    for (int i = 0; i < N; i++)
+        x[i] = (float)(i % 1013) * 0.0137f - 7.0f;
+    omp_set_num_threads(1);
+    be->bf16_round(b, x, N, 7);
+    omp_set_num_threads(omp_get_num_procs());
+    be->bf16_round(a, x, N, 7);
+    CHECK(memcmp(a, b, sizeof *a * N) == 0);
+    be->bf16_round(b, x, N, 8);
+    CHECK(memcmp(a, b, sizeof *a * N) != 0);
+    test_end();
+    free(x);
+    free(a);
+    free(b);
+    return test_finish();
+}
