@@ -10,19 +10,24 @@
 #       on CUDA with activation checkpointing, which must give the very same
 #       losses, and once more on CUDA with bf16 block weights (built on the
 #       host, stochastic rounding after each update), whose losses must stay
-#       within 2e-2 relative of the fp32 CPU ones per step;
+#       within 2e-2 relative of the fp32 CPU ones per step, and the same with
+#       bf16 tensor-core products (OWLORE_CUDA_MATH=bf16);
 #   (c) a LLaMA-2-7B-shaped model with random weights, 4 steps per method on
 #       CUDA at micro-batch 1 x 512 (matrix products on TF32 tensor cores;
 #       owlore also with activation checkpointing, the paper's setting, and
 #       first of all with checkpointing and bf16 block weights, the model
 #       built and rounded in host memory, so the GPU never holds the fp32
-#       blocks: that run has 120 s, the others 60 s): tokens/s; MFU = FLOPs
+#       blocks: those runs have 120 s, the others 60 s; the first one with
+#       bf16 tensor-core products, OWLORE_CUDA_MATH=bf16): tokens/s; MFU = FLOPs
 #       executed (the planner's count) per second over the card's dense bf16
 #       peak (989 TFLOP/s, H100 SXM; GPU_PEAK_FLOPS);
 #       peak device memory beside the planner's fp32 prediction; the share
 #       of training time spent refreshing GaLore projectors in a long run
 #       (a short run refreshes every trained matrix once: refresh time over
 #       refresh time + refresh_period x the median step time).
+#       Then that first run once more with a wait around every backend
+#       operation (GPU_TRAIN_PROFILE=1, tests/gpu/op_profile.h): the share of
+#       time per operation and the matrix products' achieved TFLOP/s.
 #   (d) the product path: `owlore train --backend cpu|cuda` on the real
 #       stories260K model and TinyStories text (from OWLORE_SHARED, default
 #       ../shared/data; skipped when absent), 40 OwLore steps each with a
@@ -54,14 +59,22 @@ timeout 120 "$bin/gpu_train" cuda 135m owlore 20 2 128 1 >"$tmp/train-135m-cuda-
     status=1
 timeout 120 "$bin/gpu_train" cuda 135m owlore 20 2 128 0 1 >"$tmp/train-135m-cuda-bf16.json" ||
     status=1
+OWLORE_CUDA_MATH=bf16 timeout 120 "$bin/gpu_train" cuda 135m owlore 20 2 128 0 1 \
+    >"$tmp/train-135m-cuda-bf16mm.json" || status=1
 
 echo "== (c) 7B-shaped benchmark (cuda)"
-for run in owlore+ckpt+bf16 owlore+ckpt owlore owlore_full_rank lisa galore full; do
+for run in owlore+ckpt+bf16+bf16mm owlore+ckpt+bf16 owlore+ckpt owlore owlore_full_rank lisa \
+    galore full; do
     ckpt=0; case $run in *+ckpt*) ckpt=1 ;; esac
-    bf16=0 limit=60; case $run in *+bf16) bf16=1 limit=120 ;; esac
-    OWLORE_CUDA_MATH=tf32 timeout $limit "$bin/gpu_train" cuda 7b "${run%%+*}" 4 1 512 $ckpt \
+    bf16=0 limit=60; case $run in *+bf16*) bf16=1 limit=120 ;; esac
+    math=tf32; case $run in *+bf16mm) math=bf16 ;; esac
+    OWLORE_CUDA_MATH=$math timeout $limit "$bin/gpu_train" cuda 7b "${run%%+*}" 4 1 512 $ckpt \
         $bf16 >"$tmp/bench-$run.json"
 done
+
+echo "== (c) where the time goes: the first row again, each operation timed"
+GPU_TRAIN_PROFILE=1 OWLORE_CUDA_MATH=bf16 timeout 120 "$bin/gpu_train" cuda 7b owlore 3 1 512 1 1 \
+    >"$tmp/profile.json"
 
 echo "== (d) owlore train on the real stories260K, cpu vs cuda"
 data=${OWLORE_SHARED:-../shared/data}
@@ -151,20 +164,21 @@ ok &= same
 res["train"]["135m_cuda_checkpointed"] = {"run": k, "same_losses": same}
 print("135m cuda with activation checkpointing: losses %s" % ("identical  PASS" if same else
       "differ  FAIL"))
-k = load(f"{tmp}/train-135m-cuda-bf16.json")
-lc, lk = res["train"]["135m"]["cpu"].get("losses", []), k.get("losses", [])
-rel = max((abs(a - b) / abs(a) for a, b in zip(lc, lk)), default=float("inf"))
-good = len(lc) == len(lk) == 20 and k.get("bf16_weights") == 1 and rel <= 2e-2
-ok &= good
-res["train"]["135m_cuda_bf16"] = {"run": k, "max_rel_diff": rel, "tolerance": 2e-2,
-                                  "pass": good}
-print("135m cuda with bf16 weights vs cpu fp32: %d steps, max rel %.2e (<= 2e-2)  %s%s"
-      % (len(lk), rel, "PASS" if good else "FAIL",
-         "  " + k["failed"] if k.get("failed") else ""))
-print("\n%-16s %9s %7s %9s %9s %6s %8s  %s" % ("method (7B)", "tokens/s", "MFU",
+for tag, what in (("bf16", "bf16 weights"), ("bf16mm", "bf16 weights and bf16 products")):
+    k = load(f"{tmp}/train-135m-cuda-{tag}.json")
+    lc, lk = res["train"]["135m"]["cpu"].get("losses", []), k.get("losses", [])
+    rel = max((abs(a - b) / abs(a) for a, b in zip(lc, lk)), default=float("inf"))
+    good = len(lc) == len(lk) == 20 and k.get("bf16_weights") == 1 and rel <= 2e-2
+    ok &= good
+    res["train"]["135m_cuda_" + tag] = {"run": k, "max_rel_diff": rel, "tolerance": 2e-2,
+                                        "pass": good}
+    print("135m cuda with %s vs cpu fp32: %d steps, max rel %.2e (<= 2e-2)  %s%s"
+          % (what, len(lk), rel, "PASS" if good else "FAIL",
+             "  " + k["failed"] if k.get("failed") else ""))
+print("\n%-24s %9s %7s %9s %9s %6s %8s  %s" % ("method (7B)", "tokens/s", "MFU",
       "peak GB", "plan GB", "plan/m", "refresh", "note"))
-for meth in ("owlore+ckpt+bf16", "owlore+ckpt", "owlore", "owlore_full_rank", "lisa", "galore",
-             "full"):
+for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+ckpt+bf16", "owlore+ckpt", "owlore",
+             "owlore_full_rank", "lisa", "galore", "full"):
     b = load(f"{tmp}/bench-{meth}.json")
     tps = b.get("tokens_per_s", 0.0)
     mfu = tps * b.get("flops_per_token", 0.0) / peak
@@ -175,8 +189,19 @@ for meth in ("owlore+ckpt+bf16", "owlore+ckpt", "owlore", "owlore_full_rank", "l
     step = b.get("batch_tokens", 512) / tps if tps else 0
     share = rs / (rs + period * step) if rs else 0
     b["refresh_share"] = share
-    print("%-16s %9.1f %6.2f%% %9.2f %9.2f %6.3f %7.2f%%  %s" % (meth, tps, 100 * mfu, gb,
+    print("%-24s %9.1f %6.2f%% %9.2f %9.2f %6.3f %7.2f%%  %s" % (meth, tps, 100 * mfu, gb,
           plan, plan / gb if gb else 0, 100 * share, b.get("failed") or ""))
+b = load(f"{tmp}/profile.json")
+prof = b.get("profile", {})
+total = sum(t for _, t in prof.values()) + b.get("refresh_s", 0)
+if total > 0:
+    res["profile"] = b
+    print("\nwhere the time goes (owlore+ckpt+bf16+bf16mm, 3 steps, a wait around each "
+          "operation): matrix products at %.1f TFLOP/s" % b.get("matmul_tflops", 0))
+    rows = sorted(list(prof.items()) + [("lowrank_basis (refresh)",
+                  [b.get("refresh_calls", 0), b.get("refresh_s", 0)])], key=lambda kv: -kv[1][1])
+    for name, (calls, t) in rows:
+        print("  %-24s %7d calls %9.3f s %6.1f%%" % (name, calls, t, 100 * t / total))
 def losses(run):
     try:
         rows = [json.loads(l) for l in open(os.path.join(tmp, run, "metrics.jsonl"))]

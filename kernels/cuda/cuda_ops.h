@@ -69,6 +69,8 @@ struct cuda_ctx {
     size_t ints_cap;    /* elements */
     double *reduce;     /* (SUMSQ_BLOCKS + 1) doubles for sumsq */
     int *flag;          /* one int for finiteness checks */
+    int fast_bf16;      /* 1: matrix products round their fp32 operands to
+                           bf16 on bf16 tensor cores (OWLORE_CUDA_MATH=bf16) */
 };
 extern struct cuda_ctx cuda_ctx;
 

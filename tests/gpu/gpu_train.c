@@ -29,9 +29,11 @@
  * "refresh_calls", "refresh_period" (steps between refreshes of a matrix in
  * a long run: the update gap, or the sampling period when that is shorter,
  * since newly sampled blocks start with fresh projectors), "batch_tokens",
- * "failed": message or null}. A run shorter than the period refreshes each
- * trained matrix once, so the steady share of refreshes in a long run is
- * refresh_s / (refresh_s + refresh_period * step time).
+ * with GPU_TRAIN_PROFILE=1 also "profile" {op: [calls, seconds]} and
+ * "matmul_tflops" (op_profile.h), "failed": message or null}. A run shorter
+ * than the period refreshes each trained matrix once, so the steady share of
+ * refreshes in a long run is refresh_s / (refresh_s + refresh_period * step
+ * time).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +41,7 @@
 #include <time.h>
 
 #include "backend.h"
+#include "op_profile.h"
 #include "plan.h"
 #include "model.h"
 #include "recipe.h"
@@ -191,7 +194,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "gpu_train: %s\n", err);
         return 2;
     }
-    struct backend wrapped = *timed_be;
+    const int profile = getenv("GPU_TRAIN_PROFILE") && atoi(getenv("GPU_TRAIN_PROFILE")) == 1;
+    struct backend wrapped = profile ? op_profile_wrap(timed_be, sync_word) : *timed_be;
     wrapped.lowrank_basis = timed_lowrank_basis;
     const struct backend *be = &wrapped;
     struct log lg = {.steps = atoi(argv[4])};
@@ -253,9 +257,12 @@ int main(int argc, char **argv)
     printf("], \"tokens_per_s\": %.1f, \"params\": %.0f, \"flops_per_token\": %.4g, "
            "\"peak_bytes\": %zu, \"plan_peak_bytes\": %.0f, \"build_s\": %.3f, "
            "\"refresh_s\": %.3f, \"train_s\": %.3f, \"refresh_calls\": %d, "
-           "\"refresh_period\": %d, \"batch_tokens\": %d, \"failed\": ", tps, N,
+           "\"refresh_period\": %d, \"batch_tokens\": %d, ", tps, N,
            plan.flops_per_token, peak, plan.total_peak, build_s, refresh_s, train_s,
            refresh_calls, period, r.batch_size * T);
+    if (profile)
+        op_profile_json(stdout);
+    printf("\"failed\": ");
     for (char *q = err; *q; q++) /* the message goes inside a JSON string */
         if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20)
             *q = '\'';
