@@ -104,7 +104,7 @@ static int refresh_projector(struct optim_state *s, const float *g,
                              const struct galore_hparams *gh,
                              unsigned long long *rng, char *err, size_t errlen)
 {
-    if (s->refreshes > 0 && s->step % gh->update_proj_gap != 0)
+    if (s->refreshes > 0 && (s->step + s->phase) % gh->update_proj_gap != 0)
         return 0;
     if (s->be->lowrank_basis(s->proj, g, s->rows, s->cols, s->rank, s->side,
                              gh->svd_method, gh->oversample, gh->power_iters,

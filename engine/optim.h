@@ -11,7 +11,8 @@
  *   left  (m <  n): P (m,r) = first r cols of U;    R = P^T G (r,n);  back(N) = P N
  * with r' = min(r, m, n); P is refreshed from the current gradient whenever
  * the tensor's own step count t (before incrementing) is a multiple of the
- * refresh gap T; moments are kept across refreshes (no re-projection), and
+ * refresh gap T (shifted by the state's phase, when staggered), and at its
+ * first step; moments are kept across refreshes (no re-projection), and
  * the update is scaled by alpha: w -= step * alpha * back(N).
  * If the factorisation fails, the previous P is kept (or, with none yet, the
  * refresh is retried next step and this step is skipped, which is reported).
@@ -47,6 +48,9 @@ struct optim_state {
     int side;        /* 0 right, 1 left (GaLore only) */
     long step;       /* t: this tensor's own completed steps */
     long refreshes;  /* number of successful projector refreshes */
+    long phase;      /* refresh when (t + phase) % T == 0 (and at the first
+                        step); 0: galore_torch's schedule. Set by the owner
+                        before each step (train.c staggers refreshes) */
     float *mem;      /* one allocation: m, v, P */
     float *m, *v;    /* moments: full shape, or (m,r') right / (r',n) left */
     float *proj;     /* P, NULL for AdamW */

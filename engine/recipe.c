@@ -10,7 +10,8 @@
  *                  they differ only in what the table below says), wd 0,
  *                  lr 3e-4 (LLaMA-2-7B), linear decay to 0, no warmup,
  *                  clip 1.0, batch 16 x 512, accumulation 1, 1 epoch,
- *                  seed 111, tau 13, 128 calibration sequences, reset states
+ *                  seed 111, tau 13, 128 calibration sequences, reset states,
+ *                  staggered projector refreshes
  *   full           all blocks, AdamW
  *   lisa           uniform, gamma 2, K 20, AdamW
  *   galore         all blocks, GaLore r 8
@@ -88,6 +89,7 @@ void recipe_defaults(struct recipe *r, enum method m)
     r->epochs = 1;
     r->seed = 111;
     r->calib_samples = 128;
+    r->stagger_refreshes = 1;
     switch (m) {
     case METHOD_LISA:
         r->sampling = SAMPLING_UNIFORM;
@@ -209,6 +211,8 @@ int recipe_check(const struct recipe *r, int n_layers, char *err, size_t errlen)
     }
     if (r->checkpoint_activations != 0 && r->checkpoint_activations != 1)
         REFUSE("activation_checkpointing must be 0 or 1, got %d", r->checkpoint_activations);
+    if (r->stagger_refreshes != 0 && r->stagger_refreshes != 1)
+        REFUSE("stagger_refreshes must be 0 or 1, got %d", r->stagger_refreshes);
     if (r->bf16_weights != 0 && r->bf16_weights != 1)
         REFUSE("bf16_weights must be 0 or 1, got %d", r->bf16_weights);
     if (r->bf16_weights && r->method == METHOD_LORA)

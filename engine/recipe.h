@@ -70,6 +70,9 @@ struct recipe {
     int checkpoint_activations; /* 1: keep block inputs only, recompute each
                                    block in backward (less memory, one more
                                    forward pass of the blocks) */
+    int stagger_refreshes;      /* 1: when every block trains by GaLore, each
+                                   matrix refreshes its projector at its own
+                                   phase of the gap, not all at one step */
     int bf16_weights;           /* 1: block weights stored in bf16 (no fp32
                                    copy), each update rounded stochastically;
                                    gradients and optimizer state stay fp32 */

@@ -288,8 +288,24 @@ static unsigned long long rounding_seed(const struct run *run, long step, int l)
             (unsigned long long)l + 1) * 0x9E3779B97F4A7C15ULL;
 }
 
+/* Phase of tensor i's projector refreshes (optim.h). With stagger_refreshes
+ * and every block training by GaLore, the k-th of the 7 L block matrices
+ * refreshes at the steps t with (t + k T / (7 L)) % T == 0: about 7 L / T
+ * matrices a step instead of all of them every T-th step. Sampled blocks
+ * start with fresh projectors whenever they are drawn, so they keep phase 0,
+ * as does every matrix without stagger_refreshes (galore_torch's schedule). */
+static long refresh_phase(const struct run *run, int i)
+{
+    const long L = run->m->cfg.n_layers, T = run->r->galore.update_proj_gap;
+    int piece, l = tensor_block(&run->m->cfg, i, &piece);
+    if (!run->r->stagger_refreshes || run->sampled || l < 0 || tensor_rank(run, i) == 0)
+        return 0;
+    long k = l * LIN_COUNT + (piece < 5 ? piece - 1 : piece - 2); /* skips the gains */
+    return k * T / (L * LIN_COUNT);
+}
+
 /* Tensor i's optimizer state, created on first use (NULL: out of memory,
- * reported with the planner's prediction). */
+ * reported with the planner's prediction), with its refresh phase. */
 static struct optim_state *tensor_state(struct run *run, int i, char *err, size_t errlen)
 {
     struct optim_state *s = &run->ts.states[i];
@@ -301,6 +317,7 @@ static struct optim_state *tensor_state(struct run *run, int i, char *err, size_
         report_oom(run, what, err, errlen);
         return NULL;
     }
+    s->phase = refresh_phase(run, i);
     return s;
 }
 

@@ -26,7 +26,7 @@ const char *const cli_recipe_opts[] = {
     "--weight-decay", "--beta1", "--beta2", "--eps", "--clip", "--seed",
     "--eval-every", "--save-every", "--calib-samples", "--lora-rank", "--lora-alpha",
     "--lora-dropout", "--lora-merge", "--checkpoint-activations", "--bf16-weights",
-    NULL};
+    "--stagger-refreshes", NULL};
 
 /* What values an option accepts. */
 enum kind { POS_INT, NONNEG_INT, POS_NUM, NONNEG_NUM, ANY_NUM };
@@ -243,6 +243,11 @@ int cli_recipe_parse(int argc, char **argv, struct recipe *r, char *err, size_t 
         if ((i = parse_choice("--bf16-weights", v, bools, err, errlen)) < 0)
             return -1;
         r->bf16_weights = i;
+    }
+    if ((v = find_opt(argc, argv, "--stagger-refreshes", NULL))) {
+        if ((i = parse_choice("--stagger-refreshes", v, bools, err, errlen)) < 0)
+            return -1;
+        r->stagger_refreshes = i;
     }
     if ((v = find_opt(argc, argv, "--lora-merge", NULL))) {
         if ((i = parse_choice("--lora-merge", v, bools, err, errlen)) < 0)

@@ -38,6 +38,7 @@ static const struct hp hps[] = {
     {"activation_checkpointing", HP_INT, F(checkpoint_activations), 0,
      "activation_checkpointing"},
     {"bf16_weights", HP_INT, F(bf16_weights), 0, "bf16_weights"},
+    {"stagger_refreshes", HP_INT, F(stagger_refreshes), 0, "stagger_refreshes"},
     /* method lora only (recipe_check bounds the dropout to [0, 1)) */
     {"lora_rank", HP_INT, F(lora.rank), 1, "lora_rank"},
     {"lora_alpha", HP_REAL, F(lora.alpha), 0, "lora_alpha"},

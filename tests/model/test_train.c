@@ -20,6 +20,7 @@
  *   - a loss-masked dataset (Alpaca records, only the responses trained)
  *     trains: its held-out masked loss drops;
  *   - streamed GaLore gradients (grad_accum 1) match accumulated ones;
+ *   - staggered refreshes spread GaLore's projector refreshes over steps;
  *   - bf16 blocks (bf16_weights): losses within 2% of the fp32 run's, memory
  *     as planned, BF16 blocks in the checkpoint, exact resume.
  */
@@ -556,6 +557,60 @@ static void test_streamed_gradients(void)
     }
 }
 
+/* Projector refreshes per optimizer step, counted by a CPU backend whose
+ * lowrank_basis notes the step the recorder is in. */
+static struct recorder *counting_rec;
+static int refreshes_at[16];
+
+static int counting_lowrank(float *P, const float *G, int m, int n, int r, int side,
+                            int method, int over, int iters, unsigned long long *rng)
+{
+    long step = counting_rec->n + 1; /* the step being taken */
+    if (step < 16)
+        refreshes_at[step]++;
+    return backend_cpu()->lowrank_basis(P, G, m, n, r, side, method, over, iters, rng);
+}
+
+/* stagger_refreshes: with every block on GaLore (gap T = 4, 35 matrices),
+ * after the first step about 35 / 4 matrices refresh a step instead of all
+ * 35 every 4th step, and each still refreshes once per T steps. */
+static void test_staggered_refreshes(void)
+{
+    test_begin("staggered_refreshes_spread_over_steps");
+    struct backend counting = *backend_cpu();
+    counting.lowrank_basis = counting_lowrank;
+    int most[2] = {0, 0}, total[2] = {0, 0};
+    for (int stagger = 0; stagger < 2; stagger++) {
+        static struct recorder rec;
+        memset(&rec, 0, sizeof rec);
+        memset(refreshes_at, 0, sizeof refreshes_at);
+        counting_rec = &rec;
+        struct recipe r;
+        struct model m;
+        char out[4200];
+        recipe_small(&r, METHOD_GALORE);
+        r.max_steps = 9;
+        r.galore.update_proj_gap = 4;
+        r.stagger_refreshes = stagger;
+        snprintf(out, sizeof out, "%s/stagger-%d", tmp_root, stagger);
+        CHECK(copy_base(&m) == 0);
+        m.be = &counting;
+        CHECK(run(&m, &r, out, NULL, &rec, NULL, NULL) == TRAIN_DONE);
+        CHECK(refreshes_at[1] == 35);
+        for (int s = 2; s <= 9; s++) {
+            most[stagger] = refreshes_at[s] > most[stagger] ? refreshes_at[s] : most[stagger];
+            total[stagger] += refreshes_at[s];
+        }
+        CHECK(isfinite(rec.val[9]) && rec.loss[9] < rec.loss[1]);
+        model_free(&m);
+    }
+    printf("     steps 2-9: at most %d refreshes a step staggered (%d in all), %d not "
+           "(%d in all)\n", most[1], total[1], most[0], total[0]);
+    CHECK(most[0] == 35 && most[1] <= 10);
+    CHECK(total[0] == 70 && total[1] == 70);
+    test_end();
+}
+
 /* The same bf16-stored parameters: the fp32 part (embedding, final norm,
  * head) and the bf16 blocks. */
 static int same_bf16_params(const struct model *a, const struct model *b)
@@ -746,6 +801,7 @@ int main(int argc, char **argv)
     test_out_of_memory_message();
     test_activation_checkpointing();
     test_streamed_gradients();
+    test_staggered_refreshes();
     test_bf16_weights();
 
     text_windows_free(&windows);

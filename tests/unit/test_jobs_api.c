@@ -71,7 +71,7 @@ static void test_train_job(void)
     job_body(body, sizeof body, file_id,
              "\"sequence_length\": 128, \"batch_size\": 4, \"n_epochs\": 1, \"max_steps\": 6, "
              "\"save_every\": 3, \"gamma\": 1, \"learning_rate\": 0.001, "
-             "\"activation_checkpointing\": 1, \"bf16_weights\": 1");
+             "\"activation_checkpointing\": 1, \"bf16_weights\": 1, \"stagger_refreshes\": 0");
     st = call("POST", "/v1/fine_tuning/jobs", body, NULL, &r);
     CHECK_MSG(st == 200, "create %ld", st);
     CHECK(!strcmp(str(r, "object"), "fine_tuning.job"));
@@ -82,6 +82,8 @@ static void test_train_job(void)
                                              "activation_checkpointing")) == 1);
     CHECK(json_integer_value(json_object_get(json_object_get(r, "hyperparameters"),
                                              "bf16_weights")) == 1);
+    CHECK(json_integer_value(json_object_get(json_object_get(r, "hyperparameters"),
+                                             "stagger_refreshes")) == 0);
     char id[64];
     snprintf(id, sizeof id, "%s", str(r, "id"));
     json_decref(r);
@@ -222,6 +224,12 @@ static void test_refusals(void)
     CHECK(call("POST", "/v1/fine_tuning/jobs", body, NULL, &r) == 400);
     CHECK_MSG(!strcmp(error_param(r), "bf16_weights"), "param %s", error_param(r));
     CHECK(!strcmp(str(json_object_get(r, "error"), "type"), "invalid_request_error"));
+    json_decref(r);
+    job_body(body, sizeof body, file_id, "\"stagger_refreshes\": 2");
+    CHECK(call("POST", "/v1/fine_tuning/jobs", body, NULL, &r) == 400);
+    CHECK_MSG(!strcmp(error_param(r), "stagger_refreshes"), "param %s", error_param(r));
+    CHECK(strstr(str(json_object_get(r, "error"), "message"),
+                 "stagger_refreshes must be 0 or 1, got 2") != NULL);
     json_decref(r);
     /* ids and names of 4-byte characters that the messages' %.64s and the
      * param's %.63s cut mid-character: still a 400 with valid UTF-8 */

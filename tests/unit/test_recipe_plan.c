@@ -81,6 +81,7 @@ static void test_defaults(void)
         recipe_defaults(&r, (enum method)m);
         CHECK_MSG(recipe_check(&r, 32, err, sizeof err) == 0, "%s: %s",
                   method_name((enum method)m), err);
+        CHECK_MSG(r.stagger_refreshes == 1, "%s", method_name((enum method)m));
         CHECK(method_parse(method_name((enum method)m), &back) == 0);
         CHECK(back == (enum method)m);
     }
@@ -153,6 +154,9 @@ static void test_check(void)
     recipe_defaults(&r, METHOD_LORA);
     r.bf16_weights = 1;
     expect_refusal(&r, 32, "bf16_weights is not available with method lora");
+    recipe_defaults(&r, METHOD_GALORE);
+    r.stagger_refreshes = 2;
+    expect_refusal(&r, 32, "stagger_refreshes must be 0 or 1, got 2");
     recipe_defaults(&r, METHOD_FULL);
     r.sampling = SAMPLING_UNIFORM;
     expect_refusal(&r, 32, "sampling must be 'all'");
@@ -319,7 +323,8 @@ static void test_cli(void)
                     "--seed 18446744073709551615 --state-policy keep --sampling decrease "
                     "--freeze-embeddings 1 --weight-decay 0.01 --tau 9 --eval-every 5 "
                     "--save-every 50 --calib-samples 0 --epochs 2 --checkpoint-activations 1 "
-                    "--bf16-weights 1", &r, err, sizeof err) == 0, "%s", err);
+                    "--bf16-weights 1 --stagger-refreshes 0", &r, err, sizeof err) == 0,
+              "%s", err);
     CHECK(r.method == METHOD_LISA && r.gamma == 4 && r.interval == 3);
     CHECK_NEAR(r.lr, 1e-5, 1e-12);
     CHECK(r.batch_size == 2 && r.seq_len == 128 && r.grad_accum == 4);
@@ -328,7 +333,7 @@ static void test_cli(void)
     CHECK(r.state_policy == STATE_KEEP && r.sampling == SAMPLING_DECREASE);
     CHECK(r.freeze_embeddings == 1 && r.tau == 9.0f && r.calib_samples == 0);
     CHECK(r.eval_every == 5 && r.save_every == 50 && r.epochs == 2);
-    CHECK(r.checkpoint_activations == 1 && r.bf16_weights == 1);
+    CHECK(r.checkpoint_activations == 1 && r.bf16_weights == 1 && r.stagger_refreshes == 0);
     CHECK_NEAR(r.adamw.weight_decay, 0.01, 1e-7);
     CHECK(recipe_check(&r, 32, err, sizeof err) == 0);
     CHECK_MSG(parse("--method owlore --rank 64 --proj-gap 100 --scale 1 --svd randomized "
@@ -364,6 +369,7 @@ static void test_cli(void)
     expect_parse_error("--checkpoint-activations 2",
                        "--checkpoint-activations expects one of 0, 1");
     expect_parse_error("--bf16-weights 2", "--bf16-weights expects one of 0, 1");
+    expect_parse_error("--stagger-refreshes 2", "--stagger-refreshes expects one of 0, 1");
     expect_parse_error("--freeze-embeddings yes",
                        "--freeze-embeddings expects one of 0, 1");
     expect_parse_error("--blocks 0,,3", "--blocks expects a comma-separated list");
