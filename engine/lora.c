@@ -14,6 +14,10 @@
 
 #include "lora.h"
 
+/* Noise of the stochastic rounding of merged bf16 blocks (a fixed stream
+ * per block: merging is done once, at the end of a run). */
+#define MERGE_ROUNDING_SEED 0x4C6F52414D657267ULL
+
 static uint64_t mix64(uint64_t *s)
 {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
@@ -221,12 +225,16 @@ void lora_merge(const struct lora *lo, struct model *m)
 {
     for (int a = 0; a < lo->n; a++) {
         enum linear_id id = (enum linear_id)(a % LIN_COUNT);
+        const int l = a / LIN_COUNT;
         int out, in;
         size_t off = model_linear_offset(&m->cfg, id, &out, &in);
-        float *w = m->w.blocks[a / LIN_COUNT] + off;
+        float *w = model_block_weights(m, l) + off;
         /* W (out,in) += s * B (out,r) . A (r,in) */
         m->be->matmul(0, 0, out, in, lo->rank, lo->scale, lo->B[a], lo->rank, lo->A[a],
                       in, 1.0f, w, in);
+        if (m->blocks16 && id == LIN_COUNT - 1) /* bf16 blocks: the merged block back */
+            model_block_store(m, l, MERGE_ROUNDING_SEED ^ ((unsigned long long)l + 1) *
+                                                              0x9E3779B97F4A7C15ULL);
     }
 }
 

@@ -134,7 +134,7 @@ void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
     memset(p, 0, sizeof *p);
     p->weights = n_params * bytes;
     if (dtype == PLAN_FP32 && r->bf16_weights) /* blocks bf16, one fp32 stage */
-        p->weights = (double)model_bf16_bytes(cfg);
+        p->weights += (double)model_bf16_bytes(cfg) - (double)model_param_floats(cfg) * bytes;
     p->gradients = n_grad_mem * bytes;
     p->optimizer_state = n_state * bytes;
     if (dtype == PLAN_BF16) {

@@ -215,9 +215,6 @@ int recipe_check(const struct recipe *r, int n_layers, char *err, size_t errlen)
         REFUSE("stagger_refreshes must be 0 or 1, got %d", r->stagger_refreshes);
     if (r->bf16_weights != 0 && r->bf16_weights != 1)
         REFUSE("bf16_weights must be 0 or 1, got %d", r->bf16_weights);
-    if (r->bf16_weights && r->method == METHOD_LORA)
-        REFUSE("bf16_weights is not available with method lora (adapter merging "
-               "writes fp32 weights)");
     if (!(a->beta1 >= 0 && a->beta1 < 1) || !(a->beta2 >= 0 && a->beta2 < 1))
         REFUSE("AdamW betas must lie in [0, 1), got %g and %g", (double)a->beta1,
                (double)a->beta2);

@@ -151,9 +151,6 @@ static void test_check(void)
     recipe_defaults(&r, METHOD_OWLORE);
     r.bf16_weights = 2;
     expect_refusal(&r, 32, "bf16_weights must be 0 or 1, got 2");
-    recipe_defaults(&r, METHOD_LORA);
-    r.bf16_weights = 1;
-    expect_refusal(&r, 32, "bf16_weights is not available with method lora");
     recipe_defaults(&r, METHOD_GALORE);
     r.stagger_refreshes = 2;
     expect_refusal(&r, 32, "stagger_refreshes must be 0 or 1, got 2");
@@ -394,9 +391,7 @@ static void test_cli(void)
     CHECK(recipe_check(&r, 30, err, sizeof err) == -1 &&
           strstr(err, "lora_dropout must lie in [0, 1)"));
     CHECK(parse("--method lora --bf16-weights 1", &r, err, sizeof err) == 0);
-    CHECK(recipe_check(&r, 30, err, sizeof err) == -1 &&
-          strstr(err, "bf16_weights is not available with method lora (adapter merging "
-                      "writes fp32 weights)"));
+    CHECK(r.bf16_weights == 1 && recipe_check(&r, 30, err, sizeof err) == 0);
 
     /* values that parse but that the recipe refuses */
     CHECK(parse("--method owlore --rank 0", &r, err, sizeof err) == 0);
