@@ -8,6 +8,9 @@
 #   make bench-service  just the HTTP service benchmark (bench/service.sh)
 #   make gpu-check  on a GPU machine: CUDA-vs-CPU op parity, 20-step training
 #                   comparison, 7B-shaped benchmark (tools/gpu_check.sh)
+#   make gpu-bundle the binaries, libraries and data gpu-check needs, in one
+#                   archive for a GPU machine without our Debian packages
+#                   (.gpu/bundle.tar.xz, tools/gpu_bundle.sh)
 #
 # Our code builds with -Wall -Wextra -Werror. Every .c under engine/ and
 # kernels/cpu/ goes into build/libowlore.a; every tests/*/test_*.c is one test
@@ -60,7 +63,7 @@ TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps test bench bench-service run clean gpu-tests gpu-check
+.PHONY: all deps test bench bench-service run clean gpu-tests gpu-check gpu-bundle
 all: $(BUILD)/owlore $(TEST_BIN) $(BENCH_BIN) $(GPU_BIN)
 $(BUILD)/owlore $(TEST_BIN) $(BENCH_BIN) $(GPU_BIN): $(CUDA_LIB)
 
@@ -122,6 +125,8 @@ $(BUILD)/obj/kernels/cuda/%.o: kernels/cuda/%.cu kernels/cuda/cuda_ops.h engine/
 gpu-tests: $(GPU_BIN)
 gpu-check: $(BUILD)/owlore $(GPU_BIN)
 	@BUILD=$(BUILD) tools/gpu_check.sh
+gpu-bundle: $(BUILD)/owlore $(GPU_BIN)
+	@BUILD=$(BUILD) tools/gpu_bundle.sh
 
 $(BUILD)/libowlore-cli.a: $(CLI_LIB_OBJ)
 	@mkdir -p $(@D)
