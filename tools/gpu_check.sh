@@ -31,7 +31,8 @@
 #   (d) the product path: `owlore train --backend cpu|cuda` on the real
 #       stories260K model and TinyStories text (from OWLORE_SHARED, default
 #       ../shared/data; skipped when absent), 40 OwLore steps each with a
-#       checkpoint; per-step losses from metrics.jsonl compared (<= 1e-3).
+#       checkpoint; per-step losses from metrics.jsonl compared (<= 1e-3);
+#       once more on cuda with --bf16-weights 1 (<= 2e-2 of the cpu fp32).
 #   (e) the service: `owlore serve` with stories260K, an Alpaca file uploaded
 #       and an OwLore job created over HTTP; the start-up log must name the
 #       GPU, the job must succeed and its events must say it trained on the
@@ -80,11 +81,14 @@ echo "== (d) owlore train on the real stories260K, cpu vs cuda"
 data=${OWLORE_SHARED:-../shared/data}
 owlore=${OWLORE_BIN:-$BUILD/owlore}
 if [ -f "$data/models/stories260K/stories260K.bin" ] && [ -x "$owlore" ]; then
-    for be in cpu cuda; do
-        timeout 120 "$owlore" train --backend $be --model "$data/models/stories260K/stories260K.bin" \
+    for run in cpu cuda cuda-bf16; do
+        bf16=0; case $run in *-bf16) bf16=1 ;; esac
+        timeout 120 "$owlore" train --backend ${run%-bf16} \
+            --model "$data/models/stories260K/stories260K.bin" \
             --data "$data/datasets/tinystories/tinystories_val.txt" --method owlore --gamma 2 \
-            --rank 16 --steps 40 --batch 8 --seq 128 --lr 5e-4 --out "$tmp/cli-$be" \
-            >"$tmp/cli-$be.log" 2>&1 || { status=1; tail -5 "$tmp/cli-$be.log"; }
+            --rank 16 --steps 40 --batch 8 --seq 128 --lr 5e-4 --bf16-weights $bf16 \
+            --out "$tmp/cli-$run" >"$tmp/cli-$run.log" 2>&1 ||
+            { status=1; tail -5 "$tmp/cli-$run.log"; }
     done
 else
     echo "skipped: no $data/models/stories260K or no $owlore"
@@ -217,6 +221,13 @@ if lc is not None or lg is not None:
     res["cli"] = {"cpu": lc, "cuda": lg, "max_rel_diff": rel, "pass": good}
     print("\nowlore train, stories260K, 40 steps: final loss cpu %s cuda %s, max rel %.2e  %s"
           % (lc[-1:] , lg[-1:], rel, "PASS" if good else "FAIL"))
+    lb = losses("cli-cuda-bf16") or []
+    rel = max((abs(a - b) / abs(a) for a, b in zip(lc, lb)), default=float("inf"))
+    good = len(lb) == 40 and rel <= 2e-2
+    ok &= good
+    res["cli"].update({"cuda_bf16": lb, "bf16_max_rel_diff": rel, "bf16_pass": good})
+    print("owlore train --bf16-weights 1 on cuda: final loss %s, max rel to cpu fp32 %.2e "
+          "(<= 2e-2)  %s" % (lb[-1:], rel, "PASS" if good else "FAIL"))
 try:
     res["serve"] = json.loads(open(os.path.join(tmp, "serve.txt")).read().strip().splitlines()[-1])
 except (OSError, ValueError, IndexError):
