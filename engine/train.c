@@ -6,7 +6,13 @@
  * storage order: attn_norm, q, k, v, o, ffn_norm, gate, up, down), then the
  * final norm and, when untied, the head. Gradient storage exists for the
  * trainable tensors only: the embedding/norm/head (unless frozen) and one
- * block-sized slot per active block.
+ * block-sized slot per active block, or, with streamed GaLore gradients
+ * (recipe_streams_gradients), one slot that backward empties into each
+ * block's projected gradients as it finishes the block (stream_block).
+ *
+ * bf16 blocks (recipe bf16_weights, model_bf16.c): an active block's nine
+ * tensors take their steps on its widened fp32 copy, which is then rounded
+ * back stochastically with noise from (seed, step, block).
  *
  * Data order: each epoch visits the windows in a permutation drawn from
  * (seed, epoch); the position inside it is part of the checkpoint.
