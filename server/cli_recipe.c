@@ -229,30 +229,20 @@ int cli_recipe_parse(int argc, char **argv, struct recipe *r, char *err, size_t 
             return -1;
         r->schedule = (enum lr_schedule)i;
     }
-    if ((v = find_opt(argc, argv, "--freeze-embeddings", NULL))) {
-        if ((i = parse_choice("--freeze-embeddings", v, bools, err, errlen)) < 0)
-            return -1;
-        r->freeze_embeddings = i;
-    }
-    if ((v = find_opt(argc, argv, "--checkpoint-activations", NULL))) {
-        if ((i = parse_choice("--checkpoint-activations", v, bools, err, errlen)) < 0)
-            return -1;
-        r->checkpoint_activations = i;
-    }
-    if ((v = find_opt(argc, argv, "--bf16-weights", NULL))) {
-        if ((i = parse_choice("--bf16-weights", v, bools, err, errlen)) < 0)
-            return -1;
-        r->bf16_weights = i;
-    }
-    if ((v = find_opt(argc, argv, "--stagger-refreshes", NULL))) {
-        if ((i = parse_choice("--stagger-refreshes", v, bools, err, errlen)) < 0)
-            return -1;
-        r->stagger_refreshes = i;
-    }
-    if ((v = find_opt(argc, argv, "--lora-merge", NULL))) {
-        if ((i = parse_choice("--lora-merge", v, bools, err, errlen)) < 0)
-            return -1;
-        r->lora.merge = i;
+    /* the 0|1 switches */
+    const struct { const char *opt; int *field; } switches[] = {
+        {"--freeze-embeddings", &r->freeze_embeddings},
+        {"--checkpoint-activations", &r->checkpoint_activations},
+        {"--bf16-weights", &r->bf16_weights},
+        {"--stagger-refreshes", &r->stagger_refreshes},
+        {"--lora-merge", &r->lora.merge},
+    };
+    for (size_t k = 0; k < sizeof switches / sizeof switches[0]; k++) {
+        if ((v = find_opt(argc, argv, switches[k].opt, NULL))) {
+            if ((i = parse_choice(switches[k].opt, v, bools, err, errlen)) < 0)
+                return -1;
+            *switches[k].field = i;
+        }
     }
     if ((v = find_opt(argc, argv, "--sampling", NULL))) {
         if ((i = parse_choice("--sampling", v, samplings, err, errlen)) < 0)
