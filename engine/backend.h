@@ -78,8 +78,9 @@ struct backend {
     void (*rope_fwd)(float *x, int B, int T, int nh, int hd, int pos0, float theta);
     void (*rope_bwd)(float *dx, int B, int T, int nh, int hd, int pos0, float theta);
 
-    /* Causal grouped-query attention, never storing the (T,T) scores.
-     * q (B,Tq,H,hd); k, v (B,Tk,KV,hd); out (B,Tq,H,hd); lse (B,H,Tq) is the
+    /* Causal grouped-query attention; the scores of all heads at once never
+     * exist (the CPU keeps 64 query rows at a time, CUDA as many heads as fit
+     * 16 MiB, or tiles in registers for long sequences). q (B,Tq,H,hd); k, v (B,Tk,KV,hd); out (B,Tq,H,hd); lse (B,H,Tq) is the
      * log-sum-exp of each query row, saved for bwd. Query row i sits at
      * absolute position q_off + i and sees keys 0..q_off+i (Tk >= q_off+Tq).
      * Query head h reads key/value head h / (H/KV). Scale 1/sqrt(hd). */
@@ -145,6 +146,18 @@ struct backend {
      * src[i] and equals it on average; NaN and infinities stay what they are. */
     void (*bf16_round)(unsigned short *dst, const float *src, size_t n,
                        unsigned long long seed);
+    /* C (M,N) = alpha * A @ op(W) + beta * C, row-major, with W in bf16
+     * storage: A is (M,K) with lda; op(W) is (K,N): W is (K,N) with ldw, or
+     * (N,K) when trans_w. The product is A times W widened exactly, except
+     * that a backend with bf16_products set rounds A to bf16 (nearest even)
+     * and multiplies on bf16 hardware, summing in fp32. */
+    void (*matmul_bf16)(int trans_w, int M, int N, int K, float alpha, const float *A,
+                        int lda, const unsigned short *W, int ldw, float beta, float *C,
+                        int ldc);
+    /* 1 when matmul_bf16 multiplies the stored bf16 weights as they are, so
+     * the engine uses it instead of widening a block first (model_bf16.c);
+     * 0 when it would widen them itself (the CPU) */
+    int bf16_products;
 };
 
 /* The CUDA backend (kernels/cuda), built when nvcc is present: NULL with

@@ -52,7 +52,7 @@ void model_backward(const struct model *m, struct activations *a,
                     m->w.final_norm, a->final_rstd, N, D);
 
     for (int l = c->n_layers - 1; l >= lowest; l--) {
-        struct block_weights w = block_view(c, model_block_weights(m, l));
+        struct block_weights w = model_block_operands(m, l);
         struct block_weights gw = block_view(c, g->g.blocks[l]);
         const int train = g->g.blocks[l] != NULL;
         /* checkpointed: block l's internals again, from its saved input (the
@@ -65,14 +65,14 @@ void model_backward(const struct model *m, struct activations *a,
         /* feed-forward block: next = mid + h . Wdown^T */
         float *hn = LAYER(a->ffn_in, s, D), *gate = LAYER(a->gate, s, F);
         float *up = LAYER(a->up, s, F), *h = LAYER(a->ffn_h, s, F);
-        be->matmul(0, 0, N, F, D, 1.0f, dres, D, w.w_down, F, 0.0f, a->d_h, F);
+        model_block_product(m, l, LIN_DOWN, 0, N, F, D, dres, 0.0f, a->d_h);
         if (m->lora)
             lora_backward(m->lora, l, LIN_DOWN, h, dres, a->d_h, N);
         if (train)
             be->matmul(1, 0, D, F, N, 1.0f, dres, D, h, F, 1.0f, gw.w_down, F);
         be->swiglu_bwd(a->d_gate, a->d_up, a->d_h, gate, up, N, F);
-        be->matmul(0, 0, N, D, F, 1.0f, a->d_gate, F, w.w_gate, D, 0.0f, dn, D);
-        be->matmul(0, 0, N, D, F, 1.0f, a->d_up, F, w.w_up, D, 1.0f, dn, D);
+        model_block_product(m, l, LIN_GATE, 0, N, D, F, a->d_gate, 0.0f, dn);
+        model_block_product(m, l, LIN_UP, 0, N, D, F, a->d_up, 1.0f, dn);
         if (m->lora) {
             lora_backward(m->lora, l, LIN_GATE, hn, a->d_gate, dn, N);
             lora_backward(m->lora, l, LIN_UP, hn, a->d_up, dn, N);
@@ -89,7 +89,7 @@ void model_backward(const struct model *m, struct activations *a,
         float *k = LAYER(a->k, s, KVD), *v = LAYER(a->v, s, KVD);
         float *att = LAYER(a->attn_out, s, QD);
         float *lse = a->attn_lse + (size_t)s * a->B * H * a->T;
-        be->matmul(0, 0, N, QD, D, 1.0f, dres, D, w.wo, QD, 0.0f, a->d_attn, QD);
+        model_block_product(m, l, LIN_O, 0, N, QD, D, dres, 0.0f, a->d_attn);
         if (m->lora)
             lora_backward(m->lora, l, LIN_O, att, dres, a->d_attn, N);
         if (train)
@@ -98,9 +98,9 @@ void model_backward(const struct model *m, struct activations *a,
                           B, T, H, KV, hd);
         be->rope_bwd(a->d_q, B, T, H, hd, 0, c->rope_theta);
         be->rope_bwd(a->d_k, B, T, KV, hd, 0, c->rope_theta);
-        be->matmul(0, 0, N, D, QD, 1.0f, a->d_q, QD, w.wq, D, 0.0f, dn, D);
-        be->matmul(0, 0, N, D, KVD, 1.0f, a->d_k, KVD, w.wk, D, 1.0f, dn, D);
-        be->matmul(0, 0, N, D, KVD, 1.0f, a->d_v, KVD, w.wv, D, 1.0f, dn, D);
+        model_block_product(m, l, LIN_Q, 0, N, D, QD, a->d_q, 0.0f, dn);
+        model_block_product(m, l, LIN_K, 0, N, D, KVD, a->d_k, 1.0f, dn);
+        model_block_product(m, l, LIN_V, 0, N, D, KVD, a->d_v, 1.0f, dn);
         if (m->lora) {
             lora_backward(m->lora, l, LIN_Q, xn, a->d_q, dn, N);
             lora_backward(m->lora, l, LIN_K, xn, a->d_k, dn, N);

@@ -26,7 +26,7 @@ void model_block_forward(const struct model *m, struct activations *a, int l, in
               KV = c->n_kv_heads, hd = c->head_dim, QD = H * hd, KVD = KV * hd;
     const size_t cap = (size_t)a->B * a->T;
     const int s = a->checkpointed ? 0 : l; /* the slot of the block's internals */
-    struct block_weights w = block_view(c, model_block_weights(m, l));
+    struct block_weights w = model_block_operands(m, l);
     float *x = LAYER(a->resid, l, D), *mid = LAYER(a->resid_mid, s, D);
     float *xn = LAYER(a->attn_in, s, D), *q = LAYER(a->q, s, QD);
     float *k = LAYER(a->k, s, KVD), *v = LAYER(a->v, s, KVD);
@@ -35,9 +35,9 @@ void model_block_forward(const struct model *m, struct activations *a, int l, in
 
     /* attention: mid = x + Wo . attn(rope(Wq xn), rope(Wk xn), Wv xn) */
     be->rmsnorm_fwd(xn, LAYER(a->attn_rstd, s, 1), x, w.attn_norm, N, D, c->norm_eps);
-    be->matmul(0, 1, N, QD, D, 1.0f, xn, D, w.wq, D, 0.0f, q, QD);
-    be->matmul(0, 1, N, KVD, D, 1.0f, xn, D, w.wk, D, 0.0f, k, KVD);
-    be->matmul(0, 1, N, KVD, D, 1.0f, xn, D, w.wv, D, 0.0f, v, KVD);
+    model_block_product(m, l, LIN_Q, 1, N, QD, D, xn, 0.0f, q);
+    model_block_product(m, l, LIN_K, 1, N, KVD, D, xn, 0.0f, k);
+    model_block_product(m, l, LIN_V, 1, N, KVD, D, xn, 0.0f, v);
     if (m->lora) {
         lora_forward(m->lora, l, LIN_Q, xn, q, N);
         lora_forward(m->lora, l, LIN_K, xn, k, N);
@@ -47,7 +47,7 @@ void model_block_forward(const struct model *m, struct activations *a, int l, in
     be->rope_fwd(k, B, T, KV, hd, 0, c->rope_theta);
     be->attention_fwd(att, lse, q, k, v, B, T, T, 0, H, KV, hd);
     be->copy(mid, x, (size_t)N * D);
-    be->matmul(0, 1, N, D, QD, 1.0f, att, QD, w.wo, QD, 1.0f, mid, D);
+    model_block_product(m, l, LIN_O, 1, N, D, QD, att, 1.0f, mid);
     if (m->lora)
         lora_forward(m->lora, l, LIN_O, att, mid, N);
 
@@ -56,15 +56,15 @@ void model_block_forward(const struct model *m, struct activations *a, int l, in
     float *up = LAYER(a->up, s, F), *h = LAYER(a->ffn_h, s, F);
     float *next = LAYER(a->resid, l + 1, D);
     be->rmsnorm_fwd(hn, LAYER(a->ffn_rstd, s, 1), mid, w.ffn_norm, N, D, c->norm_eps);
-    be->matmul(0, 1, N, F, D, 1.0f, hn, D, w.w_gate, D, 0.0f, gate, F);
-    be->matmul(0, 1, N, F, D, 1.0f, hn, D, w.w_up, D, 0.0f, up, F);
+    model_block_product(m, l, LIN_GATE, 1, N, F, D, hn, 0.0f, gate);
+    model_block_product(m, l, LIN_UP, 1, N, F, D, hn, 0.0f, up);
     if (m->lora) {
         lora_forward(m->lora, l, LIN_GATE, hn, gate, N);
         lora_forward(m->lora, l, LIN_UP, hn, up, N);
     }
     be->swiglu_fwd(h, gate, up, N, F);
     be->copy(next, mid, (size_t)N * D);
-    be->matmul(0, 1, N, D, F, 1.0f, h, F, w.w_down, F, 1.0f, next, D);
+    model_block_product(m, l, LIN_DOWN, 1, N, D, F, h, 1.0f, next);
     if (m->lora)
         lora_forward(m->lora, l, LIN_DOWN, h, next, N);
 }

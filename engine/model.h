@@ -166,6 +166,19 @@ size_t model_bf16_bytes(const struct model_config *c);
 /* Block l's fp32 weights: w.blocks[l], or, with bf16 storage, the stage
  * after expanding block l into it (kept while the stage holds block l). */
 float *model_block_weights(const struct model *m, int l);
+/* Block l as the forward and backward passes use it: block_view of
+ * model_block_weights, except where the backend multiplies bf16 weights as
+ * they are stored (backend.h bf16_products): then only the two norms are
+ * widened (into the stage) and the matrix pointers are NULL. Multiply by the
+ * matrices through model_block_product. */
+struct block_weights model_block_operands(const struct model *m, int l);
+/* C (M,N) = A (M,K) @ op(W) + beta * C with contiguous rows (lda K, ldc N),
+ * W the linear layer `id` of block l: op(W) = W^T with W (N,K) when trans_w
+ * (forward products), W (K,N) itself otherwise (input gradients). The fp32
+ * weights through matmul, or the bf16 ones through matmul_bf16 where the
+ * backend has bf16_products. */
+void model_block_product(const struct model *m, int l, enum linear_id id, int trans_w, int M,
+                         int N, int K, const float *A, float beta, float *C);
 /* After an update of the stage (holding block l): round it stochastically
  * into block l's bf16 storage with noise seed `seed`; the stage is then
  * marked empty, so the next use expands the rounded weights. */

@@ -7,7 +7,10 @@
  *   fp32  embed (V,D) | final_norm (D) | lm_head (V,D), untied only | stage
  *   bf16  blocks (L, block_floats)
  * and every block is used through model_block_weights, which widens it into
- * the stage (one block of fp32) unless the stage holds it already. An
+ * the stage (one block of fp32) unless the stage holds it already. Where the
+ * backend multiplies bf16 weights as stored (bf16 tensor cores), the forward
+ * and backward passes widen only a block's two norms and multiply by its
+ * bf16 matrices (model_block_operands, model_block_product). An
  * optimizer step updates the staged block in fp32 and model_block_store
  * narrows it back by stochastic rounding (backend.h bf16_round), so small
  * updates survive on average instead of rounding away.
@@ -112,6 +115,42 @@ float *model_block_weights(const struct model *m, int l)
         m->stage->block = l;
     }
     return m->stage->buf;
+}
+
+/* 1 when products read the bf16 blocks directly (no widening of blocks) */
+static int direct_products(const struct model *m)
+{
+    return m->blocks16 && m->be->bf16_products;
+}
+
+struct block_weights model_block_operands(const struct model *m, int l)
+{
+    const struct model_config *c = &m->cfg;
+    if (!direct_products(m))
+        return block_view(c, model_block_weights(m, l));
+    const size_t a = model_piece_offset(c, 0), f = model_piece_offset(c, 5);
+    float *buf = m->stage->buf;
+    if (m->stage->block != l) { /* the norms alone: the stage then holds no block */
+        const unsigned short *b16 = m->blocks16 + (size_t)l * model_block_floats(c);
+        m->be->bf16_expand(buf + a, b16 + a, (size_t)c->dim);
+        m->be->bf16_expand(buf + f, b16 + f, (size_t)c->dim);
+        m->stage->block = -1;
+    }
+    return (struct block_weights){.attn_norm = buf + a, .ffn_norm = buf + f};
+}
+
+void model_block_product(const struct model *m, int l, enum linear_id id, int trans_w, int M,
+                         int N, int K, const float *A, float beta, float *C)
+{
+    int rows, cols; /* W (rows, cols): its row stride is cols either way */
+    const size_t off = model_linear_offset(&m->cfg, id, &rows, &cols);
+    if (direct_products(m))
+        m->be->matmul_bf16(trans_w, M, N, K, 1.0f, A, K,
+                           m->blocks16 + (size_t)l * model_block_floats(&m->cfg) + off, cols,
+                           beta, C, N);
+    else
+        m->be->matmul(0, trans_w, M, N, K, 1.0f, A, K, model_block_weights(m, l) + off, cols,
+                      beta, C, N);
 }
 
 void model_block_store(const struct model *m, int l, unsigned long long seed)

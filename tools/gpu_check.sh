@@ -3,7 +3,9 @@
 # with an NVIDIA GPU; writes gpu-check.json and prints a table.
 #   (a) build/tests/gpu/gpu_parity: every CUDA operation against the CPU
 #       backend (fp32: nmse <= 1e-7, per-check tolerances in the program;
-#       the bf16 storage operations bit for bit, also past 2^32 elements);
+#       the bf16 storage operations bit for bit, also past 2^32 elements),
+#       then the product of bf16 weights on bf16 tensor cores
+#       (OWLORE_CUDA_MATH=bf16, nmse <= 1e-4);
 #   (b) 20 training steps of a stories260K-shaped and a 135M-shaped model
 #       (random weights, fixed seeds) on both backends, losses compared
 #       (max relative difference <= 1e-3 per step); the 135M shape once more
@@ -47,6 +49,7 @@ tmp=$(mktemp -d)
 
 echo "== (a) operation parity"
 timeout 120 "$bin/gpu_parity" >"$tmp/parity.txt" || status=1
+OWLORE_CUDA_MATH=bf16 timeout 60 "$bin/gpu_parity" bf16-products >>"$tmp/parity.txt" || status=1
 cat "$tmp/parity.txt"
 
 echo "== (b) 20 training steps, cpu vs cuda"

@@ -95,6 +95,8 @@ static const struct backend cpu_backend = {
     .lowrank_basis = cpu_lowrank_basis,
     .bf16_expand = cpu_bf16_expand,
     .bf16_round = cpu_bf16_round,
+    .matmul_bf16 = cpu_matmul_bf16,
+    .bf16_products = 0,
 };
 
 const struct backend *backend_cpu(void)

@@ -43,6 +43,8 @@ void cpu_dropout(float *y, const float *x, size_t n, float p, unsigned long long
 /* bf16 weight storage (bf16.c) */
 void cpu_bf16_expand(float *dst, const unsigned short *src, size_t n);
 void cpu_bf16_round(unsigned short *dst, const float *src, size_t n, unsigned long long seed);
+void cpu_matmul_bf16(int trans_w, int M, int N, int K, float alpha, const float *A, int lda,
+                     const unsigned short *W, int ldw, float beta, float *C, int ldc);
 
 /* splitmix64's output function: the counter-based random bits of dropout
  * masks and stochastic rounding (element i draws hash64(seed + i)) */

@@ -1,19 +1,38 @@
 /*
- * attention.cu: causal grouped-query attention, forward and backward,
- * flash-attention style: scores live in registers one tile at a time and the
- * (T,T) matrix never exists in memory.
+ * attention.cu: causal grouped-query attention, forward and backward, on one
+ * of two paths chosen by the size of one head's score matrix.
  *
  * Layouts (backend.h): q (B,Tq,H,hd); k, v (B,Tk,KV,hd); query head h reads
- * kv head h / (H/KV); query row i sits at absolute position q_off + i and
- * sees keys 0..q_off+i. Scale 1/sqrt(hd). hd <= HD_MAX.
+ * kv head g = h / group, group = H/KV; query row i sits at absolute position
+ * q_off + i and sees keys 0..q_off+i. Scale 1/sqrt(hd). hd <= HD_MAX.
+ * Only keys 0..nk-1, nk = q_off + Tq (<= Tk), are seen by any row.
  *
- * Thread layout: blocks of 8 warps. A lane owns head dimensions
- * d = lane + 32*x (x < HD_MAX/32) of the row it accumulates; for scores a
- * lane owns one key (forward, dQ) or one query (dK/dV) of a 32-wide tile and
- * computes the whole dot product from shared memory, whose tiles read that
- * way are padded by one float per row against bank conflicts. Exponentials
- * use expf (no fast math).
+ * GEMM path, when one head's scores S (Tq,nk) in fp32 fit SCORE_CAP bytes
+ * (training at Tq = Tk = T <= 2048): per sequence b and index j < group, the
+ * query heads h = g*group + j of a chunk of consecutive kv heads g (as many
+ * as fit SCORE_CAP) are one cuBLAS strided-batched product per step
+ * (cu_matmul_strided: tensor cores when the math mode allows), the scores
+ * of the chunk's n heads (n,Tq,nk) in a device scratch buffer:
+ *   forward:  S = scale Q_h K_g^T;  a row kernel applies the causal mask and
+ *             takes the max and the sum of expf in double (as the CPU),
+ *             P = exp(S - max) / sum in place, lse = max + log(sum);
+ *             O_h = P V_g.
+ *   backward: D_i = dO_i . O_i;  S = scale Q_h K_g^T;  dP = dO_h V_g^T (a
+ *             second buffer);  a row kernel makes P = exp(S - lse) and
+ *             dS = P o (dP - D) * scale in place, 0 above the diagonal;
+ *             dV_g (+)= P^T dO_h;  dQ_h = dS K_g;  dK_g (+)= dS^T Q_h,
+ *             where (+)= overwrites for j = 0 and accumulates for j > 0, so
+ *             dk/dv sum the heads of a group in head order.
+ * The two buffers grow on demand up to SCORE_CAP and are kept for the
+ * process.
  *
+ * Flash path, for longer sequences (one head's scores over SCORE_CAP): the
+ * scores live in registers one tile at a time and no score matrix exists in
+ * memory. Blocks of 8 warps; a lane owns head dimensions d = lane + 32*x
+ * (x < HD_MAX/32) of the row it accumulates; for scores a lane owns one key
+ * (forward, dQ) or one query (dK/dV) of a 32-wide tile and computes the whole
+ * dot product from shared memory, whose tiles read that way are padded by
+ * one float per row against bank conflicts.
  * Forward, per (b, h, BR query rows): K/V tiles of 32 keys up to the block's
  * causal limit; per row the online softmax (running max m, sum l, output o
  * rescaled by exp(m_old - m_new)); out = o / l, lse = m + log l saved.
@@ -23,8 +42,10 @@
  *   dKV kernel, per (b, kv head g, BK keys): over the query heads of group g
  *   in order and the queries i >= j in order,
  *     dV_j = sum P_ij dO_i,  dK_j = sum dS_ij Q_i
- * No atomics: each output element has one owner thread and a fixed order of
- * summation, so results are deterministic; dK/dV need no per-head partials.
+ *
+ * Both paths: exponentials use expf (no fast math); no atomics, each output
+ * element has one owner (a thread, or a cuBLAS product) and a fixed order of
+ * summation, so results are deterministic.
  */
 #include <math.h>
 
@@ -36,6 +57,12 @@
 #define BR (2 * WARPS)    /* query rows per block (forward, dQ) */
 #define BC 32             /* keys per tile (forward, dQ); queries per tile (dKV) */
 #define BK (2 * WARPS)    /* keys per block (dKV) */
+/* bytes of one score scratch buffer: the GEMM path takes a head whose (Tq,nk)
+ * fp32 scores fit (Tq = nk = 2048 exactly does), the flash path the rest */
+#define SCORE_CAP ((size_t)16 << 20)
+#define ROW_THREADS 128   /* threads per score row (GEMM path row kernels) */
+
+/* ---- flash path kernels (and D_i, which both paths use) ---- */
 
 static size_t fwd_smem(int hd)
 {
@@ -317,6 +344,75 @@ attn_dkv_kernel(float *dk, float *dv, const float *dout, const float *q, const f
     }
 }
 
+/* ---- GEMM path: row kernels over the score scratch ---- */
+
+/* max of v over a block of blockDim.x (a multiple of 32) threads; every
+ * thread gets it. sh holds 32 floats. */
+static __device__ __forceinline__ float block_max(float v, float *sh)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_max(v);
+    __syncthreads(); /* sh may still be read from a previous call */
+    if (lane == 0)
+        sh[warp] = v;
+    __syncthreads();
+    float m = -INFINITY;
+    for (int w = 0; w < (int)(blockDim.x >> 5); w++)
+        m = fmaxf(m, sh[w]);
+    return m;
+}
+
+/* One block per row of s (n,Tq,nk), row = c*Tq + i for chunk head c: the
+ * causal softmax of the scaled scores in place (P, 0 for keys past q_off+i)
+ * and lse[c*lse_stride + i] = max + log(sum). */
+static __global__ void __launch_bounds__(ROW_THREADS)
+attn_softmax_rows_kernel(float *s, float *lse, int Tq, int nk, int q_off, size_t lse_stride)
+{
+    __shared__ float shm[32];
+    __shared__ double shd[32];
+    const size_t row = blockIdx.x, c = row / Tq;
+    const int i = (int)(row % Tq), nv = q_off + i + 1; /* visible keys */
+    float *sr = s + row * nk;
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < nv; j += blockDim.x)
+        mx = sr[j] > mx ? sr[j] : mx;
+    mx = block_max(mx, shm);
+    double sum = 0.0;
+    for (int j = threadIdx.x; j < nv; j += blockDim.x) {
+        sr[j] = expf(sr[j] - mx);
+        sum += sr[j];
+    }
+    sum = block_sum_d(sum, shd);
+    const float inv = (float)(1.0 / sum);
+    for (int j = threadIdx.x; j < nk; j += blockDim.x) /* a thread rescales its own */
+        sr[j] = j < nv ? sr[j] * inv : 0.0f;
+    if (threadIdx.x == 0)
+        lse[c * lse_stride + i] = mx + (float)log(sum);
+}
+
+/* One block per row of p, dp (n,T,T), row = c*T + i: p holds scale Q K^T and
+ * becomes P = exp(S - lse_i), dp holds dO V^T and becomes
+ * dS = P o (dP - D_i) * scale, both 0 for keys past i. lse, Dd are read at
+ * c*stat_stride + i. */
+static __global__ void __launch_bounds__(ROW_THREADS)
+attn_dscores_rows_kernel(float *p, float *dp, const float *lse, const float *Dd, int T,
+                         size_t stat_stride, float scale)
+{
+    const size_t row = blockIdx.x, c = row / T;
+    const int i = (int)(row % T);
+    const float li = lse[c * stat_stride + i], Di = Dd[c * stat_stride + i];
+    float *pr = p + row * T, *dpr = dp + row * T;
+    for (int j = threadIdx.x; j < T; j += blockDim.x) {
+        float pj = 0.0f, dsj = 0.0f;
+        if (j <= i) {
+            pj = expf(pr[j] - li);
+            dsj = pj * (dpr[j] - Di) * scale;
+        }
+        pr[j] = pj;
+        dpr[j] = dsj;
+    }
+}
+
 void cu_attention_init(void)
 {
     CK_CUDA(cudaFuncSetAttribute(attn_fwd_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -336,21 +432,156 @@ static int check_head_dim(int hd)
     return -1;
 }
 
-void cu_attention_fwd(float *out, float *lse, const float *q, const float *k,
-                      const float *v, int B, int Tq, int Tk, int q_off, int H, int KV,
-                      int hd)
+/* Device scratch *buf grown to n floats, kept for the process; NULL (and a
+ * recorded failure) when cudaMalloc fails. */
+static float *scratch(float **buf, size_t *cap, size_t n)
 {
-    if (B <= 0 || Tq <= 0 || check_head_dim(hd))
+    if (n <= *cap)
+        return *buf;
+    CK_CUDA(cudaStreamSynchronize(cuda_ctx.stream)); /* the old buffer may be in use */
+    CK_CUDA(cudaFree(*buf));
+    *buf = NULL;
+    *cap = 0;
+    if (cudaMalloc((void **)buf, n * sizeof(float)) != cudaSuccess) {
+        cudaGetLastError();
+        *buf = NULL;
+        cuda_fail(__FILE__, __LINE__, "cudaMalloc(attention scratch)", "out of GPU memory");
+        return NULL;
+    }
+    *cap = n;
+    cuda_note_memory();
+    return *buf;
+}
+
+/* score buffers of the GEMM path (at most SCORE_CAP bytes each); D (B,H,T) */
+static float *scores[2], *rowdot;
+static size_t scores_cap[2], rowdot_cap;
+
+/* kv heads per GEMM-path chunk for (rows, cols) scores per head, at most KV;
+ * 0 when one head's scores exceed SCORE_CAP (flash path) */
+static int heads_per_chunk(int rows, int cols, int KV)
+{
+    const size_t head = (size_t)rows * cols * sizeof(float);
+    if (head > SCORE_CAP)
+        return 0;
+    const size_t n = SCORE_CAP / head;
+    return n < (size_t)KV ? (int)n : KV;
+}
+
+/* GEMM-path forward, chunks of `heads` kv heads. Per (b, j, chunk of n kv
+ * heads from g0), h0 = g0*group + j, chunk head c is query head h0 + c*group:
+ *   S (Tq,nk)_c = scale Q (Tq,hd)_c . K (nk,hd)_c^T   Q ld H*hd stride group*hd,
+ *                                                     K ld KV*hd stride hd
+ *   O (Tq,hd)_c = P (Tq,nk)_c . V (nk,hd)_c           S/P ld nk stride Tq*nk */
+static void attn_fwd_gemm(float *out, float *lse, const float *q, const float *k,
+                          const float *v, int B, int Tq, int Tk, int q_off, int H, int KV,
+                          int hd, int heads)
+{
+    const int group = H / KV, nk = q_off + Tq, ldq = H * hd, ldk = KV * hd;
+    const long long area = (long long)Tq * nk, sq = (long long)group * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *s = scratch(&scores[0], &scores_cap[0], (size_t)heads * area);
+    if (!s)
         return;
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < group; j++)
+            for (int g0 = 0; g0 < KV; g0 += heads) {
+                const int n = KV - g0 < heads ? KV - g0 : heads, h0 = g0 * group + j;
+                const size_t qo = (size_t)b * Tq * ldq + (size_t)h0 * hd;
+                const size_t ko = (size_t)b * Tk * ldk + (size_t)g0 * hd;
+                cu_matmul_strided(0, 1, Tq, nk, hd, scale, q + qo, ldq, sq, k + ko, ldk, hd,
+                                  0.0f, s, nk, area, n);
+                attn_softmax_rows_kernel<<<(unsigned)(n * Tq), ROW_THREADS, 0,
+                                           cuda_ctx.stream>>>(
+                    s, lse + ((size_t)b * H + h0) * Tq, Tq, nk, q_off, (size_t)group * Tq);
+                CK_LAUNCH();
+                cu_matmul_strided(0, 0, Tq, hd, nk, 1.0f, s, nk, area, v + ko, ldk, hd, 0.0f,
+                                  out + qo, ldq, sq, n);
+            }
+}
+
+/* GEMM-path backward, chunks of `heads` kv heads, D in rowdot. Per (b, j,
+ * chunk of n kv heads from g0), h0 = g0*group + j, c the chunk head; Q, dO,
+ * dQ ld H*hd stride group*hd; K, V, dK, dV ld KV*hd stride hd; P, dP/dS
+ * (T,T) ld T stride T*T; beta = 0 for j = 0, else 1:
+ *   S_c  = scale Q_c . K_c^T     (T,T,hd)   dP_c = dO_c . V_c^T  (T,T,hd)
+ *   dV_c = P_c^T . dO_c + beta dV_c         (T,hd,T)
+ *   dQ_c = dS_c . K_c                       (T,hd,T)
+ *   dK_c = dS_c^T . Q_c + beta dK_c         (T,hd,T) */
+static void attn_bwd_gemm(float *dq, float *dk, float *dv, const float *dout,
+                          const float *q, const float *k, const float *v, const float *lse,
+                          int B, int T, int H, int KV, int hd, int heads)
+{
+    const int group = H / KV, ldq = H * hd, ldk = KV * hd;
+    const long long area = (long long)T * T, sq = (long long)group * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *p = scratch(&scores[0], &scores_cap[0], (size_t)heads * area);
+    float *dp = scratch(&scores[1], &scores_cap[1], (size_t)heads * area);
+    if (!p || !dp)
+        return;
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < group; j++)
+            for (int g0 = 0; g0 < KV; g0 += heads) {
+                const int n = KV - g0 < heads ? KV - g0 : heads, h0 = g0 * group + j;
+                const size_t qo = (size_t)b * T * ldq + (size_t)h0 * hd;
+                const size_t ko = (size_t)b * T * ldk + (size_t)g0 * hd;
+                const size_t so = ((size_t)b * H + h0) * T;
+                const float beta = j == 0 ? 0.0f : 1.0f;
+                cu_matmul_strided(0, 1, T, T, hd, scale, q + qo, ldq, sq, k + ko, ldk, hd, 0.0f,
+                                  p, T, area, n);
+                cu_matmul_strided(0, 1, T, T, hd, 1.0f, dout + qo, ldq, sq, v + ko, ldk, hd,
+                                  0.0f, dp, T, area, n);
+                attn_dscores_rows_kernel<<<(unsigned)(n * T), ROW_THREADS, 0,
+                                           cuda_ctx.stream>>>(
+                    p, dp, lse + so, rowdot + so, T, (size_t)group * T, scale);
+                CK_LAUNCH();
+                cu_matmul_strided(1, 0, T, hd, T, 1.0f, p, T, area, dout + qo, ldq, sq, beta,
+                                  dv + ko, ldk, hd, n);
+                cu_matmul_strided(0, 0, T, hd, T, 1.0f, dp, T, area, k + ko, ldk, hd, 0.0f,
+                                  dq + qo, ldq, sq, n);
+                cu_matmul_strided(1, 0, T, hd, T, 1.0f, dp, T, area, q + qo, ldq, sq, beta,
+                                  dk + ko, ldk, hd, n);
+            }
+}
+
+static void attn_fwd_flash(float *out, float *lse, const float *q, const float *k,
+                           const float *v, int B, int Tq, int Tk, int q_off, int H, int KV,
+                           int hd)
+{
     dim3 grid((Tq + BR - 1) / BR, H, B);
     attn_fwd_kernel<<<grid, WARPS * 32, fwd_smem(hd), cuda_ctx.stream>>>(
         out, lse, q, k, v, Tq, Tk, q_off, H, KV, hd, 1.0f / sqrtf((float)hd));
     CK_LAUNCH();
 }
 
-/* D scratch (B,H,T), grown on demand */
-static float *rowdot;
-static size_t rowdot_cap;
+/* flash-path backward, D in rowdot */
+static void attn_bwd_flash(float *dq, float *dk, float *dv, const float *dout,
+                           const float *q, const float *k, const float *v, const float *lse,
+                           int B, int T, int H, int KV, int hd)
+{
+    const float scale = 1.0f / sqrtf((float)hd);
+    dim3 gq((T + BR - 1) / BR, H, B);
+    attn_dq_kernel<<<gq, WARPS * 32, dq_smem(hd), cuda_ctx.stream>>>(
+        dq, dout, q, k, v, lse, rowdot, T, H, KV, hd, scale);
+    CK_LAUNCH();
+    dim3 gk((T + BK - 1) / BK, KV, B);
+    attn_dkv_kernel<<<gk, WARPS * 32, dkv_smem(hd), cuda_ctx.stream>>>(
+        dk, dv, dout, q, k, v, lse, rowdot, T, H, KV, hd, scale);
+    CK_LAUNCH();
+}
+
+void cu_attention_fwd(float *out, float *lse, const float *q, const float *k,
+                      const float *v, int B, int Tq, int Tk, int q_off, int H, int KV,
+                      int hd)
+{
+    if (B <= 0 || Tq <= 0 || check_head_dim(hd))
+        return;
+    const int heads = heads_per_chunk(Tq, q_off + Tq, KV);
+    if (heads > 0)
+        attn_fwd_gemm(out, lse, q, k, v, B, Tq, Tk, q_off, H, KV, hd, heads);
+    else
+        attn_fwd_flash(out, lse, q, k, v, B, Tq, Tk, q_off, H, KV, hd);
+}
 
 void cu_attention_bwd(float *dq, float *dk, float *dv, const float *dout,
                       const float *q, const float *k, const float *v,
@@ -360,30 +591,14 @@ void cu_attention_bwd(float *dq, float *dk, float *dv, const float *dout,
     if (B <= 0 || T <= 0 || check_head_dim(hd))
         return;
     const size_t rows = (size_t)B * H * T;
-    if (rows > rowdot_cap) {
-        CK_CUDA(cudaStreamSynchronize(cuda_ctx.stream));
-        CK_CUDA(cudaFree(rowdot));
-        rowdot = NULL;
-        rowdot_cap = 0;
-        if (cudaMalloc((void **)&rowdot, rows * sizeof(float)) != cudaSuccess) {
-            cudaGetLastError();
-            rowdot = NULL;
-            cuda_fail(__FILE__, __LINE__, "cudaMalloc(attention scratch)", "out of GPU memory");
-            return;
-        }
-        rowdot_cap = rows;
-        cuda_note_memory();
-    }
-    const float scale = 1.0f / sqrtf((float)hd);
+    if (!scratch(&rowdot, &rowdot_cap, rows))
+        return;
     attn_rowdot_kernel<<<(unsigned)((rows * 32 + 255) / 256), 256, 0, cuda_ctx.stream>>>(
         rowdot, dout, out, B, T, H, hd);
     CK_LAUNCH();
-    dim3 gq((T + BR - 1) / BR, H, B);
-    attn_dq_kernel<<<gq, WARPS * 32, dq_smem(hd), cuda_ctx.stream>>>(
-        dq, dout, q, k, v, lse, rowdot, T, H, KV, hd, scale);
-    CK_LAUNCH();
-    dim3 gk((T + BK - 1) / BK, KV, B);
-    attn_dkv_kernel<<<gk, WARPS * 32, dkv_smem(hd), cuda_ctx.stream>>>(
-        dk, dv, dout, q, k, v, lse, rowdot, T, H, KV, hd, scale);
-    CK_LAUNCH();
+    const int heads = heads_per_chunk(T, T, KV);
+    if (heads > 0)
+        attn_bwd_gemm(dq, dk, dv, dout, q, k, v, lse, B, T, H, KV, hd, heads);
+    else
+        attn_bwd_flash(dq, dk, dv, dout, q, k, v, lse, B, T, H, KV, hd);
 }

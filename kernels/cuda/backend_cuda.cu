@@ -69,6 +69,22 @@ static size_t cu_peak_bytes(void)
     return peak;
 }
 
+float *cuda_scratch(size_t n)
+{
+    void *p = NULL;
+    if (cudaMallocAsync(&p, (n ? n : 1) * sizeof(float), cuda_ctx.stream) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    cuda_note_memory();
+    return (float *)p;
+}
+
+void cuda_scratch_free(void *p)
+{
+    CK_CUDA(cudaFreeAsync(p, cuda_ctx.stream));
+}
+
 unsigned cuda_blocks(size_t n)
 {
     size_t b = (n + CUDA_THREADS - 1) / CUDA_THREADS, cap = (size_t)sm_count * 16;
@@ -155,7 +171,7 @@ static int cu_error(char *msg, size_t len)
     return cuda_take_error(msg, len);
 }
 
-static const struct backend cuda_backend = {
+static struct backend cuda_backend = {
     .name = "cuda",
     .alloc = cu_alloc,
     .free = cu_free,
@@ -188,6 +204,8 @@ static const struct backend cuda_backend = {
     .lowrank_basis = cu_lowrank_basis,
     .bf16_expand = cu_bf16_expand,
     .bf16_round = cu_bf16_round,
+    .matmul_bf16 = cu_matmul_bf16,
+    .bf16_products = 0, /* set when the device is opened */
 };
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -221,6 +239,7 @@ static int open_device(void)
     if (mode && strcmp(mode, "tf32") == 0)
         math = CUBLAS_TF32_TENSOR_OP_MATH;
     cuda_ctx.fast_bf16 = mode && strcmp(mode, "bf16") == 0;
+    cuda_backend.bf16_products = cuda_ctx.fast_bf16;
     if (cublasCreate(&cuda_ctx.blas) != CUBLAS_STATUS_SUCCESS ||
         cublasSetStream(cuda_ctx.blas, cuda_ctx.stream) != CUBLAS_STATUS_SUCCESS ||
         cublasSetMathMode(cuda_ctx.blas, math) != CUBLAS_STATUS_SUCCESS) {

@@ -1,7 +1,8 @@
 /*
  * bf16.cu: widening and stochastic narrowing of bf16 weight storage
  * (backend.h: bf16_expand, bf16_round), the CPU backend's bits exactly
- * (kernels/cpu/bf16.c, rules in engine/bf16.h).
+ * (kernels/cpu/bf16.c, rules in engine/bf16.h), and the rounding to nearest
+ * of a product's fp32 operand for bf16 tensor cores (matmul.cu).
  *
  * Both work on bit patterns only, never on float arithmetic, so denormals,
  * signed zeros and NaN payloads pass as the CPU passes them. Rounding adds
@@ -31,14 +32,20 @@ void cu_bf16_expand(float *dst, const unsigned short *src, size_t n)
     CK_LAUNCH();
 }
 
+/* the bf16 of a NaN or an infinity (bf16_special) */
+static __device__ __forceinline__ uint16_t bf16_special(uint32_t bits)
+{
+    return (uint16_t)((bits & 0x007FFFFFu) ? (bits >> 16) | 0x0040u : bits >> 16);
+}
+
 static __global__ void bf16_round_kernel(uint16_t *dst, const uint32_t *src, size_t n,
                                          unsigned long long seed)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         uint32_t bits = src[i];
-        if ((bits & 0x7F800000u) == 0x7F800000u) /* NaN or infinity: bf16_special */
-            dst[i] = (uint16_t)((bits & 0x007FFFFFu) ? (bits >> 16) | 0x0040u : bits >> 16);
+        if ((bits & 0x7F800000u) == 0x7F800000u) /* NaN or infinity */
+            dst[i] = bf16_special(bits);
         else
             dst[i] = (uint16_t)((bits + ((uint32_t)hash64(seed + i) & 0xFFFFu)) >> 16);
     }
@@ -50,5 +57,30 @@ void cu_bf16_round(unsigned short *dst, const float *src, size_t n, unsigned lon
         return;
     bf16_round_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(
         reinterpret_cast<uint16_t *>(dst), reinterpret_cast<const uint32_t *>(src), n, seed);
+    CK_LAUNCH();
+}
+
+/* dst (rows,cols) = src (rows, cols; row stride ld), nearest even */
+static __global__ void bf16_narrow_kernel(uint16_t *dst, const uint32_t *src, size_t rows,
+                                          size_t cols, size_t ld)
+{
+    const size_t n = rows * cols;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        uint32_t bits = src[i / cols * ld + i % cols];
+        if ((bits & 0x7F800000u) == 0x7F800000u)
+            dst[i] = bf16_special(bits);
+        else
+            dst[i] = (uint16_t)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+    }
+}
+
+void cu_bf16_narrow(unsigned short *dst, const float *src, int rows, int cols, int ld)
+{
+    if (rows <= 0 || cols <= 0)
+        return;
+    bf16_narrow_kernel<<<cuda_blocks((size_t)rows * cols), CUDA_THREADS, 0, cuda_ctx.stream>>>(
+        reinterpret_cast<uint16_t *>(dst), reinterpret_cast<const uint32_t *>(src),
+        (size_t)rows, (size_t)cols, (size_t)ld);
     CK_LAUNCH();
 }

@@ -79,6 +79,12 @@ const int *cuda_stage_ints(const int *host, size_t n);
 /* Sample the device's memory in use (after every cudaMalloc, so the peak
  * of backend->peak_bytes sees each growth). */
 void cuda_note_memory(void);
+/* Device scratch of n floats, NULL (not a backend failure) when out of
+ * memory. Stream-ordered (the device's memory pool, which keeps what it
+ * frees): scratch is taken and given back without the device-wide
+ * synchronisation of cudaMalloc/cudaFree. */
+float *cuda_scratch(size_t n);
+void cuda_scratch_free(void *p);
 /* Blocks of 256 threads covering n elements, capped for grid-stride loops. */
 unsigned cuda_blocks(size_t n);
 
@@ -133,6 +139,11 @@ __device__ __forceinline__ double block_sum_d(double v, double *sh)
 void cu_matmul(int trans_a, int trans_b, int M, int N, int K, float alpha,
                const float *A, int lda, const float *B, int ldb, float beta,
                float *C, int ldc);
+/* C_i = alpha * op(A_i) @ op(B_i) + beta * C_i for i < batch, row-major like
+ * cu_matmul; X_i = X + i * sX (element strides, 0 allowed) */
+void cu_matmul_strided(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                       const float *A, int lda, long long sA, const float *B, int ldb,
+                       long long sB, float beta, float *C, int ldc, long long sC, int batch);
 void cu_embedding_fwd(float *out, const int *tokens, const float *table, int N, int D);
 void cu_embedding_bwd(float *dtable, const int *tokens, const float *dout, int N, int D);
 void cu_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *g,
@@ -159,6 +170,11 @@ void cu_add_inplace(float *y, const float *x, size_t n);
 void cu_dropout(float *y, const float *x, size_t n, float p, unsigned long long seed);
 void cu_bf16_expand(float *dst, const unsigned short *src, size_t n);
 void cu_bf16_round(unsigned short *dst, const float *src, size_t n, unsigned long long seed);
+/* dst (rows,cols) contiguous = src (rows,cols, row stride ld) rounded to the
+ * nearest bf16, ties to even (engine/bf16.h bf16_from_f32) */
+void cu_bf16_narrow(unsigned short *dst, const float *src, int rows, int cols, int ld);
+void cu_matmul_bf16(int trans_w, int M, int N, int K, float alpha, const float *A, int lda,
+                    const unsigned short *W, int ldw, float beta, float *C, int ldc);
 double cu_sumsq(const float *x, size_t n);
 void cu_scale(float *x, size_t n, float a);
 void cu_adam_direction(float *dir, float *m, float *v, const float *g, size_t n,

@@ -136,26 +136,6 @@ static void gaussian_fill(float *om, int e, int l, unsigned long long *state)
 
 /* ---- factorisations ---- */
 
-/* Device scratch of n floats, NULL (not a backend failure) when out of
- * memory. Stream-ordered (the device's memory pool, which keeps what it
- * frees): a refresh takes and gives back scratch without the device-wide
- * synchronisation of cudaMalloc/cudaFree. */
-static float *scratch(size_t n)
-{
-    void *p = NULL;
-    if (cudaMallocAsync(&p, (n ? n : 1) * sizeof(float), cuda_ctx.stream) != cudaSuccess) {
-        cudaGetLastError();
-        return NULL;
-    }
-    cuda_note_memory();
-    return (float *)p;
-}
-
-static void scratch_free(void *p)
-{
-    CK_CUDA(cudaFreeAsync(p, cuda_ctx.stream));
-}
-
 /* 0 when the device info word is 0 and no call failed */
 static int info_ok(const int *dinfo)
 {
@@ -229,7 +209,7 @@ static int orthonormalise_cholesky(float *a, int rows, int cols, int *dinfo)
                                           cols, &lwork));
     const size_t n = (size_t)rows * cols;
     double *ad = cuda_failed() ? NULL
-                               : (double *)scratch(2 * (n + (size_t)cols * cols + lwork));
+                               : (double *)cuda_scratch(2 * (n + (size_t)cols * cols + lwork));
     if (!ad)
         return -1;
     double *g = ad + n, *work = g + (size_t)cols * cols;
@@ -240,7 +220,7 @@ static int orthonormalise_cholesky(float *a, int rows, int cols, int *dinfo)
         to_float<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(a, ad, n);
         CK_LAUNCH();
     }
-    scratch_free(ad);
+    cuda_scratch_free(ad);
     return rc == 0 && !cuda_failed() ? 0 : -1;
 }
 
@@ -255,7 +235,7 @@ static int orthonormalise(float *a, int rows, int cols, float *tau, int *dinfo)
     int l1 = 0, l2 = 0;
     CK_SOLVER(cusolverDnSgeqrf_bufferSize(cuda_ctx.solver, rows, cols, a, rows, &l1));
     CK_SOLVER(cusolverDnSorgqr_bufferSize(cuda_ctx.solver, rows, cols, cols, a, rows, tau, &l2));
-    float *work = cuda_failed() ? NULL : scratch((size_t)(l1 > l2 ? l1 : l2));
+    float *work = cuda_failed() ? NULL : cuda_scratch((size_t)(l1 > l2 ? l1 : l2));
     if (!work)
         return -1;
     CK_SOLVER(cusolverDnSgeqrf(cuda_ctx.solver, rows, cols, a, rows, tau, work, l1, dinfo));
@@ -265,7 +245,7 @@ static int orthonormalise(float *a, int rows, int cols, float *tau, int *dinfo)
                                    l2, dinfo));
         rc = info_ok(dinfo);
     }
-    scratch_free(work);
+    cuda_scratch_free(work);
     return rc;
 }
 
@@ -275,14 +255,14 @@ static int svd(float *y, int rows, int cols, float *s, float *u, float *vt, int 
 {
     int lwork = 0;
     CK_SOLVER(cusolverDnSgesvd_bufferSize(cuda_ctx.solver, rows, cols, &lwork));
-    float *work = cuda_failed() ? NULL : scratch((size_t)lwork + cols);
+    float *work = cuda_failed() ? NULL : cuda_scratch((size_t)lwork + cols);
     if (!work)
         return -1;
     signed char jobu = u ? 'S' : 'N', jobvt = vt ? 'S' : 'N';
     CK_SOLVER(cusolverDnSgesvd(cuda_ctx.solver, jobu, jobvt, rows, cols, y, rows, s, u, rows,
                                vt, cols, work, lwork, work + lwork, dinfo));
     int rc = info_ok(dinfo);
-    scratch_free(work);
+    cuda_scratch_free(work);
     return rc;
 }
 
@@ -318,7 +298,7 @@ static int top_right_vectors(float *w, const float *bt, int e, int l, int r, int
 {
     const size_t n = (size_t)e * l;
     const double one = 1.0, zero = 0.0;
-    double *bd = (double *)scratch(2 * (n + (size_t)l * l + l));
+    double *bd = (double *)cuda_scratch(2 * (n + (size_t)l * l + l));
     if (!bd)
         return -1;
     double *g = bd + n, *ev = g + (size_t)l * l;
@@ -329,20 +309,20 @@ static int top_right_vectors(float *w, const float *bt, int e, int l, int r, int
                         &zero, g, l));
     CK_SOLVER(cusolverDnDsyevd_bufferSize(cuda_ctx.solver, CUSOLVER_EIG_MODE_VECTOR,
                                           CUBLAS_FILL_MODE_UPPER, l, g, l, ev, &lwork));
-    double *work = cuda_failed() ? NULL : (double *)scratch(2 * (size_t)lwork);
+    double *work = cuda_failed() ? NULL : (double *)cuda_scratch(2 * (size_t)lwork);
     int rc = -1;
     if (work) {
         CK_SOLVER(cusolverDnDsyevd(cuda_ctx.solver, CUSOLVER_EIG_MODE_VECTOR,
                                    CUBLAS_FILL_MODE_UPPER, l, g, l, ev, work, lwork, dinfo));
         rc = info_ok(dinfo);
-        scratch_free(work);
+        cuda_scratch_free(work);
     }
     if (rc == 0) { /* eigenvalues ascending: the last r columns, reversed */
         top_columns<<<cuda_blocks((size_t)l * r), CUDA_THREADS, 0, cuda_ctx.stream>>>(w, g, l,
                                                                                     r);
         CK_LAUNCH();
     }
-    scratch_free(bd);
+    cuda_scratch_free(bd);
     return rc == 0 && !cuda_failed() ? 0 : -1;
 }
 
@@ -351,7 +331,7 @@ static int basis_exact(float *vec, const float *G, int m, int n, int r, int side
 {
     const int d = side == 0 ? n : m, e = side == 0 ? m : n;
     const int tall = d >= e, rows = tall ? d : e, k = tall ? e : d;
-    float *buf = scratch((size_t)rows * k + (size_t)rows * k + (size_t)k * k + k);
+    float *buf = cuda_scratch((size_t)rows * k + (size_t)rows * k + (size_t)k * k + k);
     if (!buf)
         return -1;
     float *y = buf, *u = y + (size_t)rows * k, *vt = u + (size_t)rows * k, *s = vt + (size_t)k * k;
@@ -367,7 +347,7 @@ static int basis_exact(float *vec, const float *G, int m, int n, int r, int side
                                 cudaMemcpyDeviceToDevice, cuda_ctx.stream));
     else if (rc == 0) /* vec (d,r) = (V^T[:r, :])^T, V^T (k=d,k) */
         transpose(vec, vt, k, d, r);
-    scratch_free(buf);
+    cuda_scratch_free(buf);
     return rc == 0 && !cuda_failed() ? 0 : -1;
 }
 
@@ -381,7 +361,7 @@ static int basis_randomized(float *vec, const float *G, int m, int n, int r, int
     int l = r + (oversample > 0 ? oversample : 0);
     if (l > k)
         l = k;
-    float *buf = scratch((size_t)e * l + (size_t)d * l + (size_t)l * l + (size_t)l);
+    float *buf = cuda_scratch((size_t)e * l + (size_t)d * l + (size_t)l * l + (size_t)l);
     int rc = -1;
     if (!buf)
         goto out;
@@ -408,7 +388,7 @@ static int basis_randomized(float *vec, const float *G, int m, int n, int r, int
     }
 out:
     if (buf)
-        scratch_free(buf);
+        cuda_scratch_free(buf);
     return rc;
 }
 
@@ -424,7 +404,7 @@ int cu_lowrank_basis(float *P, const float *G, int m, int n, int r, int side,
         return -1;
     if (cuda_failed() || !cu_all_finite(G, (size_t)m * n))
         return -1;
-    float *vec = scratch((size_t)r * d + 1);
+    float *vec = cuda_scratch((size_t)r * d + 1);
     if (!vec)
         return -1;
     int *dinfo = (int *)(vec + (size_t)r * d); /* one int after the vectors */
@@ -443,6 +423,6 @@ int cu_lowrank_basis(float *P, const float *G, int m, int n, int r, int side,
             transpose(P, vec, m, r, m);
         rc = cuda_failed() ? -1 : 0;
     }
-    scratch_free(vec);
+    cuda_scratch_free(vec);
     return rc;
 }

@@ -6,10 +6,17 @@
  * the column-major (N,M) matrix C^T; so the product is computed as
  *   C^T (N,M) = alpha * op(B)^T (N,K) @ op(A)^T (K,M) + beta * C^T
  * by swapping the operands and keeping each one's transpose flag.
+ * cu_matmul_strided does the same for a batch of products
+ *   C_i = alpha * op(A_i) @ op(B_i) + beta * C_i,  i < batch,
+ * with A_i = A + i*sA, B_i = B + i*sB, C_i = C + i*sC (element strides, 0
+ * repeats an operand) in one cublas*StridedBatched call.
  * With OWLORE_CUDA_MATH=bf16 (backend_cuda.cu) the product goes through
- * cublasGemmEx with compute type 32F_FAST_16BF: the same fp32 arrays, each
- * operand rounded to bf16 inside cuBLAS, products on bf16 tensor cores,
- * sums in fp32.
+ * cublasGemmEx (cublasGemmStridedBatchedEx) with compute type
+ * 32F_FAST_16BF: the same fp32 arrays, each operand rounded to bf16 inside
+ * cuBLAS, products on bf16 tensor cores, sums in fp32.
+ * cu_matmul_bf16 multiplies by weights stored in bf16: in that mode the two
+ * bf16 operands go to cublasGemmEx as they are (W never widened), and in
+ * the others W is widened exactly and multiplied in fp32.
  */
 #include "cuda_ops.h"
 
@@ -28,4 +35,59 @@ void cu_matmul(int trans_a, int trans_b, int M, int N, int K, float alpha,
     else
         CK_BLAS(cublasSgemm(cuda_ctx.blas, op_b, op_a, N, M, K, &alpha, B, ldb, A, lda, &beta,
                             C, ldc));
+}
+
+void cu_matmul_strided(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                       const float *A, int lda, long long sA, const float *B, int ldb,
+                       long long sB, float beta, float *C, int ldc, long long sC, int batch)
+{
+    if (M <= 0 || N <= 0 || batch <= 0)
+        return;
+    const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (cuda_ctx.fast_bf16)
+        CK_BLAS(cublasGemmStridedBatchedEx(cuda_ctx.blas, op_b, op_a, N, M, K, &alpha, B,
+                                           CUDA_R_32F, ldb, sB, A, CUDA_R_32F, lda, sA, &beta,
+                                           C, CUDA_R_32F, ldc, sC, batch,
+                                           CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_GEMM_DEFAULT));
+    else
+        CK_BLAS(cublasSgemmStridedBatched(cuda_ctx.blas, op_b, op_a, N, M, K, &alpha, B, ldb,
+                                          sB, A, lda, sA, &beta, C, ldc, sC, batch));
+}
+
+/* C (M,N) = alpha * A (M,K) @ op(W) + beta * C with W in bf16 storage
+ * (backend.h matmul_bf16). With bf16 products (OWLORE_CUDA_MATH=bf16) A is
+ * rounded to bf16 into scratch and cublasGemmEx multiplies the two bf16
+ * operands on tensor cores, summing in fp32:
+ *   C^T (N,M) = alpha * op(W)^T (N,K) @ A16^T (K,M) + beta * C^T;
+ * otherwise W is widened exactly into scratch and multiplied by cu_matmul. */
+void cu_matmul_bf16(int trans_w, int M, int N, int K, float alpha, const float *A, int lda,
+                    const unsigned short *W, int ldw, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (!cuda_ctx.fast_bf16) {
+        const size_t n = (size_t)(trans_w ? N : K) * ldw; /* W's rows x ldw */
+        float *w = cuda_scratch(n);
+        if (!w) {
+            cuda_fail(__FILE__, __LINE__, "cudaMallocAsync(widened weights)",
+                      "out of GPU memory");
+            return;
+        }
+        cu_bf16_expand(w, W, n);
+        cu_matmul(0, trans_w, M, N, K, alpha, A, lda, w, ldw, beta, C, ldc);
+        cuda_scratch_free(w);
+        return;
+    }
+    /* (M,K) bf16 in half as many floats, rounded up */
+    unsigned short *a16 = (unsigned short *)cuda_scratch(((size_t)M * K + 1) / 2);
+    if (!a16) {
+        cuda_fail(__FILE__, __LINE__, "cudaMallocAsync(bf16 operand)", "out of GPU memory");
+        return;
+    }
+    cu_bf16_narrow(a16, A, M, K, lda);
+    CK_BLAS(cublasGemmEx(cuda_ctx.blas, trans_w ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, N, M,
+                         K, &alpha, W, CUDA_R_16BF, ldw, a16, CUDA_R_16BF, K, &beta, C,
+                         CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    cuda_scratch_free(a16);
 }

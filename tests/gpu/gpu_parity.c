@@ -11,10 +11,15 @@
  * bit for bit, on every fp32/bf16 class (NaN, infinities, denormals, values
  * that round into an infinity), at odd lengths and offsets, with a rounding
  * seed whose seed + i wraps, and past 2^32 elements (skipped when the GPU
- * lacks the 26 GB: a SKIP line). One line per check: "PASS|FAIL op nmse
+ * lacks the 26 GB: a SKIP line). matmul_bf16 (weights in bf16) is checked
+ * in this fp32 mode, and with the argument bf16-products under
+ * OWLORE_CUDA_MATH=bf16 (operands rounded to bf16 on tensor cores) alone,
+ * to nmse 1e-4. One line per check: "PASS|FAIL op nmse
  * tol" ("bits differ in k of n" elements for the bit-exact ones); the exit
  * status is 1 when any check failed, 2 when no GPU opened. Shapes cover
- * GQA, odd sizes, a decode step (Tq = 1 with q_off) and ignored targets.
+ * GQA, odd sizes, a decode step (Tq = 1 with q_off), ignored targets and
+ * both attention paths (the label says which: [gemm] while one head's
+ * scores fit the CUDA score cap of 16 MiB, [flash] past it).
  */
 #include <math.h>
 #include <stdint.h>
@@ -109,6 +114,37 @@ static void test_matmul(void)
         }
 }
 
+/* matmul_bf16 on the same bf16 weights (random patterns of [-1, 1)) */
+static void test_matmul_bf16(double tol)
+{
+    const int M = 37, N = 53, K = 129;
+    for (int tw = 0; tw < 2; tw++) {
+        const int ldw = tw ? K : N;
+        const size_t nw = (size_t)(tw ? N : K) * ldw, bytes = nw * sizeof(unsigned short);
+        unsigned short *h = malloc(bytes);
+        for (size_t i = 0; i < nw; i++) {
+            float x = urand();
+            uint32_t bits;
+            memcpy(&bits, &x, sizeof bits);
+            h[i] = (unsigned short)(bits >> 16);
+        }
+        unsigned short *wc = cpu->alloc(bytes), *wg = gpu->alloc(bytes);
+        cpu->upload(wc, h, bytes);
+        gpu->upload(wg, h, bytes);
+        struct pair A = pair_rand((size_t)M * K, 1), C = pair_rand((size_t)M * N, 1);
+        cpu->matmul_bf16(tw, M, N, K, 0.7f, A.c, K, wc, ldw, 0.5f, C.c, N);
+        gpu->matmul_bf16(tw, M, N, K, 0.7f, A.g, K, wg, ldw, 0.5f, C.g, N);
+        char name[64];
+        snprintf(name, sizeof name, "matmul_bf16 tw=%d", tw);
+        CHECK(name, C, tol);
+        pair_free(&A);
+        pair_free(&C);
+        cpu->free(wc);
+        gpu->free(wg);
+        free(h);
+    }
+}
+
 static void test_embedding(void)
 {
     const int V = 101, D = 96, N = 300;
@@ -160,7 +196,16 @@ static void test_rope(void)
     pair_free(&x);
 }
 
-static void test_attention(int B, int T, int H, int KV, int hd)
+/* attention check `what`, labelled with the CUDA path it takes */
+static void check_attn(const char *what, const char *path, struct pair p)
+{
+    char name[96];
+    snprintf(name, sizeof name, "attention_%s [%s]", what, path);
+    CHECK(name, p, TOL);
+}
+
+/* path: the CUDA path of the (T,T) training shape, "gemm" or "flash" */
+static void test_attention(const char *path, int B, int T, int H, int KV, int hd)
 {
     size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KV * hd;
     struct pair q = pair_rand(nq, 1), k = pair_rand(nk, 1), v = pair_rand(nk, 1);
@@ -170,22 +215,34 @@ static void test_attention(int B, int T, int H, int KV, int hd)
     char name[96];
     cpu->attention_fwd(o.c, lse.c, q.c, k.c, v.c, B, T, T, 0, H, KV, hd);
     gpu->attention_fwd(o.g, lse.g, q.g, k.g, v.g, B, T, T, 0, H, KV, hd);
-    snprintf(name, sizeof name, "attention_fwd T=%d H=%d/%d hd=%d", T, H, KV, hd);
-    CHECK(name, o, TOL);
-    CHECK("attention_fwd lse", lse, TOL);
+    snprintf(name, sizeof name, "fwd T=%d H=%d/%d hd=%d", T, H, KV, hd);
+    check_attn(name, path, o);
+    check_attn("fwd lse", path, lse);
     cpu->attention_bwd(dq.c, dk.c, dv.c, dout.c, q.c, k.c, v.c, o.c, lse.c, B, T, H, KV, hd);
     gpu->attention_bwd(dq.g, dk.g, dv.g, dout.g, q.g, k.g, v.g, o.g, lse.g, B, T, H, KV, hd);
-    CHECK("attention_bwd dq", dq, TOL);
-    CHECK("attention_bwd dk", dk, TOL);
-    CHECK("attention_bwd dv", dv, TOL);
-    /* a decode step: one query row at position T-1 over T keys */
+    check_attn("bwd dq", path, dq);
+    check_attn("bwd dk", path, dk);
+    check_attn("bwd dv", path, dv);
+    /* a decode step: one query row at position T-1 over T keys, whose
+     * (1,T) scores always take the GEMM path */
     struct pair o1 = pair_rand((size_t)B * H * hd, 1), l1 = pair_rand((size_t)B * H, 1);
     struct pair q1 = pair_rand((size_t)B * H * hd, 1);
     cpu->attention_fwd(o1.c, l1.c, q1.c, k.c, v.c, B, 1, T, T - 1, H, KV, hd);
     gpu->attention_fwd(o1.g, l1.g, q1.g, k.g, v.g, B, 1, T, T - 1, H, KV, hd);
-    CHECK("attention_fwd decode", o1, TOL);
-    struct pair *all[] = {&q, &k, &v, &o, &lse, &dq, &dk, &dv, &dout, &o1, &l1, &q1};
-    for (int i = 0; i < 12; i++)
+    check_attn("fwd decode", "gemm", o1);
+    check_attn("fwd decode lse", "gemm", l1);
+    /* a continuation: Tc query rows at positions off.. over T keys, the last
+     * off of which no row sees (same path as the training shape) */
+    const int off = T / 200 + 1, Tc = T - 2 * off;
+    struct pair oc = pair_rand((size_t)B * Tc * H * hd, 1), lc = pair_rand((size_t)B * H * Tc, 1);
+    struct pair qc = pair_rand((size_t)B * Tc * H * hd, 1);
+    cpu->attention_fwd(oc.c, lc.c, qc.c, k.c, v.c, B, Tc, T, off, H, KV, hd);
+    gpu->attention_fwd(oc.g, lc.g, qc.g, k.g, v.g, B, Tc, T, off, H, KV, hd);
+    check_attn("fwd q_off", path, oc);
+    check_attn("fwd q_off lse", path, lc);
+    struct pair *all[] = {&q, &k, &v, &o, &lse, &dq, &dk, &dv, &dout, &o1, &l1, &q1,
+                          &oc, &lc, &qc};
+    for (int i = 0; i < 15; i++)
         pair_free(all[i]);
 }
 
@@ -498,7 +555,7 @@ static void test_bf16_large(void)
     free(g16);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     char err[512];
     cpu = backend_cpu();
@@ -507,13 +564,26 @@ int main(void)
         fprintf(stderr, "gpu_parity: %s\n", err);
         return 2;
     }
+    if (argc > 1 && strcmp(argv[1], "bf16-products") == 0) {
+        /* OWLORE_CUDA_MATH=bf16: the products' operands rounded to bf16
+         * (relative error 2^-9 each), sums in fp32 */
+        if (!gpu->bf16_products) {
+            fprintf(stderr, "gpu_parity: bf16-products needs OWLORE_CUDA_MATH=bf16\n");
+            return 2;
+        }
+        test_matmul_bf16(1e-4);
+        printf("%s: %d failed\n", failures ? "FAIL" : "PASS", failures);
+        return failures ? 1 : 0;
+    }
     test_matmul();
+    test_matmul_bf16(TOL);
     test_embedding();
     test_rmsnorm();
     test_rope();
-    test_attention(2, 77, 4, 2, 64);
-    test_attention(1, 130, 8, 8, 128);
-    test_attention(2, 40, 8, 4, 8);
+    test_attention("gemm", 2, 77, 4, 2, 64);
+    test_attention("gemm", 1, 130, 8, 8, 128);
+    test_attention("gemm", 2, 40, 8, 4, 8);
+    test_attention("flash", 1, 2100, 2, 1, 64); /* 2100^2 floats > 16 MiB */
     test_swiglu();
     test_crossentropy();
     test_elementwise();

@@ -4,8 +4,8 @@
  * op_profile_wrap(be) returns a copy of a backend's table whose compute
  * operations wait for the device before and after each call, so each call's
  * wall time is its own; they add up calls and seconds per operation, and
- * for matmul the FLOPs (2 M N K), so op_profile_json can print the achieved
- * rate of the matrix products beside the rest. The waits cost a few
+ * for matmul and matmul_bf16 the FLOPs (2 M N K), so op_profile_json can
+ * print the achieved rate of the matrix products beside the rest. The waits cost a few
  * microseconds per call and serialise the host with the device, so profiled
  * steps are slower than plain ones: the shares, not the total, are the
  * point. Projector refreshes (lowrank_basis) are timed by gpu_train itself.
@@ -22,21 +22,21 @@
 enum prof_op {
     P_MATMUL, P_EMBED_F, P_EMBED_B, P_RMS_F, P_RMS_B, P_ROPE_F, P_ROPE_B, P_ATT_F,
     P_ATT_B, P_SWIGLU_F, P_SWIGLU_B, P_CE, P_ADD, P_COPY, P_ZERO, P_SUMSQ, P_SCALE,
-    P_ADAM, P_UPDATE, P_BF16_EXPAND, P_BF16_ROUND, P_COUNT
+    P_ADAM, P_UPDATE, P_BF16_EXPAND, P_BF16_ROUND, P_MATMUL_BF16, P_COUNT
 };
 
 static const char *const prof_names[P_COUNT] = {
     "matmul", "embedding_fwd", "embedding_bwd", "rmsnorm_fwd", "rmsnorm_bwd", "rope_fwd",
     "rope_bwd", "attention_fwd", "attention_bwd", "swiglu_fwd", "swiglu_bwd",
     "crossentropy_fwd_bwd", "add_inplace", "copy", "zero", "sumsq", "scale",
-    "adam_direction", "apply_update", "bf16_expand", "bf16_round"};
+    "adam_direction", "apply_update", "bf16_expand", "bf16_round", "matmul_bf16"};
 
 static struct {
     const struct backend *real;
     float *word; /* one device float: downloading it waits for queued work */
     long calls[P_COUNT];
     double seconds[P_COUNT];
-    double matmul_flops;
+    double matmul_flops; /* of matmul and matmul_bf16 */
 } prof;
 
 static double prof_wait(void)
@@ -57,6 +57,14 @@ static void prof_matmul(int ta, int tb, int M, int N, int K, float alpha, const 
     PROF_BEGIN;
     prof.real->matmul(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     PROF_END(P_MATMUL);
+    prof.matmul_flops += 2.0 * M * N * K;
+}
+static void prof_matmul_bf16(int tw, int M, int N, int K, float alpha, const float *A, int lda,
+                             const unsigned short *W, int ldw, float beta, float *C, int ldc)
+{
+    PROF_BEGIN;
+    prof.real->matmul_bf16(tw, M, N, K, alpha, A, lda, W, ldw, beta, C, ldc);
+    PROF_END(P_MATMUL_BF16);
     prof.matmul_flops += 2.0 * M * N * K;
 }
 static void prof_embedding_fwd(float *o, const int *t, const float *tab, int N, int D)
@@ -217,6 +225,7 @@ static struct backend op_profile_wrap(const struct backend *be, float *word)
     w.apply_update = prof_update;
     w.bf16_expand = prof_bf16_expand;
     w.bf16_round = prof_bf16_round;
+    w.matmul_bf16 = prof_matmul_bf16;
     return w;
 }
 
@@ -233,9 +242,8 @@ static void op_profile_json(FILE *f)
                 prof.seconds[i]);
         first = 0;
     }
-    fprintf(f, "}, \"matmul_tflops\": %.2f, ",
-            prof.seconds[P_MATMUL] > 0 ? prof.matmul_flops / prof.seconds[P_MATMUL] / 1e12
-                                       : 0.0);
+    const double t = prof.seconds[P_MATMUL] + prof.seconds[P_MATMUL_BF16];
+    fprintf(f, "}, \"matmul_tflops\": %.2f, ", t > 0 ? prof.matmul_flops / t / 1e12 : 0.0);
 }
 
 #endif

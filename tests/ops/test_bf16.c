@@ -10,7 +10,11 @@
  *     equals the input within 4 standard deviations (n = 400,000), where
  *     rounding to nearest would be off by up to half a step every time;
  *   - its noise is a function of (seed, index) only, whatever the thread
- *     count, and another seed draws other roundings.
+ *     count, and another seed draws other roundings;
+ *   - matmul_bf16 gives bit for bit what matmul gives on the widened
+ *     weights, for W used transposed (forward products) and as it is (input
+ *     gradients), with alpha, beta and leading dimensions wider than the
+ *     rows; the CPU multiplies them in fp32 (bf16_products 0).
  */
 #include <omp.h>
 
@@ -109,6 +113,27 @@ int main(int argc, char **argv)
     CHECK(memcmp(a, b, sizeof *a * N) == 0);
     be->bf16_round(b, x, N, 8);
     CHECK(memcmp(a, b, sizeof *a * N) != 0);
+    test_end();
+
+    test_begin("bf16_matmul_equals_matmul_on_widened_weights");
+    enum { M = 7, NN = 13, K = 11, LDA = K + 2, LDW = 17, LDC = NN + 3 };
+    float A[M * LDA], W32[NN * LDW], C0[M * LDC], C1[M * LDC];
+    unsigned short W16[NN * LDW];
+    for (int i = 0; i < M * LDA; i++)
+        A[i] = (float)((i * 37) % 101) * 0.013f - 0.6f;
+    for (int i = 0; i < NN * LDW; i++) {
+        W16[i] = bf16_from_f32((float)((i * 53) % 97) * 0.021f - 1.0f);
+        W32[i] = bf16_to_f32(W16[i]);
+    }
+    CHECK(be->bf16_products == 0);
+    for (int tw = 0; tw <= 1; tw++) {
+        /* op(W) (K,NN): W is (NN,K) when transposed, else (K,NN); LDW >= both */
+        for (int i = 0; i < M * LDC; i++)
+            C0[i] = C1[i] = (float)(i % 5) - 2.0f;
+        be->matmul(0, tw, M, NN, K, 0.5f, A, LDA, W32, LDW, 0.25f, C0, LDC);
+        be->matmul_bf16(tw, M, NN, K, 0.5f, A, LDA, W16, LDW, 0.25f, C1, LDC);
+        CHECK(memcmp(C0, C1, sizeof C0) == 0);
+    }
     test_end();
     free(x);
     free(a);
