@@ -148,16 +148,13 @@ struct backend {
                        unsigned long long seed);
     /* C (M,N) = alpha * A @ op(W) + beta * C, row-major, with W in bf16
      * storage: A is (M,K) with lda; op(W) is (K,N): W is (K,N) with ldw, or
-     * (N,K) when trans_w. The product is A times W widened exactly, except
-     * that a backend with bf16_products set rounds A to bf16 (nearest even)
-     * and multiplies on bf16 hardware, summing in fp32. */
+     * (N,K) when trans_w. The product is A times W widened exactly (the
+     * CPU; CUDA in its fp32 and TF32 modes), or, on bf16 tensor cores (CUDA
+     * with OWLORE_CUDA_MATH=bf16), A rounded to bf16 times W as stored,
+     * summed in fp32. */
     void (*matmul_bf16)(int trans_w, int M, int N, int K, float alpha, const float *A,
                         int lda, const unsigned short *W, int ldw, float beta, float *C,
                         int ldc);
-    /* 1 when matmul_bf16 multiplies the stored bf16 weights as they are, so
-     * the engine uses it instead of widening a block first (model_bf16.c);
-     * 0 when it would widen them itself (the CPU) */
-    int bf16_products;
 };
 
 /* The CUDA backend (kernels/cuda), built when nvcc is present: NULL with

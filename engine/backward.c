@@ -12,8 +12,9 @@
  *     (only the input-gradient products needed to reach the blocks below);
  *   - below the lowest trainable block, when the embedding is frozen
  *     (g->g.embed == NULL), nothing is computed at all.
- * Weight gradients accumulate (+=); see backend.h. When g->block_done is
- * set, it is told as each trainable block's gradients are complete.
+ * Weight gradients accumulate (+=); see backend.h. When g->piece_done is
+ * set, a trainable block's nine gradient tensors take turns in its one slot
+ * and piece_done takes each as soon as it is complete (streamed gradients).
  * LoRA adapters (m->lora) add their input gradient to each linear layer's
  * and accumulate their own gradients; with adapters every block is walked.
  */
@@ -23,6 +24,24 @@
 #include "model.h"
 
 #define LAYER(base, l, width) ((base) + (size_t)(l) * cap * (width))
+
+/* Where block l's gradient tensors go: their places in its slot, or, when
+ * they are streamed, the start of the slot for every one of them. */
+static struct block_weights grad_view(const struct model_config *c,
+                                      const struct model_grads *g, int l)
+{
+    float *s = g->g.blocks[l];
+    if (!g->piece_done || !s)
+        return block_view(c, s);
+    return (struct block_weights){s, s, s, s, s, s, s, s, s};
+}
+
+/* tensor `piece` (storage order) of trainable block l is complete */
+static void done(const struct model_grads *g, int l, int piece)
+{
+    if (g->piece_done)
+        g->piece_done(g->piece_done_ctx, l, piece);
+}
 
 /* Lowest layer the backward pass must reach, or L when none. */
 static int lowest_needed_layer(const struct model *m, const struct model_grads *g)
@@ -53,7 +72,7 @@ void model_backward(const struct model *m, struct activations *a,
 
     for (int l = c->n_layers - 1; l >= lowest; l--) {
         struct block_weights w = model_block_operands(m, l);
-        struct block_weights gw = block_view(c, g->g.blocks[l]);
+        struct block_weights gw = grad_view(c, g, l);
         const int train = g->g.blocks[l] != NULL;
         /* checkpointed: block l's internals again, from its saved input (the
          * last block's are still there from the forward pass) */
@@ -68,8 +87,10 @@ void model_backward(const struct model *m, struct activations *a,
         model_block_product(m, l, LIN_DOWN, 0, N, F, D, dres, 0.0f, a->d_h);
         if (m->lora)
             lora_backward(m->lora, l, LIN_DOWN, h, dres, a->d_h, N);
-        if (train)
+        if (train) {
             be->matmul(1, 0, D, F, N, 1.0f, dres, D, h, F, 1.0f, gw.w_down, F);
+            done(g, l, 8);
+        }
         be->swiglu_bwd(a->d_gate, a->d_up, a->d_h, gate, up, N, F);
         model_block_product(m, l, LIN_GATE, 0, N, D, F, a->d_gate, 0.0f, dn);
         model_block_product(m, l, LIN_UP, 0, N, D, F, a->d_up, 1.0f, dn);
@@ -79,10 +100,14 @@ void model_backward(const struct model *m, struct activations *a,
         }
         if (train) {
             be->matmul(1, 0, F, D, N, 1.0f, a->d_gate, F, hn, D, 1.0f, gw.w_gate, D);
+            done(g, l, 6);
             be->matmul(1, 0, F, D, N, 1.0f, a->d_up, F, hn, D, 1.0f, gw.w_up, D);
+            done(g, l, 7);
         }
         be->rmsnorm_bwd(dres, gw.ffn_norm, dn, mid, w.ffn_norm,
                         LAYER(a->ffn_rstd, s, 1), N, D);
+        if (train)
+            done(g, l, 5);
 
         /* attention block: mid = x + att . Wo^T */
         float *xn = LAYER(a->attn_in, s, D), *q = LAYER(a->q, s, QD);
@@ -92,8 +117,10 @@ void model_backward(const struct model *m, struct activations *a,
         model_block_product(m, l, LIN_O, 0, N, QD, D, dres, 0.0f, a->d_attn);
         if (m->lora)
             lora_backward(m->lora, l, LIN_O, att, dres, a->d_attn, N);
-        if (train)
+        if (train) {
             be->matmul(1, 0, D, QD, N, 1.0f, dres, D, att, QD, 1.0f, gw.wo, QD);
+            done(g, l, 4);
+        }
         be->attention_bwd(a->d_q, a->d_k, a->d_v, a->d_attn, q, k, v, att, lse,
                           B, T, H, KV, hd);
         be->rope_bwd(a->d_q, B, T, H, hd, 0, c->rope_theta);
@@ -108,13 +135,16 @@ void model_backward(const struct model *m, struct activations *a,
         }
         if (train) {
             be->matmul(1, 0, QD, D, N, 1.0f, a->d_q, QD, xn, D, 1.0f, gw.wq, D);
+            done(g, l, 1);
             be->matmul(1, 0, KVD, D, N, 1.0f, a->d_k, KVD, xn, D, 1.0f, gw.wk, D);
+            done(g, l, 2);
             be->matmul(1, 0, KVD, D, N, 1.0f, a->d_v, KVD, xn, D, 1.0f, gw.wv, D);
+            done(g, l, 3);
         }
         be->rmsnorm_bwd(dres, gw.attn_norm, dn, x, w.attn_norm,
                         LAYER(a->attn_rstd, s, 1), N, D);
-        if (train && g->block_done)
-            g->block_done(g->block_done_ctx, l);
+        if (train)
+            done(g, l, 0);
     }
     if (g->g.embed)
         be->embedding_bwd(g->g.embed, tokens, dres, N, D);

@@ -51,24 +51,24 @@ void model_decode_step(const struct model *m, struct kv_cache *kv, int token,
 
     be->embedding_fwd(kv->x, &token, m->w.embed, 1, D);
     for (int l = 0; l < c->n_layers; l++) {
-        struct block_weights w = block_view(c, model_block_weights(m, l));
+        struct block_weights w = model_block_operands(m, l);
         float *kc = kv->k + (size_t)l * kv->max_T * KVD;
         float *vc = kv->v + (size_t)l * kv->max_T * KVD;
         float rstd;
         be->rmsnorm_fwd(kv->xn, &rstd, kv->x, w.attn_norm, 1, D, c->norm_eps);
-        be->matmul(0, 1, 1, QD, D, 1.0f, kv->xn, D, w.wq, D, 0.0f, kv->q, QD);
-        be->matmul(0, 1, 1, KVD, D, 1.0f, kv->xn, D, w.wk, D, 0.0f, kc + (size_t)pos * KVD, KVD);
-        be->matmul(0, 1, 1, KVD, D, 1.0f, kv->xn, D, w.wv, D, 0.0f, vc + (size_t)pos * KVD, KVD);
+        model_block_product(m, l, LIN_Q, 1, 1, QD, D, kv->xn, 0.0f, kv->q);
+        model_block_product(m, l, LIN_K, 1, 1, KVD, D, kv->xn, 0.0f, kc + (size_t)pos * KVD);
+        model_block_product(m, l, LIN_V, 1, 1, KVD, D, kv->xn, 0.0f, vc + (size_t)pos * KVD);
         be->rope_fwd(kv->q, 1, 1, H, hd, pos, c->rope_theta);
         be->rope_fwd(kc + (size_t)pos * KVD, 1, 1, KV, hd, pos, c->rope_theta);
         be->attention_fwd(kv->att, kv->lse, kv->q, kc, vc, 1, 1, pos + 1, pos, H, KV, hd);
-        be->matmul(0, 1, 1, D, QD, 1.0f, kv->att, QD, w.wo, QD, 1.0f, kv->x, D);
+        model_block_product(m, l, LIN_O, 1, 1, D, QD, kv->att, 1.0f, kv->x);
 
         be->rmsnorm_fwd(kv->xn, &rstd, kv->x, w.ffn_norm, 1, D, c->norm_eps);
-        be->matmul(0, 1, 1, F, D, 1.0f, kv->xn, D, w.w_gate, D, 0.0f, kv->gate, F);
-        be->matmul(0, 1, 1, F, D, 1.0f, kv->xn, D, w.w_up, D, 0.0f, kv->up, F);
+        model_block_product(m, l, LIN_GATE, 1, 1, F, D, kv->xn, 0.0f, kv->gate);
+        model_block_product(m, l, LIN_UP, 1, 1, F, D, kv->xn, 0.0f, kv->up);
         be->swiglu_fwd(kv->gate, kv->gate, kv->up, 1, F);
-        be->matmul(0, 1, 1, D, F, 1.0f, kv->gate, F, w.w_down, F, 1.0f, kv->x, D);
+        model_block_product(m, l, LIN_DOWN, 1, 1, D, F, kv->gate, 1.0f, kv->x);
     }
     float rstd;
     be->rmsnorm_fwd(kv->xn, &rstd, kv->x, m->w.final_norm, 1, D, c->norm_eps);

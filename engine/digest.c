@@ -11,6 +11,7 @@
 
 #include <openssl/evp.h>
 
+#include "bf16.h"
 #include "digest.h"
 
 #define PIECE ((size_t)64 << 20)
@@ -119,13 +120,31 @@ static int hash_device(struct sha256 *h, const struct backend *be, const float *
     return rc;
 }
 
+/* Hash n bf16 device values at p as their fp32 widenings, through buf
+ * (chunk floats). */
+static int hash_bf16(struct sha256 *h, const struct backend *be, const unsigned short *p,
+                     size_t n, float *buf, size_t chunk)
+{
+    uint16_t *half = malloc(chunk * sizeof *half);
+    int rc = half ? 0 : -1;
+    for (size_t off = 0; rc == 0 && off < n; off += chunk) {
+        size_t k = n - off < chunk ? n - off : chunk;
+        be->download(half, p + off, k * sizeof *half);
+        for (size_t i = 0; i < k; i++)
+            buf[i] = bf16_to_f32(half[i]);
+        rc = sha256_update(h, buf, k * sizeof(float));
+    }
+    free(half);
+    return rc;
+}
+
 int sha256_model(const struct model *m, unsigned char out[SHA256_BYTES])
 {
     if (m->be->host_memory && !m->blocks16)
         return sha256_buffer(m->mem, m->n_params * sizeof(float), out);
     /* device memory or bf16 blocks: the fp32 layout (embed | blocks |
-     * final_norm | head) through a host buffer, 64 MiB at a time, each
-     * block as model_block_weights widens it */
+     * final_norm | head) through a host buffer, 64 MiB at a time, bf16
+     * blocks widened */
     const struct model_config *c = &m->cfg;
     const size_t chunk = (size_t)1 << 24, embed = (size_t)c->vocab_size * c->dim;
     float *buf = malloc(chunk * sizeof(float));
@@ -133,9 +152,10 @@ int sha256_model(const struct model *m, unsigned char out[SHA256_BYTES])
     int rc = buf && sha256_init(&h) == 0 ? 0 : -1;
     if (rc == 0)
         rc = hash_device(&h, m->be, m->w.embed, embed, buf, chunk);
-    for (int l = 0; rc == 0 && l < c->n_layers; l++)
-        rc = hash_device(&h, m->be, model_block_weights(m, l), model_block_floats(c), buf,
-                         chunk);
+    const size_t blocks = (size_t)c->n_layers * model_block_floats(c); /* contiguous */
+    if (rc == 0)
+        rc = m->blocks16 ? hash_bf16(&h, m->be, m->blocks16, blocks, buf, chunk)
+                         : hash_device(&h, m->be, m->w.blocks[0], blocks, buf, chunk);
     if (rc == 0)
         rc = hash_device(&h, m->be, m->w.final_norm, (size_t)c->dim, buf, chunk);
     if (rc == 0 && !c->tied_embeddings)

@@ -228,13 +228,13 @@ void lora_merge(const struct lora *lo, struct model *m)
         const int l = a / LIN_COUNT;
         int out, in;
         size_t off = model_linear_offset(&m->cfg, id, &out, &in);
-        float *w = model_block_weights(m, l) + off;
+        const size_t n = (size_t)out * in;
+        float *w = model_block_piece(m, l, off, n);
         /* W (out,in) += s * B (out,r) . A (r,in) */
         m->be->matmul(0, 0, out, in, lo->rank, lo->scale, lo->B[a], lo->rank, lo->A[a],
                       in, 1.0f, w, in);
-        if (m->blocks16 && id == LIN_COUNT - 1) /* bf16 blocks: the merged block back */
-            model_block_store(m, l, MERGE_ROUNDING_SEED ^ ((unsigned long long)l + 1) *
-                                                              0x9E3779B97F4A7C15ULL);
+        model_block_piece_store(m, l, off, n, MERGE_ROUNDING_SEED ^ ((unsigned long long)l + 1) *
+                                                                    0x9E3779B97F4A7C15ULL);
     }
 }
 

@@ -89,6 +89,18 @@ size_t model_linear_offset(const struct model_config *c, enum linear_id id,
     return off;
 }
 
+size_t model_largest_linear(const struct model_config *c)
+{
+    size_t most = 0;
+    for (int id = 0; id < LIN_COUNT; id++) {
+        int rows, cols;
+        model_linear_offset(c, (enum linear_id)id, &rows, &cols);
+        if ((size_t)rows * cols > most)
+            most = (size_t)rows * cols;
+    }
+    return most;
+}
+
 const char *model_linear_name(enum linear_id id)
 {
     static const char *names[LIN_COUNT] = {"q_proj", "k_proj", "v_proj", "o_proj",
@@ -133,7 +145,6 @@ void model_free(struct model *m)
     if (m->be && m->mem)
         m->be->free(m->mem);
     free(m->w.blocks);
-    free(m->stage);
     m->mem = NULL;
     m->w.blocks = NULL;
     m->stage = NULL;
@@ -155,13 +166,22 @@ int grads_init_full(struct model_grads *g, const struct model *m)
     return 0;
 }
 
+/* embedding, final norm and head gradients, unless frozen */
+static size_t head_grad_floats(const struct model_config *c, int freeze_embeddings)
+{
+    size_t embed = (size_t)c->vocab_size * c->dim;
+    return freeze_embeddings ? 0 : embed + c->dim + (c->tied_embeddings ? 0 : embed);
+}
+
 size_t grads_slots_floats(const struct model_config *c, int n_slots,
                           int freeze_embeddings)
 {
-    size_t embed = (size_t)c->vocab_size * c->dim;
-    size_t head = freeze_embeddings ? 0
-                  : embed + c->dim + (c->tied_embeddings ? 0 : embed);
-    return head + (size_t)n_slots * model_block_floats(c);
+    return head_grad_floats(c, freeze_embeddings) + (size_t)n_slots * model_block_floats(c);
+}
+
+size_t grads_streamed_floats(const struct model_config *c, int freeze_embeddings)
+{
+    return head_grad_floats(c, freeze_embeddings) + model_largest_linear(c);
 }
 
 size_t grads_projected_block_floats(const struct model_config *c, int rank)
@@ -175,14 +195,15 @@ size_t grads_projected_block_floats(const struct model_config *c, int rank)
     return n;
 }
 
-int grads_init_slots(struct model_grads *g, const struct model *m, int n_slots,
-                     int freeze_embeddings)
+/* n_slots slots of slot_floats each after the embedding/head gradients */
+static int init_slots(struct model_grads *g, const struct model *m, int n_slots,
+                      size_t slot_floats, int freeze_embeddings)
 {
     const struct model_config *c = &m->cfg;
-    size_t embed = (size_t)c->vocab_size * c->dim, bs = model_block_floats(c);
+    size_t embed = (size_t)c->vocab_size * c->dim;
     memset(g, 0, sizeof *g);
     g->be = m->be;
-    g->n_floats = grads_slots_floats(c, n_slots, freeze_embeddings);
+    g->n_floats = head_grad_floats(c, freeze_embeddings) + (size_t)n_slots * slot_floats;
     g->n_slots = n_slots;
     g->g.blocks = calloc((size_t)c->n_layers, sizeof(float *));
     g->slots = calloc((size_t)(n_slots > 0 ? n_slots : 1), sizeof(float *));
@@ -202,8 +223,19 @@ int grads_init_slots(struct model_grads *g, const struct model *m, int n_slots,
             p += embed;
     }
     for (int i = 0; i < n_slots; i++)
-        g->slots[i] = p + (size_t)i * bs;
+        g->slots[i] = p + (size_t)i * slot_floats;
     return 0;
+}
+
+int grads_init_slots(struct model_grads *g, const struct model *m, int n_slots,
+                     int freeze_embeddings)
+{
+    return init_slots(g, m, n_slots, model_block_floats(&m->cfg), freeze_embeddings);
+}
+
+int grads_init_streamed(struct model_grads *g, const struct model *m, int freeze_embeddings)
+{
+    return init_slots(g, m, 1, model_largest_linear(&m->cfg), freeze_embeddings);
 }
 
 void grads_zero(struct model_grads *g)

@@ -51,12 +51,6 @@ enum linear_id { LIN_Q, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN, LIN_COU
 
 struct lora;
 
-/* The fp32 copy of one bf16-stored block that the compute works on. */
-struct block_stage {
-    float *buf;            /* (model_block_floats) in the model's memory */
-    int block;             /* the block buf holds, or -1 */
-};
-
 struct model {
     struct model_config cfg;
     const struct backend *be;
@@ -67,9 +61,10 @@ struct model {
     /* bf16 block storage (model_store_bf16): NULL while every parameter is
      * fp32. Else mem holds embed | final_norm | head | stage in fp32, then
      * the L blocks in bf16 here, (L, model_block_floats); w.blocks[l] are all
-     * NULL and model_block_weights expands a block into stage->buf to use it. */
+     * NULL. stage (2 D + model_largest_linear floats) holds the two norms of
+     * the block being computed, then the piece of a block being updated. */
     unsigned short *blocks16;
-    struct block_stage *stage;
+    float *stage;
     struct lora *lora;     /* adapters on the linear layers (lora.h), or NULL */
 };
 
@@ -80,10 +75,12 @@ struct model_grads {
     struct model_weights g; /* g.embed NULL: embedding frozen (no grad) */
     float **slots;         /* grads_init_slots: n_slots block-sized buffers */
     int n_slots;
-    /* called by model_backward once block l's weight gradients are complete
-     * (trainable blocks only), or NULL */
-    void (*block_done)(void *ctx, int l);
-    void *block_done_ctx;
+    /* Streamed gradients (grads_init_streamed), or NULL: model_backward
+     * writes each tensor `piece` (0..8, storage order) of a trainable block
+     * l into g.blocks[l] (the one slot, all nine pieces at its start) and
+     * calls this as soon as it is complete, to take it and zero the slot. */
+    void (*piece_done)(void *ctx, int l, int piece);
+    void *piece_done_ctx;
 };
 
 struct activations {
@@ -138,6 +135,8 @@ size_t model_activation_floats(const struct model_config *c, int B, int T,
 size_t model_linear_offset(const struct model_config *c, enum linear_id id,
                            int *rows, int *cols);
 const char *model_linear_name(enum linear_id id); /* "q_proj", ... */
+/* Elements of a block's largest linear layer (its largest tensor). */
+size_t model_largest_linear(const struct model_config *c);
 struct block_weights block_view(const struct model_config *c, float *block);
 /* Offset of piece p (0..8, storage order: attn_norm, wq, ..., w_down) in a
  * block, in elements. */
@@ -161,28 +160,29 @@ int model_store_bf16(struct model *m, char *err, size_t errlen);
  * checkpoints name the base model and not its rounding. */
 int model_store_bf16_digested(struct model *m, char *digest, char *err, size_t errlen);
 /* Bytes of parameter memory with blocks in bf16 (embedding, final norm,
- * head and one stage block in fp32), for the planner. */
+ * head and the stage in fp32), for the planner. */
 size_t model_bf16_bytes(const struct model_config *c);
-/* Block l's fp32 weights: w.blocks[l], or, with bf16 storage, the stage
- * after expanding block l into it (kept while the stage holds block l). */
-float *model_block_weights(const struct model *m, int l);
 /* Block l as the forward and backward passes use it: block_view of
- * model_block_weights, except where the backend multiplies bf16 weights as
- * they are stored (backend.h bf16_products): then only the two norms are
- * widened (into the stage) and the matrix pointers are NULL. Multiply by the
- * matrices through model_block_product. */
+ * w.blocks[l], or, with bf16 storage, its two norms widened into the stage
+ * (until the next call) and NULL matrices. Multiply by the matrices through
+ * model_block_product. */
 struct block_weights model_block_operands(const struct model *m, int l);
 /* C (M,N) = A (M,K) @ op(W) + beta * C with contiguous rows (lda K, ldc N),
  * W the linear layer `id` of block l: op(W) = W^T with W (N,K) when trans_w
- * (forward products), W (K,N) itself otherwise (input gradients). The fp32
- * weights through matmul, or the bf16 ones through matmul_bf16 where the
- * backend has bf16_products. */
+ * (forward products), W (K,N) itself otherwise (input gradients); fp32
+ * weights through the backend's matmul, bf16 ones through matmul_bf16. */
 void model_block_product(const struct model *m, int l, enum linear_id id, int trans_w, int M,
                          int N, int K, const float *A, float beta, float *C);
-/* After an update of the stage (holding block l): round it stochastically
- * into block l's bf16 storage with noise seed `seed`; the stage is then
- * marked empty, so the next use expands the rounded weights. */
-void model_block_store(const struct model *m, int l, unsigned long long seed);
+/* Elements off..off+n-1 of block l (one of its tensors) in fp32 for an
+ * update in place: w.blocks[l] + off, or, with bf16 storage, widened into
+ * the stage (n <= model_largest_linear) and valid until the next call. */
+float *model_block_piece(const struct model *m, int l, size_t off, size_t n);
+/* After an update of model_block_piece(m, l, off, n): with bf16 storage,
+ * round it stochastically back into block l, element i of the block drawing
+ * its noise from seed + i (backend.h bf16_round), so storing a block piece
+ * by piece rounds as storing it whole; nothing with fp32 storage. */
+void model_block_piece_store(const struct model *m, int l, size_t off, size_t n,
+                             unsigned long long seed);
 /* Parameters in the fp32 layout above (n_params floats, host memory) into
  * the model, blocks rounded to nearest when stored in bf16 (resuming from a
  * checkpoint). -1: out of host memory for the conversion buffer. */
@@ -197,6 +197,11 @@ int grads_init_slots(struct model_grads *g, const struct model *m, int n_slots,
 /* Floats grads_init_slots allocates (for the planner). */
 size_t grads_slots_floats(const struct model_config *c, int n_slots,
                           int freeze_embeddings);
+/* The same with one slot the size of a block's largest tensor
+ * (model_largest_linear), for gradients streamed tensor by tensor
+ * (piece_done), and the floats that takes. */
+int grads_init_streamed(struct model_grads *g, const struct model *m, int freeze_embeddings);
+size_t grads_streamed_floats(const struct model_config *c, int freeze_embeddings);
 /* Floats of one block's gradients once projected at GaLore rank `rank`: R of
  * each linear layer (optim_scratch_floats) and the two RMSNorm gains. */
 size_t grads_projected_block_floats(const struct model_config *c, int rank);

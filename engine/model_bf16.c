@@ -6,14 +6,15 @@
  * model's one allocation is then
  *   fp32  embed (V,D) | final_norm (D) | lm_head (V,D), untied only | stage
  *   bf16  blocks (L, block_floats)
- * and every block is used through model_block_weights, which widens it into
- * the stage (one block of fp32) unless the stage holds it already. Where the
- * backend multiplies bf16 weights as stored (bf16 tensor cores), the forward
- * and backward passes widen only a block's two norms and multiply by its
- * bf16 matrices (model_block_operands, model_block_product). An
- * optimizer step updates the staged block in fp32 and model_block_store
- * narrows it back by stochastic rounding (backend.h bf16_round), so small
- * updates survive on average instead of rounding away.
+ * where the stage (2 D + largest linear layer) is all the fp32 room the
+ * blocks ever get:
+ *   - the forward and backward passes widen a block's two norms into the
+ *     stage and multiply by its matrices as stored (backend.h matmul_bf16:
+ *     on bf16 tensor cores, or widened one matrix at a time by the backend);
+ *   - an optimizer step widens one tensor of a block into the stage, updates
+ *     it in fp32, and model_block_piece_store narrows it back by stochastic
+ *     rounding (backend.h bf16_round), so small updates survive on average
+ *     instead of rounding away.
  *
  * Checkpoints hold the blocks as BF16 tensors (ckpt.c); resuming writes the
  * fp32 layout of model.h back through model_write_params.
@@ -32,11 +33,16 @@ static size_t fp32_floats(const struct model_config *c)
     return embed + c->dim + (c->tied_embeddings ? 0 : embed);
 }
 
+/* the stage: the two norms of a block, then one piece of it */
+static size_t stage_floats(const struct model_config *c)
+{
+    return 2 * (size_t)c->dim + model_largest_linear(c);
+}
+
 size_t model_bf16_bytes(const struct model_config *c)
 {
-    size_t bs = model_block_floats(c);
-    return (fp32_floats(c) + bs) * sizeof(float) +
-           (size_t)c->n_layers * bs * sizeof(uint16_t);
+    return (fp32_floats(c) + stage_floats(c)) * sizeof(float) +
+           (size_t)c->n_layers * model_block_floats(c) * sizeof(uint16_t);
 }
 
 /* Point the named weights of a bf16-stored model into mem. */
@@ -50,9 +56,8 @@ static void carve_bf16(struct model *m, float *mem)
     m->w.lm_head = c->tied_embeddings ? m->w.embed : m->w.final_norm + c->dim;
     for (int l = 0; l < c->n_layers; l++)
         m->w.blocks[l] = NULL;
-    m->stage->buf = mem + fp32_floats(c);
-    m->stage->block = -1;
-    m->blocks16 = (unsigned short *)(m->stage->buf + model_block_floats(c));
+    m->stage = mem + fp32_floats(c);
+    m->blocks16 = (unsigned short *)(m->stage + stage_floats(c));
 }
 
 int model_store_bf16(struct model *m, char *err, size_t errlen)
@@ -66,11 +71,7 @@ int model_store_bf16(struct model *m, char *err, size_t errlen)
         return -1;
     }
     float *mem = m->be->alloc(bytes);
-    struct block_stage *stage = calloc(1, sizeof *stage);
-    if (!mem || !stage) {
-        if (mem)
-            m->be->free(mem);
-        free(stage);
+    if (!mem) {
         snprintf(err, errlen, "out of memory for the bf16 weights (%.2f GiB)",
                  (double)bytes / (1 << 30));
         return -1;
@@ -81,7 +82,6 @@ int model_store_bf16(struct model *m, char *err, size_t errlen)
     memcpy(mem + embed, m->w.final_norm, c->dim * sizeof(float));
     if (!c->tied_embeddings)
         memcpy(mem + embed + c->dim, m->w.lm_head, embed * sizeof(float));
-    m->stage = stage;
     carve_bf16(m, mem);
     const size_t n = (size_t)c->n_layers * bs;
 #pragma omp parallel for schedule(static)
@@ -105,38 +105,16 @@ int model_store_bf16_digested(struct model *m, char *digest, char *err, size_t e
     return model_store_bf16(m, err, errlen);
 }
 
-float *model_block_weights(const struct model *m, int l)
-{
-    if (!m->blocks16)
-        return m->w.blocks[l];
-    if (m->stage->block != l) {
-        size_t bs = model_block_floats(&m->cfg);
-        m->be->bf16_expand(m->stage->buf, m->blocks16 + (size_t)l * bs, bs);
-        m->stage->block = l;
-    }
-    return m->stage->buf;
-}
-
-/* 1 when products read the bf16 blocks directly (no widening of blocks) */
-static int direct_products(const struct model *m)
-{
-    return m->blocks16 && m->be->bf16_products;
-}
-
 struct block_weights model_block_operands(const struct model *m, int l)
 {
     const struct model_config *c = &m->cfg;
-    if (!direct_products(m))
-        return block_view(c, model_block_weights(m, l));
-    const size_t a = model_piece_offset(c, 0), f = model_piece_offset(c, 5);
-    float *buf = m->stage->buf;
-    if (m->stage->block != l) { /* the norms alone: the stage then holds no block */
-        const unsigned short *b16 = m->blocks16 + (size_t)l * model_block_floats(c);
-        m->be->bf16_expand(buf + a, b16 + a, (size_t)c->dim);
-        m->be->bf16_expand(buf + f, b16 + f, (size_t)c->dim);
-        m->stage->block = -1;
-    }
-    return (struct block_weights){.attn_norm = buf + a, .ffn_norm = buf + f};
+    if (!m->blocks16)
+        return block_view(c, m->w.blocks[l]);
+    const unsigned short *b16 = m->blocks16 + (size_t)l * model_block_floats(c);
+    float *norms = m->stage; /* attn_norm | ffn_norm */
+    m->be->bf16_expand(norms, b16 + model_piece_offset(c, 0), (size_t)c->dim);
+    m->be->bf16_expand(norms + c->dim, b16 + model_piece_offset(c, 5), (size_t)c->dim);
+    return (struct block_weights){.attn_norm = norms, .ffn_norm = norms + c->dim};
 }
 
 void model_block_product(const struct model *m, int l, enum linear_id id, int trans_w, int M,
@@ -144,20 +122,29 @@ void model_block_product(const struct model *m, int l, enum linear_id id, int tr
 {
     int rows, cols; /* W (rows, cols): its row stride is cols either way */
     const size_t off = model_linear_offset(&m->cfg, id, &rows, &cols);
-    if (direct_products(m))
+    if (m->blocks16)
         m->be->matmul_bf16(trans_w, M, N, K, 1.0f, A, K,
                            m->blocks16 + (size_t)l * model_block_floats(&m->cfg) + off, cols,
                            beta, C, N);
     else
-        m->be->matmul(0, trans_w, M, N, K, 1.0f, A, K, model_block_weights(m, l) + off, cols,
-                      beta, C, N);
+        m->be->matmul(0, trans_w, M, N, K, 1.0f, A, K, m->w.blocks[l] + off, cols, beta, C, N);
 }
 
-void model_block_store(const struct model *m, int l, unsigned long long seed)
+float *model_block_piece(const struct model *m, int l, size_t off, size_t n)
 {
-    size_t bs = model_block_floats(&m->cfg);
-    m->be->bf16_round(m->blocks16 + (size_t)l * bs, m->stage->buf, bs, seed);
-    m->stage->block = -1;
+    if (!m->blocks16)
+        return m->w.blocks[l] + off;
+    float *piece = m->stage + 2 * (size_t)m->cfg.dim;
+    m->be->bf16_expand(piece, m->blocks16 + (size_t)l * model_block_floats(&m->cfg) + off, n);
+    return piece;
+}
+
+void model_block_piece_store(const struct model *m, int l, size_t off, size_t n,
+                             unsigned long long seed)
+{
+    if (m->blocks16)
+        m->be->bf16_round(m->blocks16 + (size_t)l * model_block_floats(&m->cfg) + off,
+                          m->stage + 2 * (size_t)m->cfg.dim, n, seed + off);
 }
 
 /* Block weights converted on the host at a time (8 MiB of bf16). */
@@ -187,6 +174,5 @@ int model_write_params(struct model *m, const float *host)
     if (!c->tied_embeddings)
         be->upload(m->w.lm_head, host + embed + blocks + c->dim, embed * sizeof(float));
     free(tmp);
-    m->stage->block = -1;
     return 0;
 }

@@ -35,9 +35,8 @@ int model_move(struct model *m, const struct backend *be, char *err, size_t errl
         m->w.blocks[l] = MOVED(m->w.blocks[l]);
     m->w.final_norm = MOVED(m->w.final_norm);
     m->w.lm_head = MOVED(m->w.lm_head);
-    if (m->blocks16) { /* bf16 storage (model_bf16.c): the stage is empty */
-        m->stage->buf = MOVED(m->stage->buf);
-        m->stage->block = -1;
+    if (m->blocks16) { /* bf16 storage (model_bf16.c) */
+        m->stage = MOVED(m->stage);
         m->blocks16 = (unsigned short *)MOVED((float *)m->blocks16);
     }
     m->be->free(m->mem);

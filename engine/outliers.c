@@ -171,7 +171,7 @@ int outlier_ratios(const struct model *m, const struct channel_stats *st,
     }
     for (int l = 0; l < c->n_layers; l++) {
         double *p = norms;
-        float *block = model_block_weights(m, l);
+        const float *block = m->w.blocks[l];
         for (int k = 0; k < LIN_COUNT; k++) {
             weights[k] = block + off[k];
             xnorm[k] = p;
@@ -377,6 +377,11 @@ static int check_options(const struct model *m, const struct outliers_options *o
                          char *err, size_t errlen)
 {
     const struct model_config *c = &m->cfg;
+    if (m->blocks16) {
+        snprintf(err, errlen, "outlier calibration reads fp32 weights: it runs before the "
+                 "blocks are stored in bf16");
+        return -1;
+    }
     if (!(o->tau > 0.0) || !isfinite(o->tau)) {
         snprintf(err, errlen, "outlier threshold tau = %g must be a positive number",
                  o->tau);

@@ -45,8 +45,9 @@ void channel_stats_add(struct channel_stats *st, const struct model *m,
                        const struct activations *a, int B, int T);
 
 /* D_l (L) from the statistics (NULL: all s_j = 1) at threshold tau. Reads
- * the weights in host memory: two streaming passes, nothing materialised.
- * 0, or -1 when a small per-block buffer cannot be allocated. */
+ * the fp32 weights in host memory (not bf16 storage): two streaming passes,
+ * nothing materialised. 0, or -1 when a small per-block buffer cannot be
+ * allocated. */
 int outlier_ratios(const struct model *m, const struct channel_stats *st,
                    double tau, double *ratios);
 

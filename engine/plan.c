@@ -8,13 +8,15 @@
  * fp32 master copy; owlore-algorithm.md sections 4 and 9).
  *
  *   weights      every parameter (model_param_floats); fp32 with bf16_weights:
- *                the blocks at 2 bytes plus one fp32 block to compute on
- *                (model_bf16_bytes)
+ *                the blocks at 2 bytes plus an fp32 stage of two gains and
+ *                the largest linear layer (model_bf16_bytes), and in the
+ *                workspace one linear layer widened for its product
  *   gradients    grads_slots_floats: the trained blocks (all L for
  *                full/galore, gamma for sampled methods) + embedding, final
  *                norm and untied head (these three always train unless
  *                freeze_embeddings). The engine (fp32) with streamed GaLore
- *                gradients (recipe_streams_gradients): one block slot instead,
+ *                gradients (recipe_streams_gradients): one slot of the largest
+ *                linear layer instead (grads_streamed_floats),
  *                plus the projected gradients of every trained block
  *                (grads_projected_block_floats); the released code's pure
  *                bf16 keeps every trained block's full gradient
@@ -115,7 +117,7 @@ void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
     double n_grads = (double)grads_slots_floats(cfg, active, r->freeze_embeddings);
     double n_grad_mem = n_grads; /* streamed: one full-size block, the rest projected */
     if (dtype == PLAN_FP32 && recipe_streams_gradients(r))
-        n_grad_mem = (double)grads_slots_floats(cfg, 1, r->freeze_embeddings) +
+        n_grad_mem = (double)grads_streamed_floats(cfg, r->freeze_embeddings) +
                      (double)active * (double)grads_projected_block_floats(cfg, rank);
     double n_state = stateful * block_state(cfg, rank);
     if (!r->freeze_embeddings) { /* embedding (+ untied head) and final norm */
@@ -133,7 +135,7 @@ void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
 
     memset(p, 0, sizeof *p);
     p->weights = n_params * bytes;
-    if (dtype == PLAN_FP32 && r->bf16_weights) /* blocks bf16, one fp32 stage */
+    if (dtype == PLAN_FP32 && r->bf16_weights) /* blocks bf16, the fp32 stage */
         p->weights += (double)model_bf16_bytes(cfg) - (double)model_param_floats(cfg) * bytes;
     p->gradients = n_grad_mem * bytes;
     p->optimizer_state = n_state * bytes;
@@ -155,6 +157,8 @@ void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
         p->activations =
             (double)model_activation_floats(cfg, B, T, r->checkpoint_activations) * 4;
         p->workspace = (double)max_scratch(cfg, rank) * 4 + 64 * MIB + 16 * MIB;
+        if (r->bf16_weights) /* a weight matrix widened for its product */
+            p->workspace += (double)model_largest_linear(cfg) * 4;
     }
     if (r->method == METHOD_LORA) /* saved A x per adapter, input and du scratch */
         p->activations += tokens * (LIN_COUNT * L * r->lora.rank + (F > D ? F : D) +

@@ -7,12 +7,13 @@
  * final norm and, when untied, the head. Gradient storage exists for the
  * trainable tensors only: the embedding/norm/head (unless frozen) and one
  * block-sized slot per active block, or, with streamed GaLore gradients
- * (recipe_streams_gradients), one slot that backward empties into each
- * block's projected gradients as it finishes the block (stream_block).
+ * (recipe_streams_gradients), one slot the size of a block's largest tensor
+ * that backward fills with one gradient tensor at a time and the trainer
+ * empties into the block's projected gradients (stream_piece).
  *
- * bf16 blocks (recipe bf16_weights, model_bf16.c): an active block's nine
- * tensors take their steps on its widened fp32 copy, which is then rounded
- * back stochastically with noise from (seed, step, block).
+ * bf16 blocks (recipe bf16_weights, model_bf16.c): each tensor of an active
+ * block takes its step on a widened fp32 copy, which is then rounded back
+ * stochastically with noise from (seed, step, block).
  *
  * Data order: each epoch visits the windows in a permutation drawn from
  * (seed, epoch); the position inside it is part of the checkpoint.
@@ -58,11 +59,11 @@ struct run {
     struct trainer_state ts;
     int n_tensors;
     float *scratch;
-    /* streamed GaLore gradients (recipe_streams_gradients): every trained
-     * block shares one gradient slot; as backward finishes a block, its
-     * linear gradients are projected into `projected` (the j-th active
-     * block at j * proj_block floats, piece p at proj_off[p]) and its gains
-     * copied there, and the slot is zeroed for the next block */
+    /* streamed GaLore gradients (recipe_streams_gradients): every gradient
+     * tensor of the trained blocks passes through one slot; as backward
+     * completes one, a linear layer's is projected into `projected` (the
+     * j-th active block at j * proj_block floats, piece p at proj_off[p]),
+     * a gain's copied there, and the slot is zeroed for the next */
     int stream;
     float *projected;
     size_t proj_block, proj_off[PIECES];
@@ -336,41 +337,43 @@ static int active_index(const struct run *run, int l)
     return j;
 }
 
-/* model_backward's block_done when streaming: project block l's linear
- * gradients (refreshing P when due) and keep its gains, then clear the
- * shared slot for the next block. A failure is kept for the step to report. */
-static void stream_block(void *ctx, int l)
+/* model_backward's piece_done when streaming: project tensor p of block l
+ * (a linear layer, refreshing P when due) or keep it (a gain), then clear
+ * the shared slot for the next tensor. A failure is kept for the step to
+ * report. */
+static void stream_piece(void *ctx, int l, int p)
 {
     struct run *run = ctx;
-    const struct model_config *c = &run->m->cfg;
     const struct backend *be = run->m->be;
-    float *dst = run->projected + (size_t)active_index(run, l) * run->proj_block;
-    for (int p = 0; p < PIECES && !run->stream_failed; p++) {
-        const int i = 1 + PIECES * l + p;
-        struct named_tensor gr;
-        model_tensor_at(c, &run->g.g, i, &gr);
-        const size_t n = (size_t)gr.rows * (gr.cols ? gr.cols : 1);
-        run->stream_sumsq += be->sumsq(gr.data, n);
-        if (tensor_rank(run, i) == 0) {
-            be->copy(dst + run->proj_off[p], gr.data, n);
-            continue;
-        }
+    const int i = 1 + PIECES * l + p;
+    struct named_tensor gr;
+    if (run->stream_failed)
+        return;
+    model_tensor_at(&run->m->cfg, &run->g.g, i, &gr);
+    gr.data = run->g.slots[0]; /* every tensor of the block passes through it */
+    const size_t n = (size_t)gr.rows * (gr.cols ? gr.cols : 1);
+    float *dst = run->projected + (size_t)active_index(run, l) * run->proj_block +
+                 run->proj_off[p];
+    run->stream_sumsq += be->sumsq(gr.data, n);
+    if (tensor_rank(run, i) == 0) {
+        be->copy(dst, gr.data, n);
+    } else {
         char why[256];
         struct optim_state *s = tensor_state(run, i, run->stream_err, sizeof run->stream_err);
         if (!s) {
             run->stream_failed = 1;
-        } else if (optim_project(s, gr.data, dst + run->proj_off[p], &run->r->galore,
-                                 &run->ts.linalg_rng, why, sizeof why) != 0) {
+        } else if (optim_project(s, gr.data, dst, &run->r->galore, &run->ts.linalg_rng, why,
+                                 sizeof why) != 0) {
             snprintf(run->stream_err, sizeof run->stream_err, "%s: %s", gr.name, why);
             run->stream_failed = 1;
         }
     }
-    be->zero(run->g.g.blocks[l], model_block_floats(c) * sizeof(float));
+    be->zero(gr.data, n * sizeof(float));
 }
 
-/* With bf16 blocks (model_bf16.c) a trained block is widened into the stage,
- * its nine tensors take their steps there, and it is rounded back. Streamed
- * blocks step from their projected gradients. */
+/* A block's tensors step through model_block_piece: with bf16 blocks
+ * (model_bf16.c) each is widened into the stage, takes its step there and is
+ * rounded back. Streamed blocks step from their projected gradients. */
 static int optimizer_step(struct run *run, float lr, char *err, size_t errlen)
 {
     const struct model_config *c = &run->m->cfg;
@@ -381,8 +384,10 @@ static int optimizer_step(struct run *run, float lr, char *err, size_t errlen)
         if (!gr.data)
             continue;
         int piece = 0, l = tensor_block(c, i, &piece);
-        if (run->m->blocks16 && l >= 0)
-            w.data = model_block_weights(run->m, l) + model_piece_offset(c, piece);
+        const size_t off = l >= 0 ? model_piece_offset(c, piece) : 0;
+        const size_t n = (size_t)w.rows * (w.cols ? w.cols : 1);
+        if (l >= 0)
+            w.data = model_block_piece(run->m, l, off, n);
         struct optim_state *s = tensor_state(run, i, err, errlen);
         if (!s)
             return -1;
@@ -401,8 +406,8 @@ static int optimizer_step(struct run *run, float lr, char *err, size_t errlen)
             snprintf(err, errlen, "%s: %s", w.name, why);
             return -1;
         }
-        if (run->m->blocks16 && l >= 0 && piece == PIECES - 1)
-            model_block_store(run->m, l, rounding_seed(run, run->ts.step, l));
+        if (l >= 0)
+            model_block_piece_store(run->m, l, off, n, rounding_seed(run, run->ts.step, l));
     }
     return run->m->lora ? lora_optim_step(run->m->lora, &run->r->adamw, lr, err, errlen)
                         : 0;
@@ -501,8 +506,8 @@ static int setup_stream(struct run *run, int n_active)
     }
     run->proj_block = off;
     run->projected = run->m->be->alloc(sizeof(float) * off * (size_t)n_active);
-    run->g.block_done = stream_block;
-    run->g.block_done_ctx = run;
+    run->g.piece_done = stream_piece;
+    run->g.piece_done_ctx = run;
     return run->projected ? 0 : -1;
 }
 
@@ -540,7 +545,6 @@ static int setup(struct run *run, char *err, size_t errlen)
     }
     const int n_active = recipe_active_blocks(r, L);
     run->stream = recipe_streams_gradients(r);
-    int n_slots = run->stream ? 1 : n_active;
     size_t scratch = 0;
     for (int i = 0; i < run->n_tensors; i++) {
         struct named_tensor nt;
@@ -557,7 +561,8 @@ static int setup(struct run *run, char *err, size_t errlen)
     run->scratch = m->be->alloc(sizeof(float) * (scratch ? scratch : 1));
     if (!run->ts.active || !run->ts.block_counts || !run->ts.states || !run->tokens ||
         !run->targets || !run->order || !run->scratch ||
-        grads_init_slots(&run->g, m, n_slots, r->freeze_embeddings) != 0 ||
+        (run->stream ? grads_init_streamed(&run->g, m, r->freeze_embeddings)
+                     : grads_init_slots(&run->g, m, n_active, r->freeze_embeddings)) != 0 ||
         activations_init_for(&run->a, m, B, T, r->checkpoint_activations) != 0 ||
         (r->method == METHOD_LORA &&
          lora_init(&run->lora, m, &r->lora, r->seed, B * T) != 0) ||

@@ -96,7 +96,6 @@ static const struct backend cpu_backend = {
     .bf16_expand = cpu_bf16_expand,
     .bf16_round = cpu_bf16_round,
     .matmul_bf16 = cpu_matmul_bf16,
-    .bf16_products = 0,
 };
 
 const struct backend *backend_cpu(void)

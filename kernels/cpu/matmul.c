@@ -4,8 +4,8 @@
  * C (M,N) = alpha * op(A) (M,K) @ op(B) (K,N) + beta * C. OpenBLAS uses its
  * own thread pool (both cores); the rest of the CPU backend uses OpenMP.
  * With bf16 weights (matmul_bf16) W is widened exactly into a temporary
- * fp32 copy first, so the result is bit for bit that of widening the whole
- * block and calling cpu_matmul, as the engine does on the CPU.
+ * fp32 copy first: the result is bit for bit that of cpu_matmul on the
+ * widened weights.
  */
 #include <cblas.h>
 #include <stdlib.h>

@@ -432,27 +432,6 @@ static int check_head_dim(int hd)
     return -1;
 }
 
-/* Device scratch *buf grown to n floats, kept for the process; NULL (and a
- * recorded failure) when cudaMalloc fails. */
-static float *scratch(float **buf, size_t *cap, size_t n)
-{
-    if (n <= *cap)
-        return *buf;
-    CK_CUDA(cudaStreamSynchronize(cuda_ctx.stream)); /* the old buffer may be in use */
-    CK_CUDA(cudaFree(*buf));
-    *buf = NULL;
-    *cap = 0;
-    if (cudaMalloc((void **)buf, n * sizeof(float)) != cudaSuccess) {
-        cudaGetLastError();
-        *buf = NULL;
-        cuda_fail(__FILE__, __LINE__, "cudaMalloc(attention scratch)", "out of GPU memory");
-        return NULL;
-    }
-    *cap = n;
-    cuda_note_memory();
-    return *buf;
-}
-
 /* score buffers of the GEMM path (at most SCORE_CAP bytes each); D (B,H,T) */
 static float *scores[2], *rowdot;
 static size_t scores_cap[2], rowdot_cap;
@@ -480,7 +459,7 @@ static void attn_fwd_gemm(float *out, float *lse, const float *q, const float *k
     const int group = H / KV, nk = q_off + Tq, ldq = H * hd, ldk = KV * hd;
     const long long area = (long long)Tq * nk, sq = (long long)group * hd;
     const float scale = 1.0f / sqrtf((float)hd);
-    float *s = scratch(&scores[0], &scores_cap[0], (size_t)heads * area);
+    float *s = cuda_grow(&scores[0], &scores_cap[0], (size_t)heads * area);
     if (!s)
         return;
     for (int b = 0; b < B; b++)
@@ -515,8 +494,8 @@ static void attn_bwd_gemm(float *dq, float *dk, float *dv, const float *dout,
     const int group = H / KV, ldq = H * hd, ldk = KV * hd;
     const long long area = (long long)T * T, sq = (long long)group * hd;
     const float scale = 1.0f / sqrtf((float)hd);
-    float *p = scratch(&scores[0], &scores_cap[0], (size_t)heads * area);
-    float *dp = scratch(&scores[1], &scores_cap[1], (size_t)heads * area);
+    float *p = cuda_grow(&scores[0], &scores_cap[0], (size_t)heads * area);
+    float *dp = cuda_grow(&scores[1], &scores_cap[1], (size_t)heads * area);
     if (!p || !dp)
         return;
     for (int b = 0; b < B; b++)
@@ -591,7 +570,7 @@ void cu_attention_bwd(float *dq, float *dk, float *dv, const float *dout,
     if (B <= 0 || T <= 0 || check_head_dim(hd))
         return;
     const size_t rows = (size_t)B * H * T;
-    if (!scratch(&rowdot, &rowdot_cap, rows))
+    if (!cuda_grow(&rowdot, &rowdot_cap, rows))
         return;
     attn_rowdot_kernel<<<(unsigned)((rows * 32 + 255) / 256), 256, 0, cuda_ctx.stream>>>(
         rowdot, dout, out, B, T, H, hd);

@@ -85,6 +85,25 @@ void cuda_scratch_free(void *p)
     CK_CUDA(cudaFreeAsync(p, cuda_ctx.stream));
 }
 
+float *cuda_grow(float **buf, size_t *cap, size_t n)
+{
+    if (n <= *cap)
+        return *buf;
+    CK_CUDA(cudaStreamSynchronize(cuda_ctx.stream)); /* the old buffer may be in use */
+    CK_CUDA(cudaFree(*buf));
+    *buf = NULL;
+    *cap = 0;
+    if (cudaMalloc((void **)buf, n * sizeof(float)) != cudaSuccess) {
+        cudaGetLastError();
+        *buf = NULL;
+        cuda_fail(__FILE__, __LINE__, "cudaMalloc(scratch)", "out of GPU memory");
+        return NULL;
+    }
+    *cap = n;
+    cuda_note_memory();
+    return *buf;
+}
+
 unsigned cuda_blocks(size_t n)
 {
     size_t b = (n + CUDA_THREADS - 1) / CUDA_THREADS, cap = (size_t)sm_count * 16;
@@ -171,7 +190,7 @@ static int cu_error(char *msg, size_t len)
     return cuda_take_error(msg, len);
 }
 
-static struct backend cuda_backend = {
+static const struct backend cuda_backend = {
     .name = "cuda",
     .alloc = cu_alloc,
     .free = cu_free,
@@ -205,7 +224,6 @@ static struct backend cuda_backend = {
     .bf16_expand = cu_bf16_expand,
     .bf16_round = cu_bf16_round,
     .matmul_bf16 = cu_matmul_bf16,
-    .bf16_products = 0, /* set when the device is opened */
 };
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -239,7 +257,6 @@ static int open_device(void)
     if (mode && strcmp(mode, "tf32") == 0)
         math = CUBLAS_TF32_TENSOR_OP_MATH;
     cuda_ctx.fast_bf16 = mode && strcmp(mode, "bf16") == 0;
-    cuda_backend.bf16_products = cuda_ctx.fast_bf16;
     if (cublasCreate(&cuda_ctx.blas) != CUBLAS_STATUS_SUCCESS ||
         cublasSetStream(cuda_ctx.blas, cuda_ctx.stream) != CUBLAS_STATUS_SUCCESS ||
         cublasSetMathMode(cuda_ctx.blas, math) != CUBLAS_STATUS_SUCCESS) {

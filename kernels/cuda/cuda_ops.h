@@ -85,6 +85,11 @@ void cuda_note_memory(void);
  * synchronisation of cudaMalloc/cudaFree. */
 float *cuda_scratch(size_t n);
 void cuda_scratch_free(void *p);
+/* *buf, a device buffer of *cap floats kept for the process, grown to n
+ * floats when smaller (after the stream's pending work, which may still
+ * read it); NULL, with a recorded failure, when out of memory. For scratch
+ * that every step needs, so it is allocated once. */
+float *cuda_grow(float **buf, size_t *cap, size_t n);
 /* Blocks of 256 threads covering n elements, capped for grid-stride loops. */
 unsigned cuda_blocks(size_t n);
 

@@ -55,12 +55,17 @@ void cu_matmul_strided(int trans_a, int trans_b, int M, int N, int K, float alph
                                           sB, A, lda, sA, &beta, C, ldc, sC, batch));
 }
 
+/* the widened weights (fp32 and TF32 modes) or the bf16 operand (bf16 mode)
+ * of cu_matmul_bf16, grown to the largest product seen */
+static float *operand;
+static size_t operand_cap;
+
 /* C (M,N) = alpha * A (M,K) @ op(W) + beta * C with W in bf16 storage
  * (backend.h matmul_bf16). With bf16 products (OWLORE_CUDA_MATH=bf16) A is
- * rounded to bf16 into scratch and cublasGemmEx multiplies the two bf16
- * operands on tensor cores, summing in fp32:
+ * rounded to bf16 and cublasGemmEx multiplies the two bf16 operands on
+ * tensor cores, summing in fp32:
  *   C^T (N,M) = alpha * op(W)^T (N,K) @ A16^T (K,M) + beta * C^T;
- * otherwise W is widened exactly into scratch and multiplied by cu_matmul. */
+ * otherwise W is widened exactly and multiplied by cu_matmul. */
 void cu_matmul_bf16(int trans_w, int M, int N, int K, float alpha, const float *A, int lda,
                     const unsigned short *W, int ldw, float beta, float *C, int ldc)
 {
@@ -68,26 +73,20 @@ void cu_matmul_bf16(int trans_w, int M, int N, int K, float alpha, const float *
         return;
     if (!cuda_ctx.fast_bf16) {
         const size_t n = (size_t)(trans_w ? N : K) * ldw; /* W's rows x ldw */
-        float *w = cuda_scratch(n);
-        if (!w) {
-            cuda_fail(__FILE__, __LINE__, "cudaMallocAsync(widened weights)",
-                      "out of GPU memory");
+        float *w = cuda_grow(&operand, &operand_cap, n);
+        if (!w)
             return;
-        }
         cu_bf16_expand(w, W, n);
         cu_matmul(0, trans_w, M, N, K, alpha, A, lda, w, ldw, beta, C, ldc);
-        cuda_scratch_free(w);
         return;
     }
     /* (M,K) bf16 in half as many floats, rounded up */
-    unsigned short *a16 = (unsigned short *)cuda_scratch(((size_t)M * K + 1) / 2);
-    if (!a16) {
-        cuda_fail(__FILE__, __LINE__, "cudaMallocAsync(bf16 operand)", "out of GPU memory");
+    unsigned short *a16 = (unsigned short *)cuda_grow(&operand, &operand_cap,
+                                                      ((size_t)M * K + 1) / 2);
+    if (!a16)
         return;
-    }
     cu_bf16_narrow(a16, A, M, K, lda);
     CK_BLAS(cublasGemmEx(cuda_ctx.blas, trans_w ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, N, M,
                          K, &alpha, W, CUDA_R_16BF, ldw, a16, CUDA_R_16BF, K, &beta, C,
                          CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    cuda_scratch_free(a16);
 }

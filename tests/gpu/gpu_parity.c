@@ -567,7 +567,8 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "bf16-products") == 0) {
         /* OWLORE_CUDA_MATH=bf16: the products' operands rounded to bf16
          * (relative error 2^-9 each), sums in fp32 */
-        if (!gpu->bf16_products) {
+        const char *math = getenv("OWLORE_CUDA_MATH");
+        if (!math || strcmp(math, "bf16") != 0) {
             fprintf(stderr, "gpu_parity: bf16-products needs OWLORE_CUDA_MATH=bf16\n");
             return 2;
         }

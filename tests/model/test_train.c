@@ -626,7 +626,7 @@ static int same_bf16_params(const struct model *a, const struct model *b)
 /* bf16 blocks (bf16_weights): training tracks the fp32 run, every block
  * weight stays a bf16 value, the memory is what the planner says, and a
  * paused run resumes bit for bit (the rounding noise is a function of seed,
- * step and block), also when its products read the bf16 blocks directly. */
+ * step and block). */
 static void test_bf16_weights(void)
 {
     static struct recorder f32, b16, first, second;
@@ -738,13 +738,9 @@ static void test_bf16_weights(void)
     CHECK(run(&m1, &r, out, NULL, &straight, NULL, NULL) == TRAIN_DONE);
     /* the paused and resumed runs take the device path: their backend says
      * its memory is not the host's, so checkpoints, the digest and resuming
-     * copy through host buffers as on a GPU, and that it multiplies bf16
-     * weights as stored (bf16_products), so the passes widen only the norms
-     * and multiply through matmul_bf16, as on bf16 tensor cores; the CPU's
-     * matmul_bf16 is exact, so every loss must be the straight run's */
+     * copy through host buffers as on a GPU */
     struct backend device = *backend_cpu();
     device.host_memory = 0;
-    device.bf16_products = 1;
     CHECK(copy_base(&m2) == 0 && model_store_bf16(&m2, err, sizeof err) == 0);
     m2.be = &device;
     CHECK(run(&m2, &r, out2, NULL, &first, NULL, NULL) == TRAIN_PAUSED);
