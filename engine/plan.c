@@ -143,16 +143,8 @@ void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
         p->activations = tokens * (L * D * 2 + 2 * (10 * D + 4 * F)) +
                          (double)CE_CHUNK * V * 4 * 3;
         p->workspace = GIB;
-        if (rank > 0) {
-            double largest = 0;
-            for (int id = 0; id < LIN_COUNT; id++) {
-                int rows, cols;
-                model_linear_offset(cfg, (enum linear_id)id, &rows, &cols);
-                if ((double)rows * cols > largest)
-                    largest = (double)rows * cols;
-            }
-            p->workspace += largest * 4 * 2;
-        }
+        if (rank > 0)
+            p->workspace += (double)model_largest_linear(cfg) * 4 * 2;
     } else {
         p->activations =
             (double)model_activation_floats(cfg, B, T, r->checkpoint_activations) * 4;

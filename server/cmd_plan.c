@@ -54,7 +54,7 @@ static void print_table(const char *path, const struct model_config *c,
     printf("micro-batch  %d x %d tokens, %s%s%s\n\n", r->batch_size, r->seq_len, dtype,
            r->bf16_weights && strcmp(dtype, "fp32") == 0 ? " with bf16 blocks" : "",
            strcmp(dtype, "fp32") == 0 && recipe_streams_gradients(r)
-               ? ", GaLore gradients projected block by block" : "");
+               ? ", GaLore gradients projected tensor by tensor" : "");
     printf("%-16s %16s %10s\n", "memory", "bytes", "GB");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         printf("%-16s %16.0f %10.2f\n", rows[i].name, rows[i].bytes, rows[i].bytes / 1e9);
