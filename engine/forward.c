@@ -7,7 +7,7 @@
  * internals: backward.c recomputes each block by model_block_forward).
  * Per-layer activation slices are laid out with the
  * CAPACITY strides (a->B * a->T tokens), so a shorter batch reuses the same
- * buffers. model_head_loss then applies the classifier CE_CHUNK rows at a time
+ * buffers. model_head_loss then applies the classifier model_ce_rows at a time
  * and, when training, seeds backward right away, so (N,V) fp32 logits never
  * exist at once. LoRA adapters (m->lora, lora.h) add their term right after
  * the base product of each linear layer (before RoPE for q and k).
@@ -17,6 +17,8 @@
 
 /* per-layer slice of a saved activation with `width` floats per token */
 #define LAYER(base, l, width) ((base) + (size_t)(l) * cap * (width))
+/* per-token losses copied to the host at a time */
+#define LOSS_ROWS 256
 
 void model_block_forward(const struct model *m, struct activations *a, int l, int B, int T)
 {
@@ -90,11 +92,12 @@ double model_head_loss(const struct model *m, struct activations *a,
 {
     const struct backend *be = m->be;
     const int N = B * T, D = m->cfg.dim, V = m->cfg.vocab_size;
+    const int rows = model_ce_rows(&m->cfg, a->B * a->T); /* as a->logits was sized */
     double sum = 0.0;
     long n_counted = 0;
 
-    for (int s = 0; s < N; s += CE_CHUNK) {
-        int n = N - s < CE_CHUNK ? N - s : CE_CHUNK;
+    for (int s = 0; s < N; s += rows) {
+        int n = N - s < rows ? N - s : rows;
         const float *x = a->final_out + (size_t)s * D;
         /* logits (n,V) = x (n,D) . lm_head^T */
         be->matmul(0, 1, n, V, D, 1.0f, x, D, m->w.lm_head, D, 0.0f, a->logits, V);
@@ -111,9 +114,9 @@ double model_head_loss(const struct model *m, struct activations *a,
         }
     }
     /* per-token losses back to the host (device memory on a GPU) */
-    for (int s = 0; s < N; s += CE_CHUNK) {
-        float lh[CE_CHUNK];
-        int n = N - s < CE_CHUNK ? N - s : CE_CHUNK;
+    for (int s = 0; s < N; s += LOSS_ROWS) {
+        float lh[LOSS_ROWS];
+        int n = N - s < LOSS_ROWS ? N - s : LOSS_ROWS;
         be->download(lh, a->losses + s, sizeof(float) * (size_t)n);
         for (int i = 0; i < n; i++) {
             if (targets[s + i] >= 0 && targets[s + i] < V) {

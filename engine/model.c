@@ -252,6 +252,14 @@ void grads_free(struct model_grads *g, const struct model *m)
     memset(g, 0, sizeof *g);
 }
 
+int model_ce_rows(const struct model_config *c, int N)
+{
+    size_t rows = CE_LOGITS_BYTES / ((size_t)c->vocab_size * sizeof(float));
+    if (rows < CE_MIN_ROWS)
+        rows = CE_MIN_ROWS;
+    return rows < (size_t)N ? (int)rows : N;
+}
+
 /* Activation pieces in allocation order, as (pointer slot, element count);
  * checkpointed: one layer of block internals instead of L. */
 static int activation_layout(const struct model_config *c, int B, int T, int checkpointed,
@@ -272,7 +280,7 @@ static int activation_layout(const struct model_config *c, int B, int T, int che
                   L * (size_t)B * c->n_heads * T, L * N * D, L * N, L * N * F,
                   L * N * F, L * N * F, N * D, N, N, N * D, N * D, N * QD, N * QD,
                   N * KVD, N * KVD, N * F, N * F, N * F,
-                  (size_t)CE_CHUNK * c->vocab_size};
+                  (size_t)model_ce_rows(c, (int)N) * c->vocab_size};
     int k = (int)(sizeof n / sizeof n[0]);
     for (int i = 0; i < k; i++) {
         if (slot)

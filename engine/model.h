@@ -119,12 +119,16 @@ struct activations {
     float *d_h;        /* (N, F) */
     float *d_gate;     /* (N, F) */
     float *d_up;       /* (N, F) */
-    float *logits;     /* (CE_CHUNK, V) classifier chunk */
+    float *logits;     /* (model_ce_rows, V) classifier chunk */
 };
 
-/* Rows of the classifier computed at once: fp32 logits for the whole batch
- * never exist at the same time. */
-#define CE_CHUNK 64
+/* Rows of the classifier computed at once for batches of up to N tokens:
+ * as many as CE_LOGITS_BYTES of fp32 logits hold (at least CE_MIN_ROWS, at
+ * most N), so a large batch's logits never exist at the same time while a
+ * small one takes one product per classifier matrix. */
+#define CE_LOGITS_BYTES ((size_t)64 << 20)
+#define CE_MIN_ROWS 64
+int model_ce_rows(const struct model_config *c, int N);
 
 /* ---- sizes (elements), computable without allocating ---- */
 size_t model_block_floats(const struct model_config *c);

@@ -33,10 +33,10 @@
  *                attention, section 9), in bytes:
  *                  B*T * (L*D*2            stored bf16 block inputs
  *                         + 2*(10*D + 4*F)) one block recomputed at a time
- *                  + CE_CHUNK*V*4*3         one fp32 chunk of logits, its
+ *                  + model_ce_rows*V*4*3    one fp32 chunk of logits, its
  *                                           softmax and its gradient (the
  *                                           classifier is chunked, so this
- *                                           does not grow with B*T)
+ *                                           stops growing with B*T)
  *   workspace    fp32/CPU: optimizer scratch for the largest need of any
  *                tensor (optim_scratch_floats, as the trainer sizes it)
  *                + 64 MiB for OpenBLAS/OpenMP thread buffers (OpenBLAS
@@ -141,7 +141,7 @@ void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
     p->optimizer_state = n_state * bytes;
     if (dtype == PLAN_BF16) {
         p->activations = tokens * (L * D * 2 + 2 * (10 * D + 4 * F)) +
-                         (double)CE_CHUNK * V * 4 * 3;
+                         (double)model_ce_rows(cfg, B * T) * V * 4 * 3;
         p->workspace = GIB;
         if (rank > 0)
             p->workspace += (double)model_largest_linear(cfg) * 4 * 2;

@@ -19,8 +19,10 @@
 #       owlore also with activation checkpointing, the paper's setting, and
 #       first of all with checkpointing and bf16 block weights, the model
 #       built and rounded in host memory, so the GPU never holds the fp32
-#       blocks: those runs have 120 s, the others 60 s; the first one with
-#       bf16 tensor-core products, OWLORE_CUDA_MATH=bf16): tokens/s; MFU = FLOPs
+#       blocks: those runs have 120 s, the others 60 s; the first three,
+#       OwLore with and without checkpointing and full fine-tuning (which
+#       needs about 100 GB: an H200, not an H100), with bf16 tensor-core
+#       products, OWLORE_CUDA_MATH=bf16): tokens/s; MFU = FLOPs
 #       executed (the planner's count) per second over the card's dense bf16
 #       peak (989 TFLOP/s, H100 SXM; GPU_PEAK_FLOPS);
 #       peak device memory beside the planner's fp32 prediction; the share
@@ -67,8 +69,8 @@ OWLORE_CUDA_MATH=bf16 timeout 120 "$bin/gpu_train" cuda 135m owlore 20 2 128 0 1
     >"$tmp/train-135m-cuda-bf16mm.json" || status=1
 
 echo "== (c) 7B-shaped benchmark (cuda)"
-for run in owlore+ckpt+bf16+bf16mm owlore+ckpt+bf16 owlore+ckpt owlore owlore_full_rank lisa \
-    galore full; do
+for run in owlore+ckpt+bf16+bf16mm owlore+bf16+bf16mm full+bf16+bf16mm owlore+ckpt+bf16 \
+    owlore+ckpt owlore owlore_full_rank lisa galore full; do
     ckpt=0; case $run in *+ckpt*) ckpt=1 ;; esac
     bf16=0 limit=60; case $run in *+bf16*) bf16=1 limit=120 ;; esac
     math=tf32; case $run in *+bf16mm) math=bf16 ;; esac
@@ -184,8 +186,9 @@ for tag, what in (("bf16", "bf16 weights"), ("bf16mm", "bf16 weights and bf16 pr
              "  " + k["failed"] if k.get("failed") else ""))
 print("\n%-24s %9s %7s %9s %9s %6s %8s  %s" % ("method (7B)", "tokens/s", "MFU",
       "peak GB", "plan GB", "plan/m", "refresh", "note"))
-for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+ckpt+bf16", "owlore+ckpt", "owlore",
-             "owlore_full_rank", "lisa", "galore", "full"):
+for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+bf16+bf16mm", "full+bf16+bf16mm",
+             "owlore+ckpt+bf16", "owlore+ckpt", "owlore", "owlore_full_rank", "lisa", "galore",
+             "full"):
     b = load(f"{tmp}/bench-{meth}.json")
     tps = b.get("tokens_per_s", 0.0)
     mfu = tps * b.get("flops_per_token", 0.0) / peak

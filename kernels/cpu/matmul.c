@@ -28,8 +28,8 @@ void cpu_matmul_bf16(int trans_w, int M, int N, int K, float alpha, const float 
 {
     if (M <= 0 || N <= 0)
         return;
-    /* W occupies rows x ldw elements: (N,K) when trans_w, else (K,N) */
-    const size_t n = (size_t)(trans_w ? N : K) * ldw;
+    /* W is (N,K) when trans_w, else (K,N): the span its rows cover */
+    const size_t n = K > 0 ? (size_t)((trans_w ? N : K) - 1) * ldw + (trans_w ? K : N) : 0;
     float *w = malloc((n ? n : 1) * sizeof(float));
     if (!w)
         abort(); /* as every CPU scratch: nothing here can fail gracefully */

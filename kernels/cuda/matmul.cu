@@ -72,21 +72,22 @@ void cu_matmul_bf16(int trans_w, int M, int N, int K, float alpha, const float *
     if (M <= 0 || N <= 0)
         return;
     if (!cuda_ctx.fast_bf16) {
-        const size_t n = (size_t)(trans_w ? N : K) * ldw; /* W's rows x ldw */
+        /* W is (N,K) when trans_w, else (K,N): the span its rows cover */
+        const size_t n = K > 0 ? (size_t)((trans_w ? N : K) - 1) * ldw + (trans_w ? K : N) : 0;
         float *w = cuda_grow(&operand, &operand_cap, n);
-        if (!w)
+        if (!w && n) /* out of memory, recorded */
             return;
         cu_bf16_expand(w, W, n);
         cu_matmul(0, trans_w, M, N, K, alpha, A, lda, w, ldw, beta, C, ldc);
         return;
     }
     /* (M,K) bf16 in half as many floats, rounded up */
-    unsigned short *a16 = (unsigned short *)cuda_grow(&operand, &operand_cap,
-                                                      ((size_t)M * K + 1) / 2);
-    if (!a16)
+    const size_t half = ((size_t)M * (K > 0 ? K : 0) + 1) / 2;
+    unsigned short *a16 = (unsigned short *)cuda_grow(&operand, &operand_cap, half);
+    if (!a16 && half) /* out of memory, recorded */
         return;
     cu_bf16_narrow(a16, A, M, K, lda);
     CK_BLAS(cublasGemmEx(cuda_ctx.blas, trans_w ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, N, M,
-                         K, &alpha, W, CUDA_R_16BF, ldw, a16, CUDA_R_16BF, K, &beta, C,
+                         K, &alpha, W, CUDA_R_16BF, ldw, a16, CUDA_R_16BF, K > 0 ? K : 1, &beta, C,
                          CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
