@@ -2,7 +2,7 @@
 # gpu_bundle.sh: pack what `make gpu-check` needs into one archive, for a GPU
 # machine that has the NVIDIA driver and the CUDA toolkit's libraries but not
 # this project's Debian packages (`make gpu-bundle`):
-#   build/owlore, build/tests/gpu/{gpu_parity,gpu_train} (stripped);
+#   build/owlore, build/tests/gpu/gpu_* (stripped);
 #   lib/: the shared libraries they load (ldd), except the C and C++ runtimes
 #         and CUDA's own (/usr/local/cuda), which that machine has;
 #   data/: the stories260K model and the TinyStories and Alpaca files that
@@ -20,14 +20,13 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/build/tests/gpu" "$tmp/lib" "$tmp/data/models/stories260K" \
     "$tmp/data/datasets/tinystories" "$tmp/data/datasets/alpaca"
 cp "$BUILD/owlore" "$tmp/build/"
-cp "$BUILD/tests/gpu/gpu_parity" "$BUILD/tests/gpu/gpu_train" "$tmp/build/tests/gpu/"
-for bin in "$tmp/build/owlore" "$tmp/build/tests/gpu/gpu_parity" "$tmp/build/tests/gpu/gpu_train"; do
+cp "$BUILD"/tests/gpu/gpu_* "$tmp/build/tests/gpu/"
+for bin in "$tmp/build/owlore" "$tmp"/build/tests/gpu/gpu_*; do
     ldd "$bin" | awk '/=> \// { print $3 }'
 done | sort -u |
     grep -Ev '^/usr/local/cuda|/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s)\.so' |
     while read -r lib; do cp -L "$lib" "$tmp/lib/"; done
-strip "$tmp/build/owlore" "$tmp/build/tests/gpu/gpu_parity" "$tmp/build/tests/gpu/gpu_train" \
-    "$tmp"/lib/*
+strip "$tmp/build/owlore" "$tmp"/build/tests/gpu/gpu_* "$tmp"/lib/*
 cp "$shared/models/stories260K/stories260K.bin" "$shared/models/stories260K/tok512.bin" \
     "$tmp/data/models/stories260K/"
 cp "$shared/datasets/tinystories/tinystories_val.txt" "$tmp/data/datasets/tinystories/"

@@ -31,7 +31,10 @@
 #       refresh time + refresh_period x the median step time).
 #       Then that first run once more with a wait around every backend
 #       operation (GPU_TRAIN_PROFILE=1, tests/gpu/op_profile.h): the share of
-#       time per operation and the matrix products' achieved TFLOP/s.
+#       time per operation and the matrix products' achieved TFLOP/s. And
+#       one refresh of a 4096 x 11008 rank-128 projector (gpu_refresh): the
+#       exact SVD's time, and the randomized range finder's time and share
+#       of the exact subspace with 0, 1 and 2 power iterations.
 #   (d) the product path: `owlore train --backend cpu|cuda` on the real
 #       stories260K model and TinyStories text (from OWLORE_SHARED, default
 #       ../shared/data; skipped when absent), 40 OwLore steps each with a
@@ -81,6 +84,9 @@ done
 echo "== (c) where the time goes: the first row again, each operation timed"
 GPU_TRAIN_PROFILE=1 OWLORE_CUDA_MATH=bf16 timeout 120 "$bin/gpu_train" cuda 7b owlore 3 1 512 1 1 \
     >"$tmp/profile.json"
+
+echo "== (c) what a projector refresh costs (4096 x 11008, rank 128)"
+timeout 90 "$bin/gpu_refresh" cuda >"$tmp/refresh.json" || status=1
 
 echo "== (d) owlore train on the real stories260K, cpu vs cuda"
 data=${OWLORE_SHARED:-../shared/data}
@@ -212,6 +218,13 @@ if total > 0:
                   [b.get("refresh_calls", 0), b.get("refresh_s", 0)])], key=lambda kv: -kv[1][1])
     for name, (calls, t) in rows:
         print("  %-24s %7d calls %9.3f s %6.1f%%" % (name, calls, t, 100 * t / total))
+r = load(f"{tmp}/refresh.json")
+res["refresh"] = r
+print("\nprojector refresh, 4096 x 11008 rank 128: exact SVD %.3f s%s" % (r.get("exact_s", 0),
+      "  " + r["failed"] if r.get("failed") else ""))
+for run in r.get("runs", []):
+    print("  randomized, %d power iterations: %7.2f ms, %.4f of the exact subspace"
+          % (run["power_iters"], 1e3 * run["seconds"], run["captured"]))
 def losses(run):
     try:
         rows = [json.loads(l) for l in open(os.path.join(tmp, run, "metrics.jsonl"))]
