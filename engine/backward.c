@@ -11,7 +11,11 @@
  *   - a block with g->g.blocks[l] == NULL gets no weight-gradient products
  *     (only the input-gradient products needed to reach the blocks below);
  *   - below the lowest trainable block, when the embedding is frozen
- *     (g->g.embed == NULL), nothing is computed at all.
+ *     (no g->g.embed, no g->embed_rows), nothing is computed at all.
+ * The embedding's gradient is scattered into g->g.embed, or, kept sparse,
+ * the rows of the embedding output's gradient are appended to
+ * g->embed_rows with their tokens (a step's capacity, which the trainer
+ * sizes for all its micro-batches).
  * Weight gradients accumulate (+=); see backend.h. When g->piece_done is
  * set, a trainable block's nine gradient tensors take turns in its one slot
  * and piece_done takes each as soon as it is complete (streamed gradients).
@@ -47,7 +51,7 @@ static void done(const struct model_grads *g, int l, int piece)
 static int lowest_needed_layer(const struct model *m, const struct model_grads *g)
 {
     const struct model_config *c = &m->cfg;
-    if (g->g.embed || m->lora)
+    if (g->g.embed || g->embed_rows || m->lora)
         return 0;
     for (int l = 0; l < c->n_layers; l++)
         if (g->g.blocks[l])
@@ -146,6 +150,12 @@ void model_backward(const struct model *m, struct activations *a,
         if (train)
             done(g, l, 0);
     }
-    if (g->g.embed)
+    if (g->g.embed) {
         be->embedding_bwd(g->g.embed, tokens, dres, N, D);
+    } else if (g->embed_rows && g->embed_n + (size_t)N <= g->embed_cap) {
+        /* sparse: the rows and their tokens, scattered by the optimizer */
+        be->copy(g->embed_rows + g->embed_n * D, dres, (size_t)N * D);
+        memcpy(g->embed_tokens + g->embed_n, tokens, (size_t)N * sizeof(int));
+        g->embed_n += (size_t)N;
+    }
 }

@@ -166,22 +166,29 @@ int grads_init_full(struct model_grads *g, const struct model *m)
     return 0;
 }
 
-/* embedding, final norm and head gradients, unless frozen */
-static size_t head_grad_floats(const struct model_config *c, int freeze_embeddings)
+/* embedding (dense, or embed_rows rows), final norm and head gradients,
+ * unless frozen */
+static size_t head_grad_floats(const struct model_config *c, int freeze_embeddings,
+                               size_t embed_rows)
 {
     size_t embed = (size_t)c->vocab_size * c->dim;
-    return freeze_embeddings ? 0 : embed + c->dim + (c->tied_embeddings ? 0 : embed);
+    if (freeze_embeddings)
+        return 0;
+    return (embed_rows ? embed_rows * c->dim : embed) + c->dim +
+           (c->tied_embeddings ? 0 : embed);
 }
 
-size_t grads_slots_floats(const struct model_config *c, int n_slots,
-                          int freeze_embeddings)
+size_t grads_slots_floats(const struct model_config *c, int n_slots, int freeze_embeddings,
+                          size_t embed_rows)
 {
-    return head_grad_floats(c, freeze_embeddings) + (size_t)n_slots * model_block_floats(c);
+    return head_grad_floats(c, freeze_embeddings, embed_rows) +
+           (size_t)n_slots * model_block_floats(c);
 }
 
-size_t grads_streamed_floats(const struct model_config *c, int freeze_embeddings)
+size_t grads_streamed_floats(const struct model_config *c, int freeze_embeddings,
+                             size_t embed_rows)
 {
-    return head_grad_floats(c, freeze_embeddings) + model_largest_linear(c);
+    return head_grad_floats(c, freeze_embeddings, embed_rows) + model_largest_linear(c);
 }
 
 size_t grads_projected_block_floats(const struct model_config *c, int rank)
@@ -197,25 +204,35 @@ size_t grads_projected_block_floats(const struct model_config *c, int rank)
 
 /* n_slots slots of slot_floats each after the embedding/head gradients */
 static int init_slots(struct model_grads *g, const struct model *m, int n_slots,
-                      size_t slot_floats, int freeze_embeddings)
+                      size_t slot_floats, int freeze_embeddings, size_t embed_rows)
 {
     const struct model_config *c = &m->cfg;
     size_t embed = (size_t)c->vocab_size * c->dim;
     memset(g, 0, sizeof *g);
+    if (freeze_embeddings)
+        embed_rows = 0;
     g->be = m->be;
-    g->n_floats = head_grad_floats(c, freeze_embeddings) + (size_t)n_slots * slot_floats;
+    g->n_floats = head_grad_floats(c, freeze_embeddings, embed_rows) +
+                  (size_t)n_slots * slot_floats;
     g->n_slots = n_slots;
     g->g.blocks = calloc((size_t)c->n_layers, sizeof(float *));
     g->slots = calloc((size_t)(n_slots > 0 ? n_slots : 1), sizeof(float *));
+    g->embed_tokens = embed_rows ? malloc(embed_rows * sizeof(int)) : NULL;
     g->mem = m->be->alloc(g->n_floats * sizeof(float));
-    if (!g->g.blocks || !g->slots || !g->mem) {
+    if (!g->g.blocks || !g->slots || !g->mem || (embed_rows && !g->embed_tokens)) {
         grads_free(g, m);
         return -1;
     }
     float *p = g->mem;
     if (!freeze_embeddings) {
-        g->g.embed = p;
-        p += embed;
+        if (embed_rows) {
+            g->embed_rows = p;
+            g->embed_cap = embed_rows;
+            p += embed_rows * c->dim;
+        } else {
+            g->g.embed = p;
+            p += embed;
+        }
         g->g.final_norm = p;
         p += c->dim;
         g->g.lm_head = c->tied_embeddings ? g->g.embed : p;
@@ -228,19 +245,22 @@ static int init_slots(struct model_grads *g, const struct model *m, int n_slots,
 }
 
 int grads_init_slots(struct model_grads *g, const struct model *m, int n_slots,
-                     int freeze_embeddings)
+                     int freeze_embeddings, size_t embed_rows)
 {
-    return init_slots(g, m, n_slots, model_block_floats(&m->cfg), freeze_embeddings);
+    return init_slots(g, m, n_slots, model_block_floats(&m->cfg), freeze_embeddings,
+                      embed_rows);
 }
 
-int grads_init_streamed(struct model_grads *g, const struct model *m, int freeze_embeddings)
+int grads_init_streamed(struct model_grads *g, const struct model *m, int freeze_embeddings,
+                        size_t embed_rows)
 {
-    return init_slots(g, m, 1, model_largest_linear(&m->cfg), freeze_embeddings);
+    return init_slots(g, m, 1, model_largest_linear(&m->cfg), freeze_embeddings, embed_rows);
 }
 
 void grads_zero(struct model_grads *g)
 {
     g->be->zero(g->mem, g->n_floats * sizeof(float));
+    g->embed_n = 0;
 }
 
 void grads_free(struct model_grads *g, const struct model *m)
@@ -249,6 +269,7 @@ void grads_free(struct model_grads *g, const struct model *m)
         m->be->free(g->mem);
     free(g->g.blocks);
     free(g->slots);
+    free(g->embed_tokens);
     memset(g, 0, sizeof *g);
 }
 

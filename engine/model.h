@@ -72,9 +72,17 @@ struct model_grads {
     const struct backend *be; /* the model's, which owns mem */
     float *mem;            /* one allocation for all gradient storage */
     size_t n_floats;
-    struct model_weights g; /* g.embed NULL: embedding frozen (no grad) */
+    struct model_weights g; /* g.embed NULL: embedding frozen (no grad) or
+                               its gradient kept sparse (embed_rows) */
     float **slots;         /* grads_init_slots: n_slots block-sized buffers */
     int n_slots;
+    /* The embedding's gradient kept sparse (embed_cap > 0): model_backward
+     * appends each micro-batch's rows of the embedding output's gradient
+     * (embed_n of embed_cap so far) and their tokens (host memory); the
+     * dense gradient is their scatter by token (embedding_bwd). */
+    float *embed_rows;     /* (embed_cap, D) */
+    int *embed_tokens;     /* (embed_cap) */
+    size_t embed_cap, embed_n;
     /* Streamed gradients (grads_init_streamed), or NULL: model_backward
      * writes each tensor `piece` (0..8, storage order) of a trainable block
      * l into g.blocks[l] (the one slot, all nine pieces at its start) and
@@ -195,20 +203,25 @@ int model_write_params(struct model *m, const float *host);
 int grads_init_full(struct model_grads *g, const struct model *m);
 /* Gradient storage for n_slots blocks (g.slots[i], block-sized) plus, unless
  * frozen, embedding, final norm and head; every g.g.blocks[l] starts NULL
- * and the trainer points the active blocks at slots. */
+ * and the trainer points the active blocks at slots. embed_rows > 0 keeps
+ * the embedding's gradient sparse, as that many rows (embed_rows above;
+ * recipe_sparse_embedding_rows), instead of dense (V, D). */
 int grads_init_slots(struct model_grads *g, const struct model *m, int n_slots,
-                     int freeze_embeddings);
+                     int freeze_embeddings, size_t embed_rows);
 /* Floats grads_init_slots allocates (for the planner). */
-size_t grads_slots_floats(const struct model_config *c, int n_slots,
-                          int freeze_embeddings);
+size_t grads_slots_floats(const struct model_config *c, int n_slots, int freeze_embeddings,
+                          size_t embed_rows);
 /* The same with one slot the size of a block's largest tensor
  * (model_largest_linear), for gradients streamed tensor by tensor
  * (piece_done), and the floats that takes. */
-int grads_init_streamed(struct model_grads *g, const struct model *m, int freeze_embeddings);
-size_t grads_streamed_floats(const struct model_config *c, int freeze_embeddings);
+int grads_init_streamed(struct model_grads *g, const struct model *m, int freeze_embeddings,
+                        size_t embed_rows);
+size_t grads_streamed_floats(const struct model_config *c, int freeze_embeddings,
+                             size_t embed_rows);
 /* Floats of one block's gradients once projected at GaLore rank `rank`: R of
  * each linear layer (optim_scratch_floats) and the two RMSNorm gains. */
 size_t grads_projected_block_floats(const struct model_config *c, int rank);
+/* Zero every gradient and empty the sparse embedding rows. */
 void grads_zero(struct model_grads *g);
 void grads_free(struct model_grads *g, const struct model *m);
 /* Buffers for B x T tokens, every layer's internals saved (evaluation,

@@ -178,22 +178,26 @@ int optim_step(struct optim_state *s, float *w, const float *g, float *scratch,
                const struct adamw_hparams *h, const struct galore_hparams *gh,
                float lr, unsigned long long *rng, char *err, size_t errlen)
 {
-    const struct backend *be = s->be;
     if (s->rank > 0) {
         if (optim_project(s, g, scratch, gh, rng, err, errlen) != 0)
             return -1;
         optim_step_projected(s, w, scratch, h, gh, lr);
         return 0;
     }
-    float step, decay;
-    step_sizes(s, h, lr, &step, &decay);
     size_t n = (size_t)s->rows * (s->cols > 0 ? (size_t)s->cols : 1);
     for (size_t off = 0; off < n; off += OPTIM_CHUNK) {
         size_t len = n - off < OPTIM_CHUNK ? n - off : OPTIM_CHUNK;
-        be->adam_direction(scratch, s->m + off, s->v + off, g + off, len, h->beta1,
-                           h->beta2, h->eps);
-        be->apply_update(w + off, scratch, len, step, decay);
+        optim_step_range(s, w, scratch, g + off, off, len, h, lr);
     }
     s->step++;
     return 0;
+}
+
+void optim_step_range(struct optim_state *s, float *w, float *dir, const float *g, size_t off,
+                      size_t len, const struct adamw_hparams *h, float lr)
+{
+    float step, decay;
+    step_sizes(s, h, lr, &step, &decay);
+    s->be->adam_direction(dir, s->m + off, s->v + off, g, len, h->beta1, h->beta2, h->eps);
+    s->be->apply_update(w + off, dir, len, step, decay);
 }

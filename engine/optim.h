@@ -77,6 +77,14 @@ int optim_step(struct optim_state *s, float *w, const float *g, float *scratch,
                const struct adamw_hparams *h, const struct galore_hparams *gh,
                float lr, unsigned long long *rng, char *err, size_t errlen);
 
+/* The AdamW step of a tensor without projector (rank 0) on its elements
+ * off..off+len-1: g (len) their gradient, dir (len) scratch for the
+ * direction (it may be g). optim_step is this over every range of the
+ * tensor and then s->step++, which a caller taking the ranges itself does
+ * after the last one. */
+void optim_step_range(struct optim_state *s, float *w, float *dir, const float *g, size_t off,
+                      size_t len, const struct adamw_hparams *h, float lr);
+
 /* GaLore's two halves (rank > 0): optim_project refreshes P from g when due
  * and writes R = project(g) into R (optim_scratch_floats of the tensor);
  * -1 as optim_step. optim_step_projected then takes the step from R (Adam

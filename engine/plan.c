@@ -14,9 +14,12 @@
  *   gradients    grads_slots_floats: the trained blocks (all L for
  *                full/galore, gamma for sampled methods) + embedding, final
  *                norm and untied head (these three always train unless
- *                freeze_embeddings). The engine (fp32) with streamed GaLore
- *                gradients (recipe_streams_gradients): one slot of the largest
- *                linear layer instead (grads_streamed_floats),
+ *                freeze_embeddings). The engine (fp32): the embedding's
+ *                gradient as B*T*accum rows and as many summed per distinct
+ *                token when that is fewer than V rows
+ *                (recipe_sparse_embedding_rows); with streamed GaLore
+ *                gradients (recipe_streams_gradients) one slot of the largest
+ *                linear layer instead of the blocks' (grads_streamed_floats),
  *                plus the projected gradients of every trained block
  *                (grads_projected_block_floats); the released code's pure
  *                bf16 keeps every trained block's full gradient
@@ -114,11 +117,17 @@ void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
 
     /* elements */
     double n_params = (double)model_param_floats(cfg);
-    double n_grads = (double)grads_slots_floats(cfg, active, r->freeze_embeddings);
-    double n_grad_mem = n_grads; /* streamed: one full-size block, the rest projected */
-    if (dtype == PLAN_FP32 && recipe_streams_gradients(r))
-        n_grad_mem = (double)grads_streamed_floats(cfg, r->freeze_embeddings) +
-                     (double)active * (double)grads_projected_block_floats(cfg, rank);
+    double n_grads = (double)grads_slots_floats(cfg, active, r->freeze_embeddings, 0);
+    double n_grad_mem = n_grads;
+    if (dtype == PLAN_FP32) { /* the engine: sparse embedding gradient, streaming */
+        const size_t erows = recipe_sparse_embedding_rows(r, cfg, B, T);
+        n_grad_mem = (double)grads_slots_floats(cfg, active, r->freeze_embeddings, erows) +
+                     (double)erows * D; /* and the rows summed per distinct token */
+        if (recipe_streams_gradients(r)) /* one full-size tensor, the rest projected */
+            n_grad_mem = (double)grads_streamed_floats(cfg, r->freeze_embeddings, erows) +
+                         (double)erows * D +
+                         (double)active * (double)grads_projected_block_floats(cfg, rank);
+    }
     double n_state = stateful * block_state(cfg, rank);
     if (!r->freeze_embeddings) { /* embedding (+ untied head) and final norm */
         n_state += (double)optim_state_floats(cfg->vocab_size, cfg->dim, 0) *

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config.h"
 #include "recipe.h"
 
 static const char *const method_names[METHOD_COUNT] = {
@@ -257,6 +258,16 @@ int recipe_check(const struct recipe *r, int n_layers, char *err, size_t errlen)
 int recipe_streams_gradients(const struct recipe *r)
 {
     return r->grad_accum == 1 && r->galore.rank > 0 && r->method != METHOD_LORA;
+}
+
+size_t recipe_sparse_embedding_rows(const struct recipe *r, const struct model_config *c, int B,
+                                    int T)
+{
+    const size_t rows = (size_t)B * T * (size_t)r->grad_accum;
+    if (r->freeze_embeddings || r->method == METHOD_LORA || c->tied_embeddings ||
+        rows >= (size_t)c->vocab_size)
+        return 0;
+    return rows;
 }
 
 int recipe_active_blocks(const struct recipe *r, int n_layers)

@@ -100,10 +100,19 @@ int recipe_check(const struct recipe *r, int n_layers, char *err, size_t errlen)
  * 0 for lora (only its adapters train), gamma else. */
 int recipe_active_blocks(const struct recipe *r, int n_layers);
 
-/* 1 when the trainer projects each block's GaLore gradients as soon as
- * backward finishes the block (train.c): one step per micro-batch
+/* 1 when the trainer projects each of a block's GaLore gradients as soon
+ * as backward has computed it (train.c): one step per micro-batch
  * (grad_accum 1) and GaLore blocks (rank > 0). Full-size gradients then
- * exist for one block at a time. */
+ * exist for one tensor at a time. */
 int recipe_streams_gradients(const struct recipe *r);
+
+struct model_config;
+/* Token positions of a step (B * T * grad_accum) whose rows of the
+ * embedding output's gradient the trainer keeps instead of the embedding's
+ * dense (V, D) gradient (model_grads.embed_rows), when the embedding trains
+ * on its own (not frozen, not tied to the head, not lora) and they are
+ * fewer than V; 0: the gradient is dense. */
+size_t recipe_sparse_embedding_rows(const struct recipe *r, const struct model_config *c, int B,
+                                    int T);
 
 #endif

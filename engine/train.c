@@ -5,7 +5,10 @@
  * states, checkpoints): 0 embedding, 1 + 9*l + piece for block l (piece in
  * storage order: attn_norm, q, k, v, o, ffn_norm, gate, up, down), then the
  * final norm and, when untied, the head. Gradient storage exists for the
- * trainable tensors only: the embedding/norm/head (unless frozen) and one
+ * trainable tensors only: the embedding (dense, or, when a step has fewer
+ * token positions than the vocabulary, sparse: the rows of its output's
+ * gradient, summed per distinct token and scattered range by range in its
+ * optimizer step), norm and head (unless frozen) and one
  * block-sized slot per active block, or, with streamed GaLore gradients
  * (recipe_streams_gradients), one slot the size of a block's largest tensor
  * that backward fills with one gradient tensor at a time and the trainer
@@ -59,6 +62,14 @@ struct run {
     struct trainer_state ts;
     int n_tensors;
     float *scratch;
+    size_t scratch_floats;
+    /* the embedding's gradient kept sparse (g.embed_rows): per step the
+     * sorted distinct tokens, each position's index among them (then, in the
+     * optimizer step, the distinct tokens' rows within a range), and the
+     * summed gradient rows of the distinct tokens (n_distinct, D) */
+    int *embed_distinct, *embed_index;
+    size_t n_distinct;
+    float *embed_sums;
     /* streamed GaLore gradients (recipe_streams_gradients): every gradient
      * tensor of the trained blocks passes through one slot; as backward
      * completes one, a linear layer's is projected into `projected` (the
@@ -253,6 +264,36 @@ static float validation_loss(struct run *run)
     return count ? (float)(sum / (double)count) : NAN;
 }
 
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* The sparse embedding gradient per distinct token: embed_distinct (sorted,
+ * n_distinct), embed_index (each position's distinct token) and embed_sums,
+ * each distinct token's rows summed in position order, as embedding_bwd sums
+ * them into a dense gradient. */
+static void sum_embedding_rows(struct run *run)
+{
+    const struct model_grads *g = &run->g;
+    const size_t n = g->embed_n, D = (size_t)run->m->cfg.dim;
+    int *distinct = run->embed_distinct;
+    size_t u = 0;
+    memcpy(distinct, g->embed_tokens, n * sizeof(int));
+    qsort(distinct, n, sizeof(int), cmp_int);
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || distinct[i] != distinct[u - 1])
+            distinct[u++] = distinct[i];
+    run->n_distinct = u;
+    for (size_t i = 0; i < n; i++) {
+        const int *hit = bsearch(&g->embed_tokens[i], distinct, u, sizeof(int), cmp_int);
+        run->embed_index[i] = (int)(hit - distinct);
+    }
+    run->m->be->zero(run->embed_sums, u * D * sizeof(float));
+    run->m->be->embedding_bwd(run->embed_sums, run->embed_index, g->embed_rows, (int)n, (int)D);
+}
+
 /* Global L2 norm of every existing gradient; clip in place to max_norm. */
 static float clip_gradients(struct run *run)
 {
@@ -260,6 +301,10 @@ static float clip_gradients(struct run *run)
     const struct model_config *c = &run->m->cfg;
     double ss = run->stream_sumsq;
     int piece;
+    if (run->g.embed_rows) { /* the embedding's, where a dense one comes first */
+        sum_embedding_rows(run);
+        ss += be->sumsq(run->embed_sums, run->n_distinct * (size_t)c->dim);
+    }
     for (int i = 0; i < run->n_tensors; i++) {
         struct named_tensor nt;
         model_tensor_at(c, &run->g.g, i, &nt);
@@ -282,6 +327,8 @@ static float clip_gradients(struct run *run)
         }
         if (run->stream) /* projection is linear: clip R instead of G */
             be->scale(run->projected, (size_t)run->ts.n_active * run->proj_block, coef);
+        if (run->g.embed_rows)
+            be->scale(run->embed_sums, run->n_distinct * (size_t)c->dim, coef);
     }
     return norm;
 }
@@ -371,12 +418,45 @@ static void stream_piece(void *ctx, int l, int p)
     be->zero(gr.data, n * sizeof(float));
 }
 
+/* The embedding's AdamW step from its sparse gradient: the dense gradient
+ * rebuilt a scratch's worth of rows at a time (zeros, plus the summed rows
+ * of the distinct tokens among them, scattered), each range stepping in
+ * place. Rows no token touched step with a zero gradient, as with a dense
+ * one, and every element gets the dense gradient's value, so the step is the
+ * dense step. (The scratch holds at least min(V D, OPTIM_CHUNK) floats.) */
+static int sparse_embedding_step(struct run *run, float lr, char *err, size_t errlen)
+{
+    const struct backend *be = run->m->be;
+    const int D = run->m->cfg.dim, V = run->m->cfg.vocab_size;
+    const int rows = (int)(run->scratch_floats / (size_t)D);
+    struct optim_state *s = tensor_state(run, 0, err, errlen);
+    if (!s)
+        return -1;
+    size_t u = 0;
+    for (int r0 = 0; r0 < V; r0 += rows) {
+        const int n = V - r0 < rows ? V - r0 : rows;
+        size_t u1 = u;
+        for (; u1 < run->n_distinct && run->embed_distinct[u1] < r0 + n; u1++)
+            run->embed_index[u1 - u] = run->embed_distinct[u1] - r0;
+        be->zero(run->scratch, (size_t)n * D * sizeof(float));
+        be->embedding_bwd(run->scratch, run->embed_index, run->embed_sums + u * D, (int)(u1 - u),
+                          D);
+        optim_step_range(s, run->m->w.embed, run->scratch, run->scratch, (size_t)r0 * D,
+                         (size_t)n * D, &run->r->adamw, lr);
+        u = u1;
+    }
+    s->step++;
+    return 0;
+}
+
 /* A block's tensors step through model_block_piece: with bf16 blocks
  * (model_bf16.c) each is widened into the stage, takes its step there and is
  * rounded back. Streamed blocks step from their projected gradients. */
 static int optimizer_step(struct run *run, float lr, char *err, size_t errlen)
 {
     const struct model_config *c = &run->m->cfg;
+    if (run->g.embed_rows && sparse_embedding_step(run, lr, err, errlen) != 0)
+        return -1;
     for (int i = 0; i < run->n_tensors; i++) {
         struct named_tensor w, gr;
         model_tensor_at(c, &run->m->w, i, &w);
@@ -558,11 +638,20 @@ static int setup(struct run *run, char *err, size_t errlen)
     run->tokens = malloc(sizeof(int) * (size_t)B * T);
     run->targets = malloc(sizeof(int) * (size_t)B * T);
     run->order = malloc(sizeof(int) * (size_t)run->train->n);
-    run->scratch = m->be->alloc(sizeof(float) * (scratch ? scratch : 1));
+    run->scratch_floats = scratch ? scratch : 1;
+    run->scratch = m->be->alloc(sizeof(float) * run->scratch_floats);
+    const size_t embed_rows = recipe_sparse_embedding_rows(r, c, B, T);
+    if (embed_rows) {
+        run->embed_distinct = malloc(embed_rows * sizeof(int));
+        run->embed_index = malloc(embed_rows * sizeof(int));
+        run->embed_sums = m->be->alloc(embed_rows * (size_t)c->dim * sizeof(float));
+    }
     if (!run->ts.active || !run->ts.block_counts || !run->ts.states || !run->tokens ||
         !run->targets || !run->order || !run->scratch ||
-        (run->stream ? grads_init_streamed(&run->g, m, r->freeze_embeddings)
-                     : grads_init_slots(&run->g, m, n_active, r->freeze_embeddings)) != 0 ||
+        (embed_rows && (!run->embed_distinct || !run->embed_index || !run->embed_sums)) ||
+        (run->stream ? grads_init_streamed(&run->g, m, r->freeze_embeddings, embed_rows)
+                     : grads_init_slots(&run->g, m, n_active, r->freeze_embeddings,
+                                        embed_rows)) != 0 ||
         activations_init_for(&run->a, m, B, T, r->checkpoint_activations) != 0 ||
         (r->method == METHOD_LORA &&
          lora_init(&run->lora, m, &r->lora, r->seed, B * T) != 0) ||
@@ -666,6 +755,10 @@ static void teardown(struct run *run)
     free(run->order);
     if (run->scratch)
         run->m->be->free(run->scratch);
+    free(run->embed_distinct);
+    free(run->embed_index);
+    if (run->embed_sums)
+        run->m->be->free(run->embed_sums);
     if (run->projected)
         run->m->be->free(run->projected);
     if (run->g.mem || run->g.g.blocks)

@@ -21,7 +21,7 @@
 #       built and rounded in host memory, so the GPU never holds the fp32
 #       blocks: those runs have 120 s, the others 60 s; the first three,
 #       OwLore with and without checkpointing and full fine-tuning (which
-#       needs about 100 GB: an H200, not an H100), with bf16 tensor-core
+#       needs about 95 GB: an H200, not an H100), with bf16 tensor-core
 #       products, OWLORE_CUDA_MATH=bf16): tokens/s; MFU = FLOPs
 #       executed (the planner's count) per second over the card's dense bf16
 #       peak (989 TFLOP/s, H100 SXM; GPU_PEAK_FLOPS);

@@ -105,7 +105,7 @@ static void gradient_check(const char *name, float dropout)
     test_begin(name);
     split(&train_w, 0, B_GC, tok, tgt);
     CHECK(copy_base(&m) == 0 && lora_init(&lo, &m, &h, 7, B_GC * SEQ) == 0 &&
-          grads_init_slots(&g, &m, 0, 1) == 0 && activations_init(&a, &m, B_GC, SEQ) == 0);
+          grads_init_slots(&g, &m, 0, 1, 0) == 0 && activations_init(&a, &m, B_GC, SEQ) == 0);
     /* B random so that A has gradients too */
     uint64_t s = 99;
     for (int i = 0; i < lo.n; i++) {

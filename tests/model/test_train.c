@@ -23,7 +23,11 @@
  *   - staggered refreshes spread GaLore's projector refreshes over steps;
  *   - bf16 blocks (bf16_weights): losses within 2% of the fp32 run's, memory
  *     as planned, BF16 blocks in the checkpoint, lora merged into them, exact
- *     resume.
+ *     resume;
+ *   - the sparse embedding gradient (an untied copy of the model, fewer token
+ *     positions a step than vocabulary rows): its step equals the dense
+ *     AdamW step on the dense gradient bit for bit, and a paused run resumes
+ *     bit for bit.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,7 +347,7 @@ static void test_clip_norm_before_projection(void)
         memcpy(tok + i * SEQ, train_w.ids + i * (SEQ + 1), sizeof(int) * SEQ);
         memcpy(tgt + i * SEQ, train_w.ids + i * (SEQ + 1) + 1, sizeof(int) * SEQ);
     }
-    CHECK(grads_init_slots(&g, &base, 2, 0) == 0 && activations_init(&a, &base, B, SEQ) == 0);
+    CHECK(grads_init_slots(&g, &base, 2, 0, 0) == 0 && activations_init(&a, &base, B, SEQ) == 0);
     g.g.blocks[rec.active[1][0]] = g.slots[0];
     g.g.blocks[rec.active[1][1]] = g.slots[1];
     model_loss_and_grad(&base, &a, &g, tok, tgt, B, SEQ);
@@ -761,6 +765,106 @@ static void test_bf16_weights(void)
     test_end();
 }
 
+/* An untied copy of the model: its own head, a copy of the embedding. */
+static int copy_base_untied(struct model *m)
+{
+    struct model_config c = base.cfg;
+    const size_t embed = (size_t)c.vocab_size * c.dim;
+    c.tied_embeddings = 0;
+    if (model_init(m, &c, backend_cpu()) != 0)
+        return -1;
+    memcpy(m->w.embed, base.w.embed, embed * sizeof(float));
+    memcpy(m->w.blocks[0], base.w.blocks[0],
+           (size_t)c.n_layers * model_block_floats(&c) * sizeof(float));
+    memcpy(m->w.final_norm, base.w.final_norm, (size_t)c.dim * sizeof(float));
+    memcpy(m->w.lm_head, base.w.embed, embed * sizeof(float));
+    return 0;
+}
+
+/* The embedding's gradient kept as the rows of a step's token positions
+ * (recipe_sparse_embedding_rows) steps exactly as the dense one does. */
+static void test_sparse_embedding(void)
+{
+    test_begin("sparse_embedding_step_equals_dense_step");
+    struct recipe r;
+    struct model u, ref;
+    char out[4200], err[512] = "";
+    recipe_small(&r, METHOD_FULL);
+    r.batch_size = 1; /* one window: the trainer's batch is known */
+    r.max_steps = 1;
+    r.max_grad_norm = 0;
+    r.adamw.weight_decay = 0.1f;
+    CHECK(copy_base_untied(&u) == 0 && copy_base_untied(&ref) == 0);
+    CHECK(recipe_sparse_embedding_rows(&r, &u.cfg, 1, SEQ) == SEQ);
+    CHECK(recipe_sparse_embedding_rows(&r, &base.cfg, 1, SEQ) == 0); /* tied */
+    struct token_windows one = {train_w.ids, 1, SEQ, NULL};
+    struct recorder rec = {0};
+    snprintf(out, sizeof out, "%s/sparse-embed", tmp_root);
+    CHECK(run(&u, &r, out, NULL, &rec, NULL, &one) == TRAIN_DONE);
+    /* the dense step: the whole (V,D) gradient, then optim_step */
+    struct model_grads g;
+    struct activations a;
+    struct optim_state s;
+    const int V = base.cfg.vocab_size, D = base.cfg.dim;
+    float *scratch = malloc(optim_scratch_floats(V, D, 0) * sizeof(float));
+    CHECK(scratch && grads_init_full(&g, &ref) == 0 && activations_init(&a, &ref, 1, SEQ) == 0 &&
+          optim_state_init(&s, ref.be, V, D, 0) == 0);
+    model_loss_and_grad(&ref, &a, &g, one.ids, one.ids + 1, 1, SEQ);
+    CHECK_MSG(optim_step(&s, ref.w.embed, g.g.embed, scratch, &r.adamw, &r.galore,
+                         train_lr_at(&r, 0, r.max_steps), NULL, err, sizeof err) == 0, "%s", err);
+    long same = 0, touched = 0;
+    for (int v = 0; v < V; v++) {
+        const size_t o = (size_t)v * D;
+        same += memcmp(u.w.embed + o, ref.w.embed + o, D * sizeof(float)) == 0;
+        touched += memcmp(u.w.embed + o, base.w.embed + o, D * sizeof(float)) != 0;
+    }
+    printf("     %ld of %d embedding rows equal the dense step's bit for bit; %ld moved\n", same,
+           V, touched);
+    CHECK(same == V && touched == V); /* weight decay moves the untouched rows too */
+    optim_state_free(&s);
+    activations_free(&a, &ref);
+    grads_free(&g, &ref);
+    free(scratch);
+    model_free(&ref);
+    model_free(&u);
+    test_end();
+
+    test_begin("sparse_embedding_resume_bit_identical");
+    static struct recorder straight, first, second;
+    memset(&straight, 0, sizeof straight);
+    memset(&first, 0, sizeof first);
+    memset(&second, 0, sizeof second);
+    recipe_small(&r, METHOD_OWLORE);
+    r.batch_size = 2;
+    r.max_steps = 8;
+    r.save_every = 0;
+    char out2[4200], ck[4300];
+    snprintf(out, sizeof out, "%s/sparse-straight", tmp_root);
+    snprintf(out2, sizeof out2, "%s/sparse-paused", tmp_root);
+    CHECK(copy_base_untied(&u) == 0);
+    CHECK(run(&u, &r, out, NULL, &straight, NULL, NULL) == TRAIN_DONE);
+    struct model p;
+    first.pause_at = 4;
+    CHECK(copy_base_untied(&p) == 0);
+    CHECK(run(&p, &r, out2, NULL, &first, NULL, NULL) == TRAIN_PAUSED);
+    model_free(&p);
+    CHECK(copy_base_untied(&p) == 0);
+    snprintf(ck, sizeof ck, "%s/checkpoint-4", out2);
+    CHECK(run(&p, &r, out2, ck, &second, NULL, NULL) == TRAIN_DONE);
+    for (int st = 1; st <= 8; st++) {
+        float got = st <= 4 ? first.loss[st] : second.loss[st];
+        CHECK_MSG(memcmp(&got, &straight.loss[st], sizeof got) == 0,
+                  "step %d loss %.9g after resume, %.9g uninterrupted", st, got,
+                  straight.loss[st]);
+    }
+    CHECK(memcmp(u.mem, p.mem, u.n_params * sizeof(float)) == 0);
+    printf("     losses %.4f -> %.4f over 8 steps of 2 x %d tokens\n", straight.loss[1],
+           straight.loss[8], SEQ);
+    model_free(&u);
+    model_free(&p);
+    test_end();
+}
+
 /* the CPU backend with a byte budget that allocations draw down */
 static struct backend limited;
 static size_t budget;
@@ -840,6 +944,7 @@ int main(int argc, char **argv)
     test_streamed_gradients();
     test_staggered_refreshes();
     test_bf16_weights();
+    test_sparse_embedding();
 
     text_windows_free(&windows);
     tokenizer_free(&tok);
