@@ -94,6 +94,19 @@ static void record(void *ctx, const struct train_event *ev)
 }
 
 /* Train m; tw NULL: the default training windows and validation set. */
+/* Steps 1..steps of a run paused after step `paused` (first) and resumed
+ * (second) lose nothing: every loss equals the uninterrupted run's bits. */
+static void check_resumed_losses(const struct recorder *straight, const struct recorder *first,
+                                 const struct recorder *second, int paused, int steps)
+{
+    for (int s = 1; s <= steps; s++) {
+        float got = s <= paused ? first->loss[s] : second->loss[s];
+        CHECK_MSG(memcmp(&got, &straight->loss[s], sizeof got) == 0,
+                  "step %d loss %.9g after resume, %.9g uninterrupted", s, got,
+                  straight->loss[s]);
+    }
+}
+
 static enum train_result run(struct model *m, const struct recipe *r, const char *out,
                              const char *resume, struct recorder *rec, long *counts,
                              const struct token_windows *tw)
@@ -199,11 +212,7 @@ static void resume_case(const char *name, enum state_policy policy, int svd_meth
     CHECK(first.n == 5);
     snprintf(ck, sizeof ck, "%s/checkpoint-5", out2);
     CHECK(run(&m3, &r, out2, ck, &second, NULL, NULL) == TRAIN_DONE);
-    for (int s = 1; s <= 12; s++) {
-        float got = s <= 5 ? first.loss[s] : second.loss[s];
-        CHECK_MSG(memcmp(&got, &full.loss[s], sizeof got) == 0,
-                  "step %d loss %.9g after resume, %.9g uninterrupted", s, got, full.loss[s]);
-    }
+    check_resumed_losses(&full, &first, &second, 5, 12);
     CHECK_MSG(same_params(&m1, &m3), "final weights differ after resume");
     CHECK(!same_params(&m1, &base));
     model_free(&m1);
@@ -753,12 +762,7 @@ static void test_bf16_weights(void)
     m2.be = &device;
     snprintf(ck, sizeof ck, "%s/checkpoint-4", out2);
     CHECK(run(&m2, &r, out2, ck, &second, NULL, NULL) == TRAIN_DONE);
-    for (int s = 1; s <= 10; s++) {
-        float got = s <= 4 ? first.loss[s] : second.loss[s];
-        CHECK_MSG(memcmp(&got, &straight.loss[s], sizeof got) == 0,
-                  "step %d loss %.9g after resume, %.9g uninterrupted", s, got,
-                  straight.loss[s]);
-    }
+    check_resumed_losses(&straight, &first, &second, 4, 10);
     CHECK_MSG(same_bf16_params(&m1, &m2), "final weights differ after resume");
     model_free(&m1);
     model_free(&m2);
@@ -851,12 +855,7 @@ static void test_sparse_embedding(void)
     CHECK(copy_base_untied(&p) == 0);
     snprintf(ck, sizeof ck, "%s/checkpoint-4", out2);
     CHECK(run(&p, &r, out2, ck, &second, NULL, NULL) == TRAIN_DONE);
-    for (int st = 1; st <= 8; st++) {
-        float got = st <= 4 ? first.loss[st] : second.loss[st];
-        CHECK_MSG(memcmp(&got, &straight.loss[st], sizeof got) == 0,
-                  "step %d loss %.9g after resume, %.9g uninterrupted", st, got,
-                  straight.loss[st]);
-    }
+    check_resumed_losses(&straight, &first, &second, 4, 8);
     CHECK(memcmp(u.mem, p.mem, u.n_params * sizeof(float)) == 0);
     printf("     losses %.4f -> %.4f over 8 steps of 2 x %d tokens\n", straight.loss[1],
            straight.loss[8], SEQ);
