@@ -346,22 +346,6 @@ attn_dkv_kernel(float *dk, float *dv, const float *dout, const float *q, const f
 
 /* ---- GEMM path: row kernels over the score scratch ---- */
 
-/* max of v over a block of blockDim.x (a multiple of 32) threads; every
- * thread gets it. sh holds 32 floats. */
-static __device__ __forceinline__ float block_max(float v, float *sh)
-{
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    v = warp_max(v);
-    __syncthreads(); /* sh may still be read from a previous call */
-    if (lane == 0)
-        sh[warp] = v;
-    __syncthreads();
-    float m = -INFINITY;
-    for (int w = 0; w < (int)(blockDim.x >> 5); w++)
-        m = fmaxf(m, sh[w]);
-    return m;
-}
-
 /* One block per row of s (n,Tq,nk), row = c*Tq + i for chunk head c: the
  * causal softmax of the scaled scores in place (P, 0 for keys past q_off+i)
  * and lse[c*lse_stride + i] = max + log(sum). */

@@ -21,7 +21,7 @@ static __global__ void ce_kernel(float *logits, float *losses, const int *target
     __shared__ float shm[32];
     const size_t n = blockIdx.x;
     float *row = logits + n * V;
-    const int t = targets[n], lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int t = targets[n];
     if (t < 0 || t >= V) {
         if (threadIdx.x == 0)
             losses[n] = 0.0f;
@@ -33,13 +33,7 @@ static __global__ void ce_kernel(float *logits, float *losses, const int *target
     float mx = -INFINITY;
     for (int i = threadIdx.x; i < V; i += blockDim.x)
         mx = fmaxf(mx, row[i]);
-    mx = warp_max(mx);
-    if (lane == 0)
-        shm[warp] = mx;
-    __syncthreads();
-    mx = shm[0];
-    for (int w = 1; w < (int)(blockDim.x >> 5); w++)
-        mx = fmaxf(mx, shm[w]);
+    mx = block_max(mx, shm);
     double sum = 0.0;
     for (int i = threadIdx.x; i < V; i += blockDim.x)
         sum += exp((double)(row[i] - mx));

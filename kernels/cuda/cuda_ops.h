@@ -25,6 +25,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cusolverDn.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -123,6 +124,21 @@ __device__ __forceinline__ uint64_t hash64(uint64_t z)
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     return z ^ (z >> 31);
+}
+/* Max of v over a block of blockDim.x (a multiple of 32, <= 1024) threads;
+ * every thread gets it. sh holds 32 floats. */
+__device__ __forceinline__ float block_max(float v, float *sh)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_max(v);
+    __syncthreads(); /* sh may still be read from a previous call */
+    if (lane == 0)
+        sh[warp] = v;
+    __syncthreads();
+    float m = -INFINITY;
+    for (int w = 0; w < (int)(blockDim.x >> 5); w++)
+        m = fmaxf(m, sh[w]);
+    return m;
 }
 /* Sum of v over a block of blockDim.x (a multiple of 32, <= 1024) threads, in
  * a fixed order; every thread gets the result. sh holds 32 doubles. */
