@@ -69,12 +69,14 @@ static int set_hp(struct recipe *r, const struct hp *h, const json_t *v, char *e
     if (json_is_string(v) && strcmp(json_string_value(v), "auto") == 0)
         return 0;
     if (h->kind == HP_REAL) {
-        double x = json_number_value(v);
-        if (!json_is_number(v) || !isfinite(x) || x <= h->min || x > 1e30) {
+        /* bounds apply to the stored float, so the resolved method (which
+         * prints that float) parses again to the same value */
+        float x = (float)json_number_value(v);
+        if (!json_is_number(v) || !isfinite(x) || x <= h->min || x > 1e30f) {
             snprintf(err, errlen, "'%s' must be a positive number or \"auto\".", h->name);
             return -1;
         }
-        *(float *)field = (float)x;
+        *(float *)field = x;
         return 0;
     }
     json_int_t n = json_integer_value(v);
