@@ -42,6 +42,7 @@ CLI_SRC   := $(wildcard server/*.c)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 # the server/CLI code without main(), so tests can call commands and parsers
 CLI_LIB_OBJ := $(filter-out $(BUILD)/obj/server/main.o,$(CLI_OBJ))
+TEST_INC  := -Itests -Iserver
 # The CUDA backend (kernels/cuda) is built whenever nvcc is on the PATH, into
 # build/libowlore-cuda.a, and linked into everything; -Werror for our .cu too.
 NVCC      := $(shell command -v nvcc 2>/dev/null)
@@ -55,6 +56,8 @@ NVCCFLAGS += -std=c++20 -Iengine -Xcompiler -Wall,-Wextra,-Werror -Werror all-wa
 LDLIBS    += $(CUDA_LIB) -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
              -lcusolver -lcublas -lcudart -lstdc++
 $(BUILD)/obj/engine/backend_select.o: CFLAGS += -DOWLORE_CUDA
+# tests/gpu/gpu_refresh_parts.c calls cuBLAS and cuSOLVER itself
+TEST_INC  += -I$(CUDA_HOME)/include
 endif
 TEST_SRC  := $(wildcard tests/*/test_*.c)
 GPU_SRC   := $(if $(NVCC),$(wildcard tests/gpu/gpu_*.c))
@@ -137,7 +140,7 @@ $(BUILD)/owlore: $(BUILD)/obj/server/main.o $(BUILD)/libowlore-cli.a $(BUILD)/li
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libowlore-cli.a $(BUILD)/libowlore.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests -Iserver -o $@ $< $(BUILD)/libowlore-cli.a $(BUILD)/libowlore.a \
+	$(CC) $(CFLAGS) $(TEST_INC) -o $@ $< $(BUILD)/libowlore-cli.a $(BUILD)/libowlore.a \
 	    $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libowlore.a

@@ -34,7 +34,9 @@
 #       time per operation and the matrix products' achieved TFLOP/s. And
 #       one refresh of a 4096 x 11008 rank-128 projector (gpu_refresh): the
 #       exact SVD's time, and the randomized range finder's time and share
-#       of the exact subspace with 0, 1 and 2 power iterations.
+#       of the exact subspace with 0, 1 and 2 power iterations; then its
+#       cuBLAS and cuSOLVER calls timed one by one (gpu_refresh_parts), with
+#       the small eigenproblem also by Jacobi and on the host, to place it.
 #   (d) the product path: `owlore train --backend cpu|cuda` on the real
 #       stories260K model and TinyStories text (from OWLORE_SHARED, default
 #       ../shared/data; skipped when absent), 40 OwLore steps each with a
@@ -87,6 +89,7 @@ GPU_TRAIN_PROFILE=1 OWLORE_CUDA_MATH=bf16 timeout 120 "$bin/gpu_train" cuda 7b o
 
 echo "== (c) what a projector refresh costs (4096 x 11008, rank 128)"
 timeout 90 "$bin/gpu_refresh" cuda >"$tmp/refresh.json" || status=1
+timeout 60 "$bin/gpu_refresh_parts" >"$tmp/refresh-parts.json" || status=1
 
 echo "== (d) owlore train on the real stories260K, cpu vs cuda"
 data=${OWLORE_SHARED:-../shared/data}
@@ -225,6 +228,14 @@ print("\nprojector refresh, 4096 x 11008 rank 128: exact SVD %.3f s%s" % (r.get(
 for run in r.get("runs", []):
     print("  randomized, %d power iterations: %7.2f ms, %.4f of the exact subspace"
           % (run["power_iters"], 1e3 * run["seconds"], run["captured"]))
+rp = load(f"{tmp}/refresh-parts.json")
+res["refresh_parts"] = rp
+print("its calls one by one (d %s, e %s, l %s; ms, the host waiting on both sides)%s"
+      % (rp.get("d"), rp.get("e"), rp.get("l"), "  " + rp["failed"] if rp.get("failed") else ""))
+print("  " + "  ".join("%s %.3f" % kv for kv in rp.get("parts_ms", {}).items()))
+for eig, q in rp.get("composed_ms", {}).items():
+    print("  sum of the parts with %-11s for 0, 1, 2 power iterations: %s ms"
+          % (eig, ", ".join("%.2f" % t for t in q)))
 def losses(run):
     try:
         rows = [json.loads(l) for l in open(os.path.join(tmp, run, "metrics.jsonl"))]
