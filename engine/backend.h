@@ -155,6 +155,9 @@ struct backend {
     void (*matmul_bf16)(int trans_w, int M, int N, int K, float alpha, const float *A,
                         int lda, const unsigned short *W, int ldw, float beta, float *C,
                         int ldc);
+    /* out (N,D) = table[tokens[n]] widened from bf16 (exact) */
+    void (*embedding_fwd_bf16)(float *out, const int *tokens, const unsigned short *table,
+                               int N, int D);
 };
 
 /* The CUDA backend (kernels/cuda), built when nvcc is present: NULL with

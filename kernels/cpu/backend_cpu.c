@@ -96,6 +96,7 @@ static const struct backend cpu_backend = {
     .bf16_expand = cpu_bf16_expand,
     .bf16_round = cpu_bf16_round,
     .matmul_bf16 = cpu_matmul_bf16,
+    .embedding_fwd_bf16 = cpu_embedding_fwd_bf16,
 };
 
 const struct backend *backend_cpu(void)

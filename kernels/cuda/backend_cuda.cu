@@ -224,6 +224,7 @@ static const struct backend cuda_backend = {
     .bf16_expand = cu_bf16_expand,
     .bf16_round = cu_bf16_round,
     .matmul_bf16 = cu_matmul_bf16,
+    .embedding_fwd_bf16 = cu_embedding_fwd_bf16,
 };
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -196,6 +196,8 @@ void cu_bf16_round(unsigned short *dst, const float *src, size_t n, unsigned lon
 void cu_bf16_narrow(unsigned short *dst, const float *src, int rows, int cols, int ld);
 void cu_matmul_bf16(int trans_w, int M, int N, int K, float alpha, const float *A, int lda,
                     const unsigned short *W, int ldw, float beta, float *C, int ldc);
+void cu_embedding_fwd_bf16(float *out, const int *tokens, const unsigned short *table, int N,
+                           int D);
 double cu_sumsq(const float *x, size_t n);
 void cu_scale(float *x, size_t n, float a);
 void cu_adam_direction(float *dir, float *m, float *v, const float *g, size_t n,

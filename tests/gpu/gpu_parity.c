@@ -488,6 +488,25 @@ static void round_case(const char *name, const float *h, size_t n, size_t off,
     free(cd);
 }
 
+/* embedding_fwd_bf16: rows of a (V,D) table of bf16 patterns, widened */
+static void embedding_bf16_case(const uint16_t *h)
+{
+    enum { V = 101, D = 96, N = 300 };
+    int tok[N];
+    for (int i = 0; i < N; i++)
+        tok[i] = (int)((urand() + 1.0f) * 0.5f * V) % V;
+    unsigned short *gt = gpu->alloc((size_t)V * D * sizeof *gt);
+    float *go = gpu->alloc((size_t)N * D * sizeof *go), *co = malloc((size_t)N * D * sizeof *co);
+    gpu->upload(gt, h, (size_t)V * D * sizeof *gt);
+    gpu->embedding_fwd_bf16(go, tok, gt, N, D);
+    cpu->embedding_fwd_bf16(co, tok, h, N, D);
+    report_bits("embedding_fwd_bf16", bits_differ(go, co, (size_t)N * D, sizeof *co),
+                (size_t)N * D);
+    gpu->free(gt);
+    gpu->free(go);
+    free(co);
+}
+
 static void test_bf16(void)
 {
     const size_t n = 1000003; /* not a multiple of the block size */
@@ -496,6 +515,7 @@ static void test_bf16(void)
     expand_case("bf16_expand n=257 at 3", h16, 257, 3);
     expand_case("bf16_expand n=1", h16, 1, 0);
     expand_case("bf16_expand n=0", h16, 0, 1);
+    embedding_bf16_case(h16);
     free(h16);
     float *h32 = f32_patterns(n);
     round_case("bf16_round", h32, n, 0, 777);

@@ -22,14 +22,16 @@
 enum prof_op {
     P_MATMUL, P_EMBED_F, P_EMBED_B, P_RMS_F, P_RMS_B, P_ROPE_F, P_ROPE_B, P_ATT_F,
     P_ATT_B, P_SWIGLU_F, P_SWIGLU_B, P_CE, P_ADD, P_COPY, P_ZERO, P_SUMSQ, P_SCALE,
-    P_ADAM, P_UPDATE, P_BF16_EXPAND, P_BF16_ROUND, P_MATMUL_BF16, P_COUNT
+    P_ADAM, P_UPDATE, P_BF16_EXPAND, P_BF16_ROUND, P_MATMUL_BF16, P_EMBED_F_BF16,
+    P_COUNT
 };
 
 static const char *const prof_names[P_COUNT] = {
     "matmul", "embedding_fwd", "embedding_bwd", "rmsnorm_fwd", "rmsnorm_bwd", "rope_fwd",
     "rope_bwd", "attention_fwd", "attention_bwd", "swiglu_fwd", "swiglu_bwd",
     "crossentropy_fwd_bwd", "add_inplace", "copy", "zero", "sumsq", "scale",
-    "adam_direction", "apply_update", "bf16_expand", "bf16_round", "matmul_bf16"};
+    "adam_direction", "apply_update", "bf16_expand", "bf16_round", "matmul_bf16",
+    "embedding_fwd_bf16"};
 
 static struct {
     const struct backend *real;
@@ -72,6 +74,13 @@ static void prof_embedding_fwd(float *o, const int *t, const float *tab, int N, 
     PROF_BEGIN;
     prof.real->embedding_fwd(o, t, tab, N, D);
     PROF_END(P_EMBED_F);
+}
+static void prof_embedding_fwd_bf16(float *o, const int *t, const unsigned short *tab, int N,
+                                    int D)
+{
+    PROF_BEGIN;
+    prof.real->embedding_fwd_bf16(o, t, tab, N, D);
+    PROF_END(P_EMBED_F_BF16);
 }
 static void prof_embedding_bwd(float *dt, const int *t, const float *d, int N, int D)
 {
@@ -226,6 +235,7 @@ static struct backend op_profile_wrap(const struct backend *be, float *word)
     w.bf16_expand = prof_bf16_expand;
     w.bf16_round = prof_bf16_round;
     w.matmul_bf16 = prof_matmul_bf16;
+    w.embedding_fwd_bf16 = prof_embedding_fwd_bf16;
     return w;
 }
 

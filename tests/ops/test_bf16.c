@@ -134,6 +134,20 @@ int main(int argc, char **argv)
         CHECK(memcmp(C0, C1, sizeof C0) == 0);
     }
     test_end();
+
+    test_begin("bf16_embedding_rows_equal_embedding_of_widened_table");
+    enum { V = 9, D = 5, NT = 6 };
+    const int tok[NT] = {3, 0, 8, 3, 5, 1};
+    float T32[V * D], E0[NT * D], E1[NT * D];
+    unsigned short T16[V * D];
+    for (int i = 0; i < V * D; i++) {
+        T16[i] = bf16_from_f32((float)((i * 29) % 83) * 0.037f - 1.5f);
+        T32[i] = bf16_to_f32(T16[i]);
+    }
+    be->embedding_fwd(E0, tok, T32, NT, D);
+    be->embedding_fwd_bf16(E1, tok, T16, NT, D);
+    CHECK(memcmp(E0, E1, sizeof E0) == 0);
+    test_end();
     free(x);
     free(a);
     free(b);
