@@ -274,7 +274,7 @@ static int write_weights(const char *path, const struct model *m, char *err, siz
     struct st_kv meta = {"format", "pt"};
     int rc = -1;
     /* parameters in device memory are written from a host copy of their
-     * allocation; bf16 blocks (model_bf16.c) as BF16 tensors, unchanged */
+     * allocation; bf16 ones (model_bf16.c) as BF16 tensors, unchanged */
     char *host = m->be->host_memory ? NULL : malloc(m->mem_bytes);
     if (host)
         m->be->download(host, m->mem, m->mem_bytes);
@@ -292,6 +292,9 @@ static int write_weights(const char *path, const struct model *m, char *err, siz
                 t[i].dtype = ST_BF16;
                 t[i].bf16 = HOSTED(m->blocks16 + l * model_block_floats(c) +
                                    model_piece_offset(c, (i - 1) % 9));
+            } else if (m->embed16 && i != 1 + 9 * c->n_layers) { /* embed, head */
+                t[i].dtype = ST_BF16;
+                t[i].bf16 = HOSTED(i == 0 ? m->embed16 : m->head16);
             } else {
                 t[i].data = HOSTED(nt[i].data);
                 t[i].dtype = ST_F32;

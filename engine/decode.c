@@ -49,7 +49,7 @@ void model_decode_step(const struct model *m, struct kv_cache *kv, int token,
     const int D = c->dim, F = c->hidden_dim, H = c->n_heads, KV = c->n_kv_heads,
               hd = c->head_dim, QD = H * hd, KVD = KV * hd;
 
-    be->embedding_fwd(kv->x, &token, m->w.embed, 1, D);
+    model_embed_rows(m, kv->x, &token, 1);
     for (int l = 0; l < c->n_layers; l++) {
         struct block_weights w = model_block_operands(m, l);
         float *kc = kv->k + (size_t)l * kv->max_T * KVD;
@@ -72,8 +72,7 @@ void model_decode_step(const struct model *m, struct kv_cache *kv, int token,
     }
     float rstd;
     be->rmsnorm_fwd(kv->xn, &rstd, kv->x, m->w.final_norm, 1, D, c->norm_eps);
-    be->matmul(0, 1, 1, c->vocab_size, D, 1.0f, kv->xn, D, m->w.lm_head, D, 0.0f,
-               logits, c->vocab_size);
+    model_head_product(m, 1, 1, c->vocab_size, D, kv->xn, 0.0f, logits);
 }
 
 static uint64_t xorshift64s(uint64_t *s)

@@ -142,24 +142,24 @@ int sha256_model(const struct model *m, unsigned char out[SHA256_BYTES])
 {
     if (m->be->host_memory && !m->blocks16)
         return sha256_buffer(m->mem, m->n_params * sizeof(float), out);
-    /* device memory or bf16 blocks: the fp32 layout (embed | blocks |
+    /* device memory or bf16 storage: the fp32 layout (embed | blocks |
      * final_norm | head) through a host buffer, 64 MiB at a time, bf16
-     * blocks widened */
+     * widened */
     const struct model_config *c = &m->cfg;
     const size_t chunk = (size_t)1 << 24, embed = (size_t)c->vocab_size * c->dim;
     float *buf = malloc(chunk * sizeof(float));
     struct sha256 h;
     int rc = buf && sha256_init(&h) == 0 ? 0 : -1;
+    /* embed | blocks, contiguous in either storage */
+    const size_t front = embed + (size_t)c->n_layers * model_block_floats(c);
     if (rc == 0)
-        rc = hash_device(&h, m->be, m->w.embed, embed, buf, chunk);
-    const size_t blocks = (size_t)c->n_layers * model_block_floats(c); /* contiguous */
-    if (rc == 0)
-        rc = m->blocks16 ? hash_bf16(&h, m->be, m->blocks16, blocks, buf, chunk)
-                         : hash_device(&h, m->be, m->w.blocks[0], blocks, buf, chunk);
+        rc = m->embed16 ? hash_bf16(&h, m->be, m->embed16, front, buf, chunk)
+                        : hash_device(&h, m->be, m->w.embed, front, buf, chunk);
     if (rc == 0)
         rc = hash_device(&h, m->be, m->w.final_norm, (size_t)c->dim, buf, chunk);
     if (rc == 0 && !c->tied_embeddings)
-        rc = hash_device(&h, m->be, m->w.lm_head, embed, buf, chunk);
+        rc = m->head16 ? hash_bf16(&h, m->be, m->head16, embed, buf, chunk)
+                       : hash_device(&h, m->be, m->w.lm_head, embed, buf, chunk);
     if (rc == 0)
         rc = sha256_final(&h, out);
     else if (buf)

@@ -79,7 +79,7 @@ void model_forward(const struct model *m, struct activations *a,
     const int N = B * T, D = c->dim;
     const size_t cap = (size_t)a->B * a->T;
 
-    be->embedding_fwd(a->resid, tokens, m->w.embed, N, D);
+    model_embed_rows(m, a->resid, tokens, N);
     for (int l = 0; l < c->n_layers; l++)
         model_block_forward(m, a, l, B, T);
     be->rmsnorm_fwd(a->final_out, a->final_rstd, LAYER(a->resid, c->n_layers, D),
@@ -100,13 +100,12 @@ double model_head_loss(const struct model *m, struct activations *a,
         int n = N - s < rows ? N - s : rows;
         const float *x = a->final_out + (size_t)s * D;
         /* logits (n,V) = x (n,D) . lm_head^T */
-        be->matmul(0, 1, n, V, D, 1.0f, x, D, m->w.lm_head, D, 0.0f, a->logits, V);
+        model_head_product(m, 1, n, V, D, x, 0.0f, a->logits);
         be->crossentropy_fwd_bwd(a->logits, a->losses + s, targets + s, n, V,
                                  g ? dscale : 0.0f);
         if (g) {
             /* d final_out (n,D) = dlogits (n,V) . lm_head (V,D) */
-            be->matmul(0, 0, n, D, V, 1.0f, a->logits, V, m->w.lm_head, D, 0.0f,
-                       a->d_norm + (size_t)s * D, D);
+            model_head_product(m, 0, n, D, V, a->logits, 0.0f, a->d_norm + (size_t)s * D);
             /* d lm_head (V,D) += dlogits^T (V,n) . x (n,D) */
             if (g->g.lm_head)
                 be->matmul(1, 0, V, D, n, 1.0f, a->logits, V, x, D, 1.0f,
@@ -147,7 +146,5 @@ float model_loss_and_grad(const struct model *m, struct activations *a,
 void model_logits(const struct model *m, const struct activations *a,
                   float *logits, int B, int T)
 {
-    const int D = m->cfg.dim;
-    m->be->matmul(0, 1, B * T, m->cfg.vocab_size, D, 1.0f, a->final_out, D,
-                  m->w.lm_head, D, 0.0f, logits, m->cfg.vocab_size);
+    model_head_product(m, 1, B * T, m->cfg.vocab_size, m->cfg.dim, a->final_out, 0.0f, logits);
 }

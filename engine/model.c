@@ -148,7 +148,7 @@ void model_free(struct model *m)
     m->mem = NULL;
     m->w.blocks = NULL;
     m->stage = NULL;
-    m->blocks16 = NULL;
+    m->embed16 = m->blocks16 = m->head16 = NULL;
 }
 
 int grads_init_full(struct model_grads *g, const struct model *m)

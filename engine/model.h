@@ -58,12 +58,13 @@ struct model {
     size_t mem_bytes;
     size_t n_params;
     struct model_weights w;
-    /* bf16 block storage (model_store_bf16): NULL while every parameter is
-     * fp32. Else mem holds embed | final_norm | head | stage in fp32, then
-     * the L blocks in bf16 here, (L, model_block_floats); w.blocks[l] are all
-     * NULL. stage (2 D + model_largest_linear floats) holds the two norms of
-     * the block being computed, then the piece of a block being updated. */
-    unsigned short *blocks16;
+    /* bf16 storage (model_store_bf16): NULL while every parameter is fp32.
+     * Else mem holds final_norm | stage in fp32, then embed16 (V,D) |
+     * blocks16 (L, model_block_floats) | head16 (V,D, untied) in bf16, and
+     * w.embed, w.blocks[l] and w.lm_head are NULL (head16 is embed16 when
+     * tied). stage (2 D + model_largest_linear floats) holds the two norms of
+     * the block being computed, then the piece of a tensor being updated. */
+    unsigned short *embed16, *blocks16, *head16;
     float *stage;
     struct lora *lora;     /* adapters on the linear layers (lora.h), or NULL */
 };
@@ -163,17 +164,36 @@ void model_free(struct model *m);
  * the model then unchanged. */
 int model_move(struct model *m, const struct backend *be, char *err, size_t errlen);
 
-/* ---- bf16 block storage (model_bf16.c) ---- */
-/* Store the blocks of a host model (CPU backend) in bf16, rounded to nearest:
- * the fp32 blocks are freed. -1 with err (out of memory: model unchanged). */
+/* ---- bf16 storage (model_bf16.c) ---- */
+/* Store a host model (CPU backend) in bf16, rounded to nearest: the
+ * embedding, blocks and head (the final norm stays fp32); the fp32 copy is
+ * freed. -1 with err (out of memory: model unchanged). */
 int model_store_bf16(struct model *m, char *err, size_t errlen);
 /* The same for a training run: first the digest of the fp32 base model into
  * digest (SHA256_HEX_LEN chars, digest.h), unless it holds one already, so
  * checkpoints name the base model and not its rounding. */
 int model_store_bf16_digested(struct model *m, char *digest, char *err, size_t errlen);
-/* Bytes of parameter memory with blocks in bf16 (embedding, final norm,
- * head and the stage in fp32), for the planner. */
+/* Bytes of parameter memory stored in bf16 (the final norm and the stage in
+ * fp32), for the planner. */
 size_t model_bf16_bytes(const struct model_config *c);
+/* out (N,D) = the embedding's rows of tokens (host memory), in fp32. */
+void model_embed_rows(const struct model *m, float *out, const int *tokens, int N);
+/* C (M,N) = A (M,K) @ op(head) + beta * C with contiguous rows, head (V,D):
+ * op = transposed when trans_w (logits, N = V, K = D), else as stored (input
+ * gradients, N = D, K = V); in bf16, panels of model_table_piece_rows rows. */
+void model_head_product(const struct model *m, int trans_w, int M, int N, int K, const float *A,
+                        float beta, float *C);
+/* The two (V,D) tables: the embedding, and the head (the same when tied). */
+enum model_table { TABLE_EMBED, TABLE_HEAD };
+/* Rows of a table that fit the stage: a piece of a table is at most this
+ * many rows (model_largest_linear / D, at least one). */
+size_t model_table_piece_rows(const struct model_config *c);
+/* Elements off..off+n-1 of a table in fp32 for an update in place, and
+ * their store after it, as model_block_piece and model_block_piece_store
+ * (n <= model_table_piece_rows * D; noise from seed + off + i). */
+float *model_table_piece(const struct model *m, enum model_table which, size_t off, size_t n);
+void model_table_piece_store(const struct model *m, enum model_table which, size_t off,
+                             size_t n, unsigned long long seed);
 /* Block l as the forward and backward passes use it: block_view of
  * w.blocks[l], or, with bf16 storage, its two norms widened into the stage
  * (until the next call) and NULL matrices. Multiply by the matrices through

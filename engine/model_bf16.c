@@ -1,22 +1,25 @@
 /*
- * model_bf16.c: transformer blocks stored in bf16, computed on in fp32.
+ * model_bf16.c: a model stored in bf16, computed on in fp32.
  *
- * With bf16 storage (recipe bf16_weights) the blocks, nearly all of a LLaMA's
- * parameters, take half the memory and there is no fp32 copy of them. The
- * model's one allocation is then
- *   fp32  embed (V,D) | final_norm (D) | lm_head (V,D), untied only | stage
- *   bf16  blocks (L, block_floats)
- * where the stage (2 D + largest linear layer) is all the fp32 room the
- * blocks ever get:
+ * With bf16 storage (recipe bf16_weights) the embedding, the blocks and the
+ * head take half the memory and there is no fp32 copy of them. The model's
+ * one allocation is then
+ *   fp32  final_norm (D) | stage
+ *   bf16  embed (V,D) | blocks (L, block_floats) | lm_head (V,D), untied only
+ * where the stage (2 D + largest linear layer) is all the fp32 room they
+ * ever get:
  *   - the forward and backward passes widen a block's two norms into the
- *     stage and multiply by its matrices as stored (backend.h matmul_bf16:
- *     on bf16 tensor cores, or widened one matrix at a time by the backend);
- *   - an optimizer step widens one tensor of a block into the stage, updates
- *     it in fp32, and model_block_piece_store narrows it back by stochastic
- *     rounding (backend.h bf16_round), so small updates survive on average
- *     instead of rounding away.
+ *     stage and multiply by its matrices and the head as stored (backend.h
+ *     matmul_bf16: on bf16 tensor cores, or widened one matrix, or one panel
+ *     of the head, at a time by the backend); the embedding's rows are
+ *     widened as they are looked up (embedding_fwd_bf16);
+ *   - an optimizer step widens one tensor of a block, or one stage-sized
+ *     piece of the embedding or head, into the stage, updates it in fp32,
+ *     and the piece is narrowed back by stochastic rounding (backend.h
+ *     bf16_round), so small updates survive on average instead of rounding
+ *     away. The optimizer's moments stay fp32 (optim.c).
  *
- * Checkpoints hold the blocks as BF16 tensors (ckpt.c); resuming writes the
+ * Checkpoints hold these tensors as BF16 (ckpt.c); resuming writes the
  * fp32 layout of model.h back through model_write_params.
  */
 #include <stdio.h>
@@ -26,11 +29,17 @@
 #include "digest.h"
 #include "model.h"
 
-/* Elements of the fp32 part before the stage: embed, final norm, head. */
-static size_t fp32_floats(const struct model_config *c)
+/* Elements of a (V,D) table: the embedding, and the head when untied. */
+static size_t table_floats(const struct model_config *c)
 {
-    size_t embed = (size_t)c->vocab_size * c->dim;
-    return embed + c->dim + (c->tied_embeddings ? 0 : embed);
+    return (size_t)c->vocab_size * c->dim;
+}
+
+/* Elements in bf16: embed, blocks, head. */
+static size_t bf16_elements(const struct model_config *c)
+{
+    return table_floats(c) * (c->tied_embeddings ? 1 : 2) +
+           (size_t)c->n_layers * model_block_floats(c);
 }
 
 /* the stage: the two norms of a block, then one piece of it */
@@ -41,23 +50,26 @@ static size_t stage_floats(const struct model_config *c)
 
 size_t model_bf16_bytes(const struct model_config *c)
 {
-    return (fp32_floats(c) + stage_floats(c)) * sizeof(float) +
-           (size_t)c->n_layers * model_block_floats(c) * sizeof(uint16_t);
+    return ((size_t)c->dim + stage_floats(c)) * sizeof(float) +
+           bf16_elements(c) * sizeof(uint16_t);
 }
 
-/* Point the named weights of a bf16-stored model into mem. */
+/* Point the named weights of a bf16-stored model into mem: only the final
+ * norm keeps an fp32 pointer. */
 static void carve_bf16(struct model *m, float *mem)
 {
     const struct model_config *c = &m->cfg;
-    size_t embed = (size_t)c->vocab_size * c->dim;
     m->mem = mem;
-    m->w.embed = mem;
-    m->w.final_norm = mem + embed;
-    m->w.lm_head = c->tied_embeddings ? m->w.embed : m->w.final_norm + c->dim;
+    m->w.embed = m->w.lm_head = NULL;
+    m->w.final_norm = mem;
     for (int l = 0; l < c->n_layers; l++)
         m->w.blocks[l] = NULL;
-    m->stage = mem + fp32_floats(c);
-    m->blocks16 = (unsigned short *)(m->stage + stage_floats(c));
+    m->stage = mem + c->dim;
+    m->embed16 = (unsigned short *)(m->stage + stage_floats(c));
+    m->blocks16 = m->embed16 + table_floats(c);
+    m->head16 = c->tied_embeddings
+                    ? m->embed16
+                    : m->blocks16 + (size_t)c->n_layers * model_block_floats(c);
 }
 
 int model_store_bf16(struct model *m, char *err, size_t errlen)
@@ -76,18 +88,16 @@ int model_store_bf16(struct model *m, char *err, size_t errlen)
                  (double)bytes / (1 << 30));
         return -1;
     }
-    float *old = m->mem, *blocks = m->w.blocks[0];
-    size_t embed = (size_t)c->vocab_size * c->dim;
-    memcpy(mem, m->w.embed, embed * sizeof(float));
-    memcpy(mem + embed, m->w.final_norm, c->dim * sizeof(float));
-    if (!c->tied_embeddings)
-        memcpy(mem + embed + c->dim, m->w.lm_head, embed * sizeof(float));
+    /* the fp32 layout is embed | blocks | final_norm | head: the bf16 one
+     * drops the final norm */
+    const float *old = m->mem;
+    const size_t front = table_floats(c) + (size_t)c->n_layers * bs, n = bf16_elements(c);
+    memcpy(mem, m->w.final_norm, c->dim * sizeof(float));
     carve_bf16(m, mem);
-    const size_t n = (size_t)c->n_layers * bs;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++)
-        m->blocks16[i] = bf16_from_f32(blocks[i]);
-    m->be->free(old);
+        m->embed16[i] = bf16_from_f32(old[i < front ? i : i + c->dim]);
+    m->be->free((float *)old);
     m->mem_bytes = bytes;
     return 0;
 }
@@ -147,7 +157,66 @@ void model_block_piece_store(const struct model *m, int l, size_t off, size_t n,
                           m->stage + 2 * (size_t)m->cfg.dim, n, seed + off);
 }
 
-/* Block weights converted on the host at a time (8 MiB of bf16). */
+void model_embed_rows(const struct model *m, float *out, const int *tokens, int N)
+{
+    if (m->embed16)
+        m->be->embedding_fwd_bf16(out, tokens, m->embed16, N, m->cfg.dim);
+    else
+        m->be->embedding_fwd(out, tokens, m->w.embed, N, m->cfg.dim);
+}
+
+size_t model_table_piece_rows(const struct model_config *c)
+{
+    size_t rows = model_largest_linear(c) / (size_t)c->dim;
+    return rows ? rows : 1;
+}
+
+void model_head_product(const struct model *m, int trans_w, int M, int N, int K, const float *A,
+                        float beta, float *C)
+{
+    const int D = m->cfg.dim, V = m->cfg.vocab_size;
+    if (!m->head16) {
+        m->be->matmul(0, trans_w, M, N, K, 1.0f, A, K, m->w.lm_head, D, beta, C, N);
+        return;
+    }
+    /* in panels of the head's rows, so a backend that widens the weights
+     * never holds more than the stage's worth: logits columns v0..v1-1, or
+     * dX summed over them */
+    const int rows = (int)model_table_piece_rows(&m->cfg);
+    for (int v0 = 0; v0 < V; v0 += rows) {
+        const int n = V - v0 < rows ? V - v0 : rows;
+        const unsigned short *panel = m->head16 + (size_t)v0 * D;
+        if (trans_w) /* C[:, v0:v0+n] (M,n) = A (M,D) . panel^T, ldc V */
+            m->be->matmul_bf16(1, M, n, D, 1.0f, A, D, panel, D, beta, C + v0, V);
+        else /* C (M,D) (+)= A[:, v0:v0+n] (M,n), lda V, . panel (n,D) */
+            m->be->matmul_bf16(0, M, D, n, 1.0f, A + v0, V, panel, D, v0 ? 1.0f : beta, C, D);
+    }
+}
+
+/* The bf16 storage of table `which`, or NULL with fp32 storage. */
+static unsigned short *table16(const struct model *m, enum model_table which)
+{
+    return which == TABLE_EMBED ? m->embed16 : m->head16;
+}
+
+float *model_table_piece(const struct model *m, enum model_table which, size_t off, size_t n)
+{
+    if (!m->embed16)
+        return (which == TABLE_EMBED ? m->w.embed : m->w.lm_head) + off;
+    float *piece = m->stage + 2 * (size_t)m->cfg.dim;
+    m->be->bf16_expand(piece, table16(m, which) + off, n);
+    return piece;
+}
+
+void model_table_piece_store(const struct model *m, enum model_table which, size_t off,
+                             size_t n, unsigned long long seed)
+{
+    if (m->embed16)
+        m->be->bf16_round(table16(m, which) + off, m->stage + 2 * (size_t)m->cfg.dim, n,
+                          seed + off);
+}
+
+/* Weights converted on the host at a time (8 MiB of bf16). */
 #define CHUNK ((size_t)1 << 22)
 
 int model_write_params(struct model *m, const float *host)
@@ -158,21 +227,19 @@ int model_write_params(struct model *m, const float *host)
         be->upload(m->mem, host, m->n_params * sizeof(float));
         return 0;
     }
-    const size_t embed = (size_t)c->vocab_size * c->dim;
-    const size_t blocks = (size_t)c->n_layers * model_block_floats(c);
+    /* bf16 element i is fp32 element i, or i + D past the final norm */
+    const size_t front = table_floats(c) + (size_t)c->n_layers * model_block_floats(c);
+    const size_t n = bf16_elements(c);
     uint16_t *tmp = malloc(CHUNK * sizeof *tmp);
     if (!tmp)
         return -1;
-    be->upload(m->w.embed, host, embed * sizeof(float));
-    for (size_t o = 0; o < blocks; o += CHUNK) {
-        size_t k = blocks - o < CHUNK ? blocks - o : CHUNK;
+    for (size_t o = 0; o < n; o += CHUNK) {
+        size_t k = n - o < CHUNK ? n - o : CHUNK;
         for (size_t j = 0; j < k; j++)
-            tmp[j] = bf16_from_f32(host[embed + o + j]);
-        be->upload(m->blocks16 + o, tmp, k * sizeof *tmp);
+            tmp[j] = bf16_from_f32(host[o + j < front ? o + j : o + j + c->dim]);
+        be->upload(m->embed16 + o, tmp, k * sizeof *tmp);
     }
-    be->upload(m->w.final_norm, host + embed + blocks, (size_t)c->dim * sizeof(float));
-    if (!c->tied_embeddings)
-        be->upload(m->w.lm_head, host + embed + blocks + c->dim, embed * sizeof(float));
+    be->upload(m->w.final_norm, host + front, (size_t)c->dim * sizeof(float));
     free(tmp);
     return 0;
 }

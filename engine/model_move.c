@@ -5,14 +5,16 @@
  * memory, so a model is loaded with the CPU backend and moved afterwards:
  * one allocation on the target backend, one upload, the named pointers
  * shifted to the same offsets in the new allocation, the old memory freed.
- * A model with bf16 blocks (model_bf16.c) moves the same way: its one
- * allocation holds the fp32 part, the stage and the bf16 blocks.
+ * A model stored in bf16 (model_bf16.c) moves the same way: its one
+ * allocation holds the final norm, the stage and the bf16 tensors.
  */
 #include <stdio.h>
 
 #include "model.h"
 
 #define MOVED(p) ((p) ? mem + ((p) - m->mem) : NULL)
+/* a bf16 pointer, which need not sit at a whole float of the allocation */
+#define MOVED16(p) ((unsigned short *)((char *)mem + ((char *)(p) - (char *)m->mem)))
 
 int model_move(struct model *m, const struct backend *be, char *err, size_t errlen)
 {
@@ -37,7 +39,9 @@ int model_move(struct model *m, const struct backend *be, char *err, size_t errl
     m->w.lm_head = MOVED(m->w.lm_head);
     if (m->blocks16) { /* bf16 storage (model_bf16.c) */
         m->stage = MOVED(m->stage);
-        m->blocks16 = (unsigned short *)MOVED((float *)m->blocks16);
+        m->embed16 = MOVED16(m->embed16);
+        m->blocks16 = MOVED16(m->blocks16);
+        m->head16 = MOVED16(m->head16);
     }
     m->be->free(m->mem);
     m->mem = mem;

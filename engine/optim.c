@@ -187,7 +187,7 @@ int optim_step(struct optim_state *s, float *w, const float *g, float *scratch,
     size_t n = (size_t)s->rows * (s->cols > 0 ? (size_t)s->cols : 1);
     for (size_t off = 0; off < n; off += OPTIM_CHUNK) {
         size_t len = n - off < OPTIM_CHUNK ? n - off : OPTIM_CHUNK;
-        optim_step_range(s, w, scratch, g + off, off, len, h, lr);
+        optim_step_range(s, w + off, scratch, g + off, off, len, h, lr);
     }
     s->step++;
     return 0;
@@ -199,5 +199,5 @@ void optim_step_range(struct optim_state *s, float *w, float *dir, const float *
     float step, decay;
     step_sizes(s, h, lr, &step, &decay);
     s->be->adam_direction(dir, s->m + off, s->v + off, g, len, h->beta1, h->beta2, h->eps);
-    s->be->apply_update(w + off, dir, len, step, decay);
+    s->be->apply_update(w, dir, len, step, decay);
 }

@@ -78,8 +78,8 @@ int optim_step(struct optim_state *s, float *w, const float *g, float *scratch,
                float lr, unsigned long long *rng, char *err, size_t errlen);
 
 /* The AdamW step of a tensor without projector (rank 0) on its elements
- * off..off+len-1: g (len) their gradient, dir (len) scratch for the
- * direction (it may be g). optim_step is this over every range of the
+ * off..off+len-1: w (len) those elements (w[0] is element off), g (len)
+ * their gradient, dir (len) scratch for the direction (it may be g). optim_step is this over every range of the
  * tensor and then s->step++, which a caller taking the ranges itself does
  * after the last one. */
 void optim_step_range(struct optim_state *s, float *w, float *dir, const float *g, size_t off,

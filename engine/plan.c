@@ -2,15 +2,16 @@
  * plan.c: predicted memory and throughput of a fine-tuning run (plan.h).
  *
  * Element counts mirror what the trainer allocates; bytes per element are 4
- * (PLAN_FP32, this engine on either backend, bf16 blocks counted when the
- * recipe stores them) or 2 (PLAN_BF16, "pure bf16" as the released OwLore
+ * (PLAN_FP32, this engine on either backend, bf16 storage counted when the
+ * recipe asks for it) or 2 (PLAN_BF16, "pure bf16" as the released OwLore
  * code: weights, gradients, Adam moments and GaLore projectors all bf16, no
  * fp32 master copy; owlore-algorithm.md sections 4 and 9).
  *
  *   weights      every parameter (model_param_floats); fp32 with bf16_weights:
- *                the blocks at 2 bytes plus an fp32 stage of two gains and
- *                the largest linear layer (model_bf16_bytes), and in the
- *                workspace one linear layer widened for its product
+ *                embedding, blocks and head at 2 bytes, the final norm and
+ *                an fp32 stage of two gains and the largest linear layer
+ *                (model_bf16_bytes), and in the workspace one linear layer
+ *                (or panel of the head) widened for its product
  *   gradients    grads_slots_floats: the trained blocks (all L for
  *                full/galore, gamma for sampled methods) + embedding, final
  *                norm and untied head (these three always train unless
@@ -144,7 +145,7 @@ void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
 
     memset(p, 0, sizeof *p);
     p->weights = n_params * bytes;
-    if (dtype == PLAN_FP32 && r->bf16_weights) /* blocks bf16, the fp32 stage */
+    if (dtype == PLAN_FP32 && r->bf16_weights) /* bf16 storage, the fp32 stage */
         p->weights += (double)model_bf16_bytes(cfg) - (double)model_param_floats(cfg) * bytes;
     p->gradients = n_grad_mem * bytes;
     p->optimizer_state = n_state * bytes;

@@ -6,7 +6,7 @@
  * same size functions the engine allocates with (model_param_floats,
  * model_activation_floats, optim_state_floats, ...). Byte counts follow the
  * storage dtype: PLAN_FP32 is this engine on either backend (fp32, with the
- * blocks in bf16 when the recipe asks for bf16_weights); PLAN_BF16 is "pure
+ * embedding, blocks and head in bf16 when the recipe asks for bf16_weights); PLAN_BF16 is "pure
  * bf16" as the released OwLore code (weights, gradients and Adam moments in
  * bf16), the paper's memory analysis.
  */

@@ -14,9 +14,10 @@
  * that backward fills with one gradient tensor at a time and the trainer
  * empties into the block's projected gradients (stream_piece).
  *
- * bf16 blocks (recipe bf16_weights, model_bf16.c): each tensor of an active
- * block takes its step on a widened fp32 copy, which is then rounded back
- * stochastically with noise from (seed, step, block).
+ * bf16 storage (recipe bf16_weights, model_bf16.c): each tensor of an
+ * active block, and each range of the embedding and head, takes its step on
+ * a widened fp32 copy, which is then rounded back stochastically with noise
+ * from (seed, step, block or table).
  *
  * Data order: each epoch visits the windows in a permutation drawn from
  * (seed, epoch); the position inside it is part of the checkpoint.
@@ -333,13 +334,47 @@ static float clip_gradients(struct run *run)
     return norm;
 }
 
-/* Noise seed of the stochastic rounding of block l after step `step`: a
- * function of (seed, step, l) only, so a resumed run rounds the same. */
+/* Noise seed of the stochastic rounding after step `step` of block l, or of
+ * the embedding (l = L + TABLE_EMBED) or head (L + TABLE_HEAD): a function of
+ * (seed, step, l) only, so a resumed run rounds the same. */
 static unsigned long long rounding_seed(const struct run *run, long step, int l)
 {
     return run->r->seed * 0xD6E8FEB86659FD93ULL ^
-           ((unsigned long long)step * (unsigned long long)run->m->cfg.n_layers +
+           ((unsigned long long)step * (unsigned long long)(run->m->cfg.n_layers + 2) +
             (unsigned long long)l + 1) * 0x9E3779B97F4A7C15ULL;
+}
+
+/* Rows of a table that one optimizer range takes: the scratch's and the
+ * bf16 stage's worth (model_table_piece_rows), whichever is less. */
+static size_t table_rows(const struct run *run)
+{
+    const size_t rows = run->scratch_floats / (size_t)run->m->cfg.dim;
+    const size_t stage = model_table_piece_rows(&run->m->cfg);
+    return rows < stage ? rows : stage;
+}
+
+/* Tensor i as a table: the embedding, the head (untied), or -1. */
+static int tensor_table(const struct model_config *c, int i)
+{
+    return i == 0 ? TABLE_EMBED : i == 2 + PIECES * c->n_layers ? TABLE_HEAD : -1;
+}
+
+/* The AdamW step of a table stored in bf16 from its dense gradient g:
+ * range by range widened into the stage, stepped and rounded back. */
+static void table_step(struct run *run, struct optim_state *s, enum model_table which,
+                       const float *g, float lr)
+{
+    const struct model *m = run->m;
+    const size_t total = (size_t)m->cfg.vocab_size * m->cfg.dim;
+    const size_t piece = table_rows(run) * (size_t)m->cfg.dim;
+    const unsigned long long seed = rounding_seed(run, run->ts.step, m->cfg.n_layers + which);
+    for (size_t off = 0; off < total; off += piece) {
+        const size_t n = total - off < piece ? total - off : piece;
+        optim_step_range(s, model_table_piece(m, which, off, n), run->scratch, g + off, off, n,
+                         &run->r->adamw, lr);
+        model_table_piece_store(m, which, off, n, seed);
+    }
+    s->step++;
 }
 
 /* Phase of tensor i's projector refreshes (optim.h). With stagger_refreshes
@@ -423,12 +458,15 @@ static void stream_piece(void *ctx, int l, int p)
  * of the distinct tokens among them, scattered), each range stepping in
  * place. Rows no token touched step with a zero gradient, as with a dense
  * one, and every element gets the dense gradient's value, so the step is the
- * dense step. (The scratch holds at least min(V D, OPTIM_CHUNK) floats.) */
+ * dense step. (The scratch holds at least min(V D, OPTIM_CHUNK) floats.)
+ * A bf16 embedding is widened and rounded back range by range. */
 static int sparse_embedding_step(struct run *run, float lr, char *err, size_t errlen)
 {
     const struct backend *be = run->m->be;
     const int D = run->m->cfg.dim, V = run->m->cfg.vocab_size;
-    const int rows = (int)(run->scratch_floats / (size_t)D);
+    const int rows = (int)table_rows(run);
+    const unsigned long long seed =
+        rounding_seed(run, run->ts.step, run->m->cfg.n_layers + TABLE_EMBED);
     struct optim_state *s = tensor_state(run, 0, err, errlen);
     if (!s)
         return -1;
@@ -441,17 +479,20 @@ static int sparse_embedding_step(struct run *run, float lr, char *err, size_t er
         be->zero(run->scratch, (size_t)n * D * sizeof(float));
         be->embedding_bwd(run->scratch, run->embed_index, run->embed_sums + u * D, (int)(u1 - u),
                           D);
-        optim_step_range(s, run->m->w.embed, run->scratch, run->scratch, (size_t)r0 * D,
-                         (size_t)n * D, &run->r->adamw, lr);
+        const size_t off = (size_t)r0 * D, len = (size_t)n * D;
+        optim_step_range(s, model_table_piece(run->m, TABLE_EMBED, off, len), run->scratch,
+                         run->scratch, off, len, &run->r->adamw, lr);
+        model_table_piece_store(run->m, TABLE_EMBED, off, len, seed);
         u = u1;
     }
     s->step++;
     return 0;
 }
 
-/* A block's tensors step through model_block_piece: with bf16 blocks
+/* A block's tensors step through model_block_piece: with bf16 storage
  * (model_bf16.c) each is widened into the stage, takes its step there and is
- * rounded back. Streamed blocks step from their projected gradients. */
+ * rounded back, as the tables are range by range (table_step). Streamed
+ * blocks step from their projected gradients. */
 static int optimizer_step(struct run *run, float lr, char *err, size_t errlen)
 {
     const struct model_config *c = &run->m->cfg;
@@ -464,6 +505,13 @@ static int optimizer_step(struct run *run, float lr, char *err, size_t errlen)
         if (!gr.data)
             continue;
         int piece = 0, l = tensor_block(c, i, &piece);
+        if (run->m->embed16 && tensor_table(c, i) >= 0) {
+            struct optim_state *s = tensor_state(run, i, err, errlen);
+            if (!s)
+                return -1;
+            table_step(run, s, (enum model_table)tensor_table(c, i), gr.data, lr);
+            continue;
+        }
         const size_t off = l >= 0 ? model_piece_offset(c, piece) : 0;
         const size_t n = (size_t)w.rows * (w.cols ? w.cols : 1);
         if (l >= 0)

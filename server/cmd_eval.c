@@ -211,9 +211,8 @@ static int multiple_choice(struct eval *e, const char *instruction, const char *
     }
     model_forward(&e->m, &e->a, e->tokens, 1, p);
     double prefix_nll = model_head_loss(&e->m, &e->a, NULL, e->targets, 1, p, 0.0f, &count);
-    e->m.be->matmul(0, 1, 1, V, e->m.cfg.dim, 1.0f,
-                    e->a.final_out + (size_t)(p - 1) * e->m.cfg.dim, e->m.cfg.dim,
-                    e->m.w.lm_head, e->m.cfg.dim, 0.0f, prefix_logits, V);
+    model_head_product(&e->m, 1, 1, V, e->m.cfg.dim,
+                       e->a.final_out + (size_t)(p - 1) * e->m.cfg.dim, 0.0f, prefix_logits);
     const size_t cap = (size_t)e->a.B * e->a.T;
     for (int l = 0; l < e->m.cfg.n_layers; l++) {
         e->m.be->copy(kv.k + (size_t)l * kv.max_T * KVD, e->a.k + (size_t)l * cap * KVD,

@@ -8,7 +8,7 @@
  * Face config.json, a Hugging Face model directory (its config.json) or a
  * llama2.c .bin checkpoint (its 28-byte header, checked against the file
  * size). The micro-batch is --batch x --seq (recipe defaults 16 x 512).
- * dtype fp32 is this engine (with --bf16-weights 1 its blocks in bf16);
+ * dtype fp32 is this engine (with --bf16-weights 1 its weights in bf16);
  * bf16 the released OwLore code's pure-bf16 GPU run (plan.h).
  * --json prints one object with integer byte counts.
  */
@@ -52,7 +52,7 @@ static void print_table(const char *path, const struct model_config *c,
         printf(", GaLore rank %d", r->galore.rank);
     printf(")%s\n", r->freeze_embeddings ? ", embeddings frozen" : "");
     printf("micro-batch  %d x %d tokens, %s%s%s\n\n", r->batch_size, r->seq_len, dtype,
-           r->bf16_weights && strcmp(dtype, "fp32") == 0 ? " with bf16 blocks" : "",
+           r->bf16_weights && strcmp(dtype, "fp32") == 0 ? " with bf16 weights" : "",
            strcmp(dtype, "fp32") == 0 && recipe_streams_gradients(r)
                ? ", GaLore gradients projected tensor by tensor" : "");
     printf("%-16s %16s %10s\n", "memory", "bytes", "GB");

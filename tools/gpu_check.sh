@@ -10,16 +10,16 @@
 #       (random weights, fixed seeds) on both backends, losses compared
 #       (max relative difference <= 1e-3 per step); the 135M shape once more
 #       on CUDA with activation checkpointing, which must give the very same
-#       losses, and once more on CUDA with bf16 block weights (built on the
+#       losses, and once more on CUDA with bf16 weights (built on the
 #       host, stochastic rounding after each update), whose losses must stay
 #       within 2e-2 relative of the fp32 CPU ones per step, and the same with
 #       bf16 tensor-core products (OWLORE_CUDA_MATH=bf16);
 #   (c) a LLaMA-2-7B-shaped model with random weights, 4 steps per method on
 #       CUDA at micro-batch 1 x 512 (matrix products on TF32 tensor cores;
 #       owlore also with activation checkpointing, the paper's setting, and
-#       first of all with checkpointing and bf16 block weights, the model
+#       first of all with checkpointing and bf16 weights, the model
 #       built and rounded in host memory, so the GPU never holds the fp32
-#       blocks: those runs have 120 s, the others 60 s; the first three,
+#       weights: those runs have 120 s, the others 60 s; the first three,
 #       OwLore with and without checkpointing and full fine-tuning (which
 #       needs about 95 GB: an H200, not an H100), with bf16 tensor-core
 #       products, OWLORE_CUDA_MATH=bf16): tokens/s; MFU = FLOPs

@@ -42,7 +42,7 @@ const HPARAMS = [
   ['lora_dropout', false, LORA, 'Dropout on the adapters\' input while training, in [0, 1).'],
   ['lora_merge', true, LORA, '1: the final checkpoint holds the merged weights; 0: every checkpoint holds the adapter alone.'],
   ['activation_checkpointing', true, null, '1: keep only each block\'s input and run the block again in the backward pass (less memory, about a third more compute).'],
-  ['bf16_weights', true, null, '1: keep the blocks\' weights in bf16 with no fp32 copy (about half the weight memory), each update rounded stochastically; gradients and optimizer state stay fp32.'],
+  ['bf16_weights', true, null, '1: keep the weights (embedding, blocks, head) in bf16 with no fp32 copy (about half the weight memory), each update rounded stochastically; gradients and optimizer state stay fp32.'],
   ['stagger_refreshes', true, GALORE, '1: with every block on GaLore, each matrix refreshes its projector at its own phase of update_proj_gap, spreading the refreshes over the steps; 0: every matrix refreshes at the same steps, as galore_torch does.'],
   ['max_steps', true, null, 'Stop after this many optimizer steps (0: as many as the epochs need).'],
   ['eval_every', true, null, 'Steps between validation losses (0: at the end only).'],

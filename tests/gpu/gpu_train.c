@@ -7,10 +7,10 @@
  *     SHAPE    stories260k | 135m | 7b   (LLaMA shapes, random weights)
  *     METHOD   full | lisa | galore | owlore_full_rank | owlore
  *     CKPT     1: activation checkpointing (default 0)
- *     BF16     1: block weights stored in bf16 (recipe bf16_weights; default
- *              0). The model is then built in host memory, its blocks rounded
- *              to nearest there (model_store_bf16) and only then moved to the
- *              backend, so a GPU never holds the fp32 blocks.
+ *     BF16     1: weights stored in bf16 (recipe bf16_weights; default 0).
+ *              The model is then built in host memory, rounded to nearest
+ *              there (model_store_bf16) and only then moved to the backend,
+ *              so a GPU never holds the fp32 weights.
  *
  * Weights and token windows come from fixed seeds, so two runs on the two
  * backends see the same model and data and their per-step losses can be
@@ -23,8 +23,8 @@
  * "flops_per_token" (the planner's count of the FLOPs executed: 2N forward,
  * 2N input gradients, 2 per trained weight, 12 L H hd T attention),
  * "peak_bytes" (device memory beyond the opened backend; 0 on the CPU),
- * "plan_peak_bytes" (the planner's fp32 prediction, bf16 blocks counted with
- * BF16), "build_s" (model allocated, filled, stored in bf16 and moved),
+ * "plan_peak_bytes" (the planner's fp32 prediction, bf16 storage counted
+ * with BF16), "build_s" (model allocated, filled, stored in bf16 and moved),
  * "refresh_s" and "train_s" (time in projector refreshes and in all steps),
  * "refresh_calls", "refresh_period" (steps between refreshes of a matrix in
  * a long run: the update gap, or the sampling period when that is shorter,
@@ -152,10 +152,10 @@ static void fill(struct model *m)
     free(h);
 }
 
-/* The model with its random weights on backend be. With bf16 block storage
- * it is built in host memory (the CPU backend, unless be is host memory
- * already), its blocks rounded to bf16 there and the result moved to be, so
- * the device never holds the fp32 blocks. 0, or -1 with err. */
+/* The model with its random weights on backend be. With bf16 storage it is
+ * built in host memory (the CPU backend, unless be is host memory already),
+ * rounded to bf16 there and the result moved to be, so the device never
+ * holds the fp32 weights. 0, or -1 with err. */
 static int build(struct model *m, const struct model_config *c, const struct backend *be,
                  int bf16, char *err, size_t errlen)
 {

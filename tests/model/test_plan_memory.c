@@ -4,7 +4,7 @@
  *
  * Requirement: on the CPU, plan_compute's total_peak (PLAN_FP32) is within
  * 10% of the peak resident set size of a run of a 135M-shaped model (OwLore
- * also with bf16 blocks, stored before training as the CLI does). Each
+ * also with bf16 storage, made before training as the CLI does). Each
  * case runs in a forked child, so only the run's own memory counts (the
  * parent stays small and never starts OpenMP/OpenBLAS threads before
  * forking): the child builds a SmolLM2-135M-shaped model (D 576, F 1536,
@@ -123,7 +123,7 @@ static void child_run(const struct recipe *r, const char *out_dir, int fd)
     _exit(n == (ssize_t)sizeof oc ? 0 : 3);
 }
 
-/* Train cfg with method m's defaults (bf16 blocks when bf16) in a child;
+/* Train cfg with method m's defaults (bf16 storage when bf16) in a child;
  * compare with the plan. */
 static void run_case(const char *name, enum method method, int bf16)
 {
@@ -184,7 +184,7 @@ int main(int argc, char **argv)
     backend_cpu_select_kernels(argv);
     run_case("plan vs measured peak RSS: 135M owlore (gamma 5, rank 128), 1 x 64",
              METHOD_OWLORE, 0);
-    run_case("plan vs measured peak RSS: 135M owlore, bf16 blocks, 1 x 64", METHOD_OWLORE, 1);
+    run_case("plan vs measured peak RSS: 135M owlore, bf16 weights, 1 x 64", METHOD_OWLORE, 1);
     run_case("plan vs measured peak RSS: 135M lisa (gamma 2), 1 x 64", METHOD_LISA, 0);
     run_case("plan vs measured peak RSS: 135M full, 1 x 64", METHOD_FULL, 0);
     return test_finish();

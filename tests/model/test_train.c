@@ -21,9 +21,10 @@
  *     trains: its held-out masked loss drops;
  *   - streamed GaLore gradients (grad_accum 1) match accumulated ones;
  *   - staggered refreshes spread GaLore's projector refreshes over steps;
- *   - bf16 blocks (bf16_weights): losses within 2% of the fp32 run's, memory
- *     as planned, BF16 blocks in the checkpoint, lora merged into them, exact
- *     resume;
+ *   - bf16 storage (bf16_weights): losses within 2% of the fp32 run's, memory
+ *     as planned, BF16 tensors in the checkpoint, lora merged into the
+ *     blocks, exact resume, also untied (the head and the sparse embedding
+ *     gradient's step in bf16);
  *   - the sparse embedding gradient (an untied copy of the model, fewer token
  *     positions a step than vocabulary rows): its step equals the dense
  *     AdamW step on the dense gradient bit for bit, and a paused run resumes
@@ -625,19 +626,24 @@ static void test_staggered_refreshes(void)
     test_end();
 }
 
-/* The same bf16-stored parameters: the fp32 part (embedding, final norm,
- * head) and the bf16 blocks. */
+/* Elements stored in bf16: embedding, blocks and (untied) head. */
+static size_t bf16_elements(const struct model_config *c)
+{
+    return (size_t)c->vocab_size * c->dim * (c->tied_embeddings ? 1 : 2) +
+           (size_t)c->n_layers * model_block_floats(c);
+}
+
+/* The same bf16-stored parameters: the final norm (fp32) and the bf16
+ * embedding, blocks and head. */
 static int same_bf16_params(const struct model *a, const struct model *b)
 {
     const struct model_config *c = &a->cfg;
-    size_t fp32 = (size_t)c->vocab_size * c->dim * (c->tied_embeddings ? 1 : 2) + c->dim;
-    size_t blocks = (size_t)c->n_layers * model_block_floats(c);
-    return memcmp(a->mem, b->mem, fp32 * sizeof(float)) == 0 &&
-           memcmp(a->blocks16, b->blocks16, blocks * sizeof(uint16_t)) == 0;
+    return memcmp(a->w.final_norm, b->w.final_norm, c->dim * sizeof(float)) == 0 &&
+           memcmp(a->embed16, b->embed16, bf16_elements(c) * sizeof(uint16_t)) == 0;
 }
 
-/* bf16 blocks (bf16_weights): training tracks the fp32 run, every block
- * weight stays a bf16 value, the memory is what the planner says, and a
+/* bf16 storage (bf16_weights): training tracks the fp32 run, every block
+ * and embedding weight stays a bf16 value, the memory is what the planner says, and a
  * paused run resumes bit for bit (the rounding noise is a function of seed,
  * step and block). */
 static void test_bf16_weights(void)
@@ -672,18 +678,24 @@ static void test_bf16_weights(void)
         double d = fabs(b16.loss[s] - f32.loss[s]) / f32.loss[s];
         worst = d > worst ? d : worst;
     }
-    printf("     validation loss after 40 steps: fp32 %.4f, bf16 blocks %.4f; "
+    printf("     validation loss after 40 steps: fp32 %.4f, bf16 %.4f; "
            "largest step loss difference %.2f%%\n", f32.val[40], b16.val[40], 100 * worst);
     CHECK_MSG(worst < 0.02, "bf16 losses differ from fp32 by up to %.2f%%", 100 * worst);
     CHECK(fabs(b16.val[40] - f32.val[40]) < 0.01 * f32.val[40]);
     const size_t nb = (size_t)base.cfg.n_layers * model_block_floats(&base.cfg);
+    const size_t VD = (size_t)base.cfg.vocab_size * base.cfg.dim;
     const float *w0 = base.w.blocks[0];
-    long moved = 0;
+    long moved = 0, moved_embed = 0;
     for (size_t i = 0; i < nb; i++)
         moved += bf16_from_f32(w0[i]) != m16.blocks16[i];
-    printf("     %ld of %zu block weights changed their bf16 value\n", moved, nb);
-    CHECK(moved > 0);
-    /* the checkpoint holds the blocks as they are, BF16 */
+    for (size_t i = 0; i < VD; i++)
+        moved_embed += bf16_from_f32(base.w.embed[i]) != m16.embed16[i];
+    printf("     %ld of %zu block weights changed their bf16 value, %ld of %zu of the (tied) "
+           "embedding\n", moved, nb, moved_embed, VD);
+    CHECK(moved > 0 && moved_embed > 0);
+    CHECK(base.cfg.tied_embeddings && m16.head16 == m16.embed16);
+    CHECK(m16.w.embed == NULL && m16.w.lm_head == NULL);
+    /* the checkpoint holds the bf16 tensors as they are, BF16 */
     char ckpt_file[4400];
     struct model back;
     snprintf(ckpt_file, sizeof ckpt_file, "%s/checkpoint-40", out);
@@ -692,6 +704,10 @@ static void test_bf16_weights(void)
     for (size_t i = 0; i < nb; i++) {
         float want = bf16_to_f32(m16.blocks16[i]);
         differ += memcmp(&back.w.blocks[0][i], &want, sizeof want) != 0;
+    }
+    for (size_t i = 0; i < VD; i++) {
+        float e = bf16_to_f32(m16.embed16[i]);
+        differ += memcmp(&back.w.embed[i], &e, sizeof e) != 0;
     }
     CHECK(differ == 0);
     model_free(&back);
@@ -864,6 +880,63 @@ static void test_sparse_embedding(void)
     test_end();
 }
 
+/* An untied model in bf16: the head steps range by range through the stage
+ * and the sparse embedding gradient steps into the bf16 embedding; training
+ * tracks fp32, and a paused run resumes bit for bit. */
+static void test_bf16_untied_tables(void)
+{
+    test_begin("bf16_untied_embedding_and_head_track_fp32_and_resume");
+    static struct recorder f32, straight, first, second;
+    memset(&f32, 0, sizeof f32);
+    memset(&straight, 0, sizeof straight);
+    memset(&first, 0, sizeof first);
+    memset(&second, 0, sizeof second);
+    struct recipe r;
+    struct model m32, m1, m2;
+    char out[4200], out2[4200], ck[4300], err[512] = "";
+    recipe_small(&r, METHOD_OWLORE);
+    r.batch_size = 2;
+    r.max_steps = 8;
+    r.save_every = 0;
+    snprintf(out, sizeof out, "%s/bf16-untied-ref", tmp_root);
+    CHECK(copy_base_untied(&m32) == 0);
+    CHECK(run(&m32, &r, out, NULL, &f32, NULL, NULL) == TRAIN_DONE);
+    r.bf16_weights = 1;
+    CHECK(recipe_sparse_embedding_rows(&r, &m32.cfg, 2, SEQ) > 0);
+    snprintf(out, sizeof out, "%s/bf16-untied", tmp_root);
+    CHECK(copy_base_untied(&m1) == 0 && model_store_bf16(&m1, err, sizeof err) == 0);
+    CHECK(m1.head16 != m1.embed16 && m1.mem_bytes == model_bf16_bytes(&m1.cfg));
+    CHECK(run(&m1, &r, out, NULL, &straight, NULL, NULL) == TRAIN_DONE);
+    double worst = 0;
+    for (int s = 1; s <= 8; s++) {
+        double d = fabs(straight.loss[s] - f32.loss[s]) / f32.loss[s];
+        worst = d > worst ? d : worst;
+    }
+    const size_t VD = (size_t)m1.cfg.vocab_size * m1.cfg.dim;
+    long moved_embed = 0, moved_head = 0;
+    for (size_t i = 0; i < VD; i++) {
+        moved_embed += m1.embed16[i] != bf16_from_f32(base.w.embed[i]);
+        moved_head += m1.head16[i] != bf16_from_f32(base.w.embed[i]);
+    }
+    printf("     largest step loss difference %.2f%%; bf16 values changed: embedding %ld, "
+           "head %ld of %zu\n", 100 * worst, moved_embed, moved_head, VD);
+    CHECK(worst < 0.02 && moved_embed > 0 && moved_head > 0);
+    snprintf(out2, sizeof out2, "%s/bf16-untied-paused", tmp_root);
+    first.pause_at = 4;
+    CHECK(copy_base_untied(&m2) == 0 && model_store_bf16(&m2, err, sizeof err) == 0);
+    CHECK(run(&m2, &r, out2, NULL, &first, NULL, NULL) == TRAIN_PAUSED);
+    model_free(&m2);
+    CHECK(copy_base_untied(&m2) == 0 && model_store_bf16(&m2, err, sizeof err) == 0);
+    snprintf(ck, sizeof ck, "%s/checkpoint-4", out2);
+    CHECK(run(&m2, &r, out2, ck, &second, NULL, NULL) == TRAIN_DONE);
+    check_resumed_losses(&straight, &first, &second, 4, 8);
+    CHECK_MSG(same_bf16_params(&m1, &m2), "final weights differ after resume");
+    model_free(&m32);
+    model_free(&m1);
+    model_free(&m2);
+    test_end();
+}
+
 /* the CPU backend with a byte budget that allocations draw down */
 static struct backend limited;
 static size_t budget;
@@ -944,6 +1017,7 @@ int main(int argc, char **argv)
     test_staggered_refreshes();
     test_bf16_weights();
     test_sparse_embedding();
+    test_bf16_untied_tables();
 
     text_windows_free(&windows);
     tokenizer_free(&tok);
