@@ -90,14 +90,14 @@ int model_store_bf16(struct model *m, char *err, size_t errlen)
     }
     /* the fp32 layout is embed | blocks | final_norm | head: the bf16 one
      * drops the final norm */
-    const float *old = m->mem;
+    float *old = m->mem;
     const size_t front = table_floats(c) + (size_t)c->n_layers * bs, n = bf16_elements(c);
     memcpy(mem, m->w.final_norm, c->dim * sizeof(float));
     carve_bf16(m, mem);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++)
         m->embed16[i] = bf16_from_f32(old[i < front ? i : i + c->dim]);
-    m->be->free((float *)old);
+    m->be->free(old);
     m->mem_bytes = bytes;
     return 0;
 }
