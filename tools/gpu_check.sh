@@ -46,18 +46,27 @@
 #       and an OwLore job created over HTTP; the start-up log must name the
 #       GPU, the job must succeed and its events must say it trained on the
 #       cuda backend.
-# Each piece has a timeout; the whole stays under 5 minutes.
+# Each piece has a timeout; the whole stays under 5 minutes. With
+# GPU_CHECK_RAW=DIR each program's raw output is also copied there as soon as
+# it is written, so a run cut short still leaves what it measured.
 BUILD=${BUILD:-build}
 bin=$BUILD/tests/gpu
 out=${GPU_CHECK_OUT:-gpu-check.json}
 peak=${GPU_PEAK_FLOPS:-989e12}
 status=0
 tmp=$(mktemp -d)
+raw=${GPU_CHECK_RAW:-}
+keep() {
+    [ -z "$raw" ] || { mkdir -p "$raw" && cp "$tmp"/*.json "$tmp"/*.txt "$tmp"/*.log "$raw"/; } \
+        2>/dev/null
+    return 0
+}
 
 echo "== (a) operation parity"
 timeout 120 "$bin/gpu_parity" >"$tmp/parity.txt" || status=1
 OWLORE_CUDA_MATH=bf16 timeout 60 "$bin/gpu_parity" bf16-products >>"$tmp/parity.txt" || status=1
 cat "$tmp/parity.txt"
+keep
 
 echo "== (b) 20 training steps, cpu vs cuda"
 for shape in stories260k 135m; do
@@ -72,6 +81,7 @@ timeout 120 "$bin/gpu_train" cuda 135m owlore 20 2 128 0 1 >"$tmp/train-135m-cud
     status=1
 OWLORE_CUDA_MATH=bf16 timeout 120 "$bin/gpu_train" cuda 135m owlore 20 2 128 0 1 \
     >"$tmp/train-135m-cuda-bf16mm.json" || status=1
+keep
 
 echo "== (c) 7B-shaped benchmark (cuda)"
 for run in owlore+ckpt+bf16+bf16mm owlore+bf16+bf16mm full+bf16+bf16mm owlore+ckpt+bf16 \
@@ -81,6 +91,7 @@ for run in owlore+ckpt+bf16+bf16mm owlore+bf16+bf16mm full+bf16+bf16mm owlore+ck
     math=tf32; case $run in *+bf16mm) math=bf16 ;; esac
     OWLORE_CUDA_MATH=$math timeout $limit "$bin/gpu_train" cuda 7b "${run%%+*}" 4 1 512 $ckpt \
         $bf16 >"$tmp/bench-$run.json"
+    keep
 done
 
 echo "== (c) where the time goes: the first row again, each operation timed"
@@ -90,6 +101,7 @@ GPU_TRAIN_PROFILE=1 OWLORE_CUDA_MATH=bf16 timeout 120 "$bin/gpu_train" cuda 7b o
 echo "== (c) what a projector refresh costs (4096 x 11008, rank 128)"
 timeout 90 "$bin/gpu_refresh" cuda >"$tmp/refresh.json" || status=1
 timeout 60 "$bin/gpu_refresh_parts" >"$tmp/refresh-parts.json" || status=1
+keep
 
 echo "== (d) owlore train on the real stories260K, cpu vs cuda"
 data=${OWLORE_SHARED:-../shared/data}
@@ -104,6 +116,7 @@ if [ -f "$data/models/stories260K/stories260K.bin" ] && [ -x "$owlore" ]; then
             --out "$tmp/cli-$run" >"$tmp/cli-$run.log" 2>&1 ||
             { status=1; tail -5 "$tmp/cli-$run.log"; }
     done
+    keep
 else
     echo "skipped: no $data/models/stories260K or no $owlore"
 fi
@@ -153,6 +166,7 @@ finally:
     srv.wait()
 PY
     cat "$tmp/serve.txt"
+    keep
 else
     echo "skipped: no $data/models/stories260K or no $owlore"
 fi
