@@ -98,23 +98,56 @@ unsigned cuda_blocks(size_t n);
 #define SUMSQ_BLOCKS 256
 
 /* ---- device helpers ---- */
-__device__ __forceinline__ float warp_sum(float v)
+/* The two reductions below: a sum and a max. */
+struct reduce_sum {
+    template <typename T> __device__ T operator()(T a, T b) const { return a + b; }
+};
+struct reduce_max {
+    __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+/* v reduced by op over the 32 lanes of a warp, butterfly: every lane gets it */
+template <typename T, typename Op> __device__ __forceinline__ T warp_reduce(T v, Op op)
 {
     for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
+        v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
+}
+/* v reduced by op over a block of blockDim.x (a multiple of 32, <= 1024)
+ * threads: each warp's result, then the warps' in order from init (a fixed
+ * order); every thread gets it. sh holds 32 values. */
+template <typename T, typename Op>
+__device__ __forceinline__ T block_reduce(T v, T *sh, T init, Op op)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_reduce(v, op);
+    __syncthreads(); /* sh may still be read from a previous call */
+    if (lane == 0)
+        sh[warp] = v;
+    __syncthreads();
+    T r = init;
+    for (int w = 0; w < (int)(blockDim.x >> 5); w++)
+        r = op(r, sh[w]);
+    return r;
+}
+__device__ __forceinline__ float warp_sum(float v)
+{
+    return warp_reduce(v, reduce_sum());
 }
 __device__ __forceinline__ double warp_sum_d(double v)
 {
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
+    return warp_reduce(v, reduce_sum());
 }
 __device__ __forceinline__ float warp_max(float v)
 {
-    for (int o = 16; o > 0; o >>= 1)
-        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
+    return warp_reduce(v, reduce_max());
+}
+__device__ __forceinline__ float block_max(float v, float *sh)
+{
+    return block_reduce(v, sh, -INFINITY, reduce_max());
+}
+__device__ __forceinline__ double block_sum_d(double v, double *sh)
+{
+    return block_reduce(v, sh, 0.0, reduce_sum());
 }
 /* splitmix64's output function, the CPU's hash64 (kernels/cpu/ops.h):
  * element i of a dropout mask or a stochastic rounding draws hash64(seed + i) */
@@ -124,36 +157,6 @@ __device__ __forceinline__ uint64_t hash64(uint64_t z)
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     return z ^ (z >> 31);
-}
-/* Max of v over a block of blockDim.x (a multiple of 32, <= 1024) threads;
- * every thread gets it. sh holds 32 floats. */
-__device__ __forceinline__ float block_max(float v, float *sh)
-{
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    v = warp_max(v);
-    __syncthreads(); /* sh may still be read from a previous call */
-    if (lane == 0)
-        sh[warp] = v;
-    __syncthreads();
-    float m = -INFINITY;
-    for (int w = 0; w < (int)(blockDim.x >> 5); w++)
-        m = fmaxf(m, sh[w]);
-    return m;
-}
-/* Sum of v over a block of blockDim.x (a multiple of 32, <= 1024) threads, in
- * a fixed order; every thread gets the result. sh holds 32 doubles. */
-__device__ __forceinline__ double block_sum_d(double v, double *sh)
-{
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    v = warp_sum_d(v);
-    __syncthreads(); /* sh may still be read from a previous call */
-    if (lane == 0)
-        sh[warp] = v;
-    __syncthreads();
-    double t = 0.0;
-    for (int w = 0; w < (int)(blockDim.x >> 5); w++)
-        t += sh[w];
-    return t;
 }
 
 /* ---- operations (engine/backend.h has the contracts) ---- */
