@@ -34,7 +34,9 @@
 #       time per operation and the matrix products' achieved TFLOP/s. And
 #       one refresh of a 4096 x 11008 rank-128 projector (gpu_refresh): the
 #       exact SVD's time, and the randomized range finder's time and share
-#       of the exact subspace with 0, 1 and 2 power iterations; then its
+#       of the exact subspace with 0, 1 and 2 power iterations and each
+#       solver of its small eigenproblem (OWLORE_CUDA_EIG), with fp32 and
+#       with TF32 products (OWLORE_CUDA_MATH=bf16); then its
 #       cuBLAS and cuSOLVER calls timed one by one (gpu_refresh_parts), with
 #       the small eigenproblem also by Jacobi and on the host, to place it.
 #   (d) the product path: `owlore train --backend cpu|cuda` on the real
@@ -100,6 +102,7 @@ GPU_TRAIN_PROFILE=1 OWLORE_CUDA_MATH=bf16 timeout 120 "$bin/gpu_train" cuda 7b o
 
 echo "== (c) what a projector refresh costs (4096 x 11008, rank 128)"
 timeout 90 "$bin/gpu_refresh" cuda >"$tmp/refresh.json" || status=1
+OWLORE_CUDA_MATH=bf16 timeout 90 "$bin/gpu_refresh" cuda >"$tmp/refresh-bf16.json" || status=1
 timeout 60 "$bin/gpu_refresh_parts" >"$tmp/refresh-parts.json" || status=1
 keep
 
@@ -235,13 +238,15 @@ if total > 0:
                   [b.get("refresh_calls", 0), b.get("refresh_s", 0)])], key=lambda kv: -kv[1][1])
     for name, (calls, t) in rows:
         print("  %-24s %7d calls %9.3f s %6.1f%%" % (name, calls, t, 100 * t / total))
-r = load(f"{tmp}/refresh.json")
-res["refresh"] = r
-print("\nprojector refresh, 4096 x 11008 rank 128: exact SVD %.3f s%s" % (r.get("exact_s", 0),
-      "  " + r["failed"] if r.get("failed") else ""))
-for run in r.get("runs", []):
-    print("  randomized, %d power iterations: %7.2f ms, %.4f of the exact subspace"
-          % (run["power_iters"], 1e3 * run["seconds"], run["captured"]))
+for name in ("refresh", "refresh-bf16"):
+    r = load(f"{tmp}/{name}.json")
+    res[name.replace("-", "_")] = r
+    print("\nprojector refresh, 4096 x 11008 rank 128, math %s: exact SVD %.3f s%s"
+          % (r.get("math"), r.get("exact_s", 0), "  " + r["failed"] if r.get("failed") else ""))
+    for run in r.get("runs", []):
+        print("  randomized, eigenproblem by %-5s, %d power iterations: %7.2f ms, "
+              "%.4f of the exact subspace" % (run["eig"], run["power_iters"],
+                                              1e3 * run["seconds"], run["captured"]))
 rp = load(f"{tmp}/refresh-parts.json")
 res["refresh_parts"] = rp
 print("its calls one by one (d %s, e %s, l %s; ms, the host waiting on both sides)%s"

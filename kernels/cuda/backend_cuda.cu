@@ -258,6 +258,7 @@ static int open_device(void)
     if (mode && strcmp(mode, "tf32") == 0)
         math = CUBLAS_TF32_TENSOR_OP_MATH;
     cuda_ctx.fast_bf16 = mode && strcmp(mode, "bf16") == 0;
+    cuda_ctx.linalg_tf32 = math == CUBLAS_TF32_TENSOR_OP_MATH || cuda_ctx.fast_bf16;
     if (cublasCreate(&cuda_ctx.blas) != CUBLAS_STATUS_SUCCESS ||
         cublasSetStream(cuda_ctx.blas, cuda_ctx.stream) != CUBLAS_STATUS_SUCCESS ||
         cublasSetMathMode(cuda_ctx.blas, math) != CUBLAS_STATUS_SUCCESS) {

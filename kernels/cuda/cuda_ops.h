@@ -72,6 +72,9 @@ struct cuda_ctx {
     int *flag;          /* one int for finiteness checks */
     int fast_bf16;      /* 1: matrix products round their fp32 operands to
                            bf16 on bf16 tensor cores (OWLORE_CUDA_MATH=bf16) */
+    int linalg_tf32;    /* 1: the projector refresh's products with the
+                           gradient use TF32 tensor cores (OWLORE_CUDA_MATH
+                           tf32 or bf16; linalg.cu) */
 };
 extern struct cuda_ctx cuda_ctx;
 

@@ -17,12 +17,19 @@
  *   power_iters times: Z = orth(X^T Q) (e,l);  Q = orth(X Z)
  *   B^T = X^T Q (e,l) = W S Ut^T;  vec = Q Ut[:, :r]
  * orth() is shifted CholeskyQR3 in double (cuBLAS syrk/trsm + cuSOLVER
- * potrf), falling back to cusolverDnSgeqrf + cusolverDnSorgqr when it
- * fails; Ut[:, :r] are the top eigenvectors of B B^T (l,l), in double
- * (cuSOLVER syevd). Omega comes from the same
+ * potrf); when one of its factorisations fails (a gradient of rank below
+ * l), the whole finder runs again from the same Omega with Householder QR
+ * (cusolverDnSgeqrf + cusolverDnSorgqr). Ut[:, :r] are the top eigenvectors
+ * of B B^T (l,l), in double, by cuSOLVER's syevd, its syevj or LAPACK on the
+ * host (OWLORE_CUDA_EIG). The products with X run on TF32 tensor cores when
+ * the backend's math mode is tf32 or bf16. Omega comes from the same
  * splitmix64 + Box-Muller stream as the CPU backend, in the same order (drawn
  * on the device: splitmix64 is counter-based), so
  * equal seeds give the same matrix and (up to rounding) the same basis.
+ *
+ * The host waits for the device three times a refresh: the input's
+ * finiteness, the finder's factorisations (one status word), and the end
+ * (the eigenproblem's and the output's finiteness).
  *
  * Then, as on the CPU: non-finite input or output returns -1; each vector is
  * flipped so its entry of largest magnitude (the first on ties) is positive;
@@ -32,6 +39,9 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <lapacke.h>
 
 #include "cuda_ops.h"
 
@@ -134,17 +144,50 @@ static void gaussian_fill(float *om, int e, int l, unsigned long long *state)
     *state += 2 * pairs * 0x9e3779b97f4a7c15ULL;
 }
 
-/* ---- factorisations ---- */
+/* ---- deferred checks ----
+ * A refresh queues its work without waiting for the device: each
+ * factorisation's info word and the output's finiteness are folded into one
+ * status word on the device, read back after the orthonormalisations (a
+ * failed CholeskyQR3 is redone by Householder QR before the eigenproblem
+ * sees it) and once at the end. */
 
-/* 0 when the device info word is 0 and no call failed */
-static int info_ok(const int *dinfo)
+/* *status = 1 when *info is not 0 */
+static __global__ void note_info_kernel(int *status, const int *info)
 {
-    int info = -1;
-    CK_CUDA(cudaMemcpyAsync(&info, dinfo, sizeof info, cudaMemcpyDeviceToHost,
-                            cuda_ctx.stream));
-    CK_CUDA(cudaStreamSynchronize(cuda_ctx.stream));
-    return info == 0 && !cuda_failed() ? 0 : -1;
+    if (*info != 0)
+        *status = 1;
 }
+
+static void note_info(int *status, const int *dinfo)
+{
+    note_info_kernel<<<1, 1, 0, cuda_ctx.stream>>>(status, dinfo);
+    CK_LAUNCH();
+}
+
+/* *status = 1 when any of the n floats of x is not finite */
+static __global__ void note_nonfinite_kernel(int *status, const float *x, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        if (!isfinite(x[i]))
+            *status = 1;
+}
+
+/* 0 when the device word is 0 and no call failed (waits for the device) */
+static int read_ok(const int *word)
+{
+    int v = -1;
+    CK_CUDA(cudaMemcpyAsync(&v, word, sizeof v, cudaMemcpyDeviceToHost, cuda_ctx.stream));
+    CK_CUDA(cudaStreamSynchronize(cuda_ctx.stream));
+    return v == 0 && !cuda_failed() ? 0 : -1;
+}
+
+static void clear_word(int *word)
+{
+    CK_CUDA(cudaMemsetAsync(word, 0, sizeof *word, cuda_ctx.stream));
+}
+
+/* ---- factorisations ---- */
 
 static __global__ void to_double(double *y, const float *x, size_t n)
 {
@@ -175,10 +218,12 @@ static __global__ void shift_diagonal(double *g, int n, int rows)
 }
 
 /* ad (rows,cols) column-major double := its Q factor by shifted CholeskyQR3:
- * three passes of G = A^T A (the first shifted so the factorisation always
- * exists), G = R^T R, A = A R^-1; 0, or -1 when a factorisation failed. */
-static int cholesky_qr3(double *ad, int rows, int cols, double *g, double *work, int lwork,
-                        int *dinfo)
+ * three passes of G = A^T A (the first shifted so the factorisation exists
+ * for any numerically full-rank A), G = R^T R, A = A R^-1. A factorisation
+ * that fails is noted in *status; the passes after it compute garbage that
+ * the caller throws away. */
+static void cholesky_qr3(double *ad, int rows, int cols, double *g, double *work, int lwork,
+                         int *dinfo, int *status)
 {
     const double one = 1.0, zero = 0.0;
     for (int pass = 0; pass < 3; pass++) {
@@ -190,19 +235,18 @@ static int cholesky_qr3(double *ad, int rows, int cols, double *g, double *work,
         }
         CK_SOLVER(cusolverDnDpotrf(cuda_ctx.solver, CUBLAS_FILL_MODE_UPPER, cols, g, cols,
                                    work, lwork, dinfo));
-        if (info_ok(dinfo))
-            return -1;
+        note_info(status, dinfo);
         CK_BLAS(cublasDtrsm(cuda_ctx.blas, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_UPPER,
                             CUBLAS_OP_N, CUBLAS_DIAG_NON_UNIT, rows, cols, &one, g, cols, ad,
                             rows));
     }
-    return cuda_failed() ? -1 : 0;
 }
 
 /* a (rows,cols) column-major float := an orthonormal basis of its columns by
  * shifted CholeskyQR3 in double (a few BLAS-3 calls: much faster on the GPU
- * than Householder QR of a tall, thin matrix); -1 when it cannot be done */
-static int orthonormalise_cholesky(float *a, int rows, int cols, int *dinfo)
+ * than Householder QR of a tall, thin matrix); a failed factorisation is
+ * noted in *status; -1 only when the work could not be queued */
+static int orthonormalise_cholesky(float *a, int rows, int cols, int *dinfo, int *status)
 {
     int lwork = 0;
     CK_SOLVER(cusolverDnDpotrf_bufferSize(cuda_ctx.solver, CUBLAS_FILL_MODE_UPPER, cols, NULL,
@@ -215,23 +259,19 @@ static int orthonormalise_cholesky(float *a, int rows, int cols, int *dinfo)
     double *g = ad + n, *work = g + (size_t)cols * cols;
     to_double<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(ad, a, n);
     CK_LAUNCH();
-    int rc = cholesky_qr3(ad, rows, cols, g, work, lwork, dinfo);
-    if (rc == 0) {
-        to_float<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(a, ad, n);
-        CK_LAUNCH();
-    }
+    cholesky_qr3(ad, rows, cols, g, work, lwork, dinfo, status);
+    to_float<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(a, ad, n);
+    CK_LAUNCH();
     cuda_scratch_free(ad);
-    return rc == 0 && !cuda_failed() ? 0 : -1;
+    return cuda_failed() ? -1 : 0;
 }
 
-/* a (rows,cols) column-major := an orthonormal basis of its columns: shifted
- * CholeskyQR3, or Householder QR (cuSOLVER) if that fails */
-static int orthonormalise(float *a, int rows, int cols, float *tau, int *dinfo)
+/* a (rows,cols) column-major := an orthonormal basis of its columns by
+ * Householder QR (cuSOLVER geqrf + orgqr): the fallback when CholeskyQR3
+ * fails; failures noted in *status, -1 when the work could not be queued */
+static int orthonormalise_householder(float *a, int rows, int cols, float *tau, int *dinfo,
+                                      int *status)
 {
-    if (orthonormalise_cholesky(a, rows, cols, dinfo) == 0)
-        return 0;
-    if (cuda_failed())
-        return -1;
     int l1 = 0, l2 = 0;
     CK_SOLVER(cusolverDnSgeqrf_bufferSize(cuda_ctx.solver, rows, cols, a, rows, &l1));
     CK_SOLVER(cusolverDnSorgqr_bufferSize(cuda_ctx.solver, rows, cols, cols, a, rows, tau, &l2));
@@ -239,19 +279,26 @@ static int orthonormalise(float *a, int rows, int cols, float *tau, int *dinfo)
     if (!work)
         return -1;
     CK_SOLVER(cusolverDnSgeqrf(cuda_ctx.solver, rows, cols, a, rows, tau, work, l1, dinfo));
-    int rc = info_ok(dinfo);
-    if (rc == 0) {
-        CK_SOLVER(cusolverDnSorgqr(cuda_ctx.solver, rows, cols, cols, a, rows, tau, work,
-                                   l2, dinfo));
-        rc = info_ok(dinfo);
-    }
+    note_info(status, dinfo);
+    CK_SOLVER(cusolverDnSorgqr(cuda_ctx.solver, rows, cols, cols, a, rows, tau, work, l2,
+                               dinfo));
+    note_info(status, dinfo);
     cuda_scratch_free(work);
-    return rc;
+    return cuda_failed() ? -1 : 0;
+}
+
+static int orthonormalise(float *a, int rows, int cols, int householder, float *tau,
+                          int *dinfo, int *status)
+{
+    return householder ? orthonormalise_householder(a, rows, cols, tau, dinfo, status)
+                       : orthonormalise_cholesky(a, rows, cols, dinfo, status);
 }
 
 /* Thin SVD of y (rows,cols) column-major, rows >= cols (y is destroyed):
- * the left vectors into u (rows,cols) when u, V^T into vt (cols,cols) when vt. */
-static int svd(float *y, int rows, int cols, float *s, float *u, float *vt, int *dinfo)
+ * the left vectors into u (rows,cols) when u, V^T into vt (cols,cols) when
+ * vt; a failure noted in *status. */
+static int svd(float *y, int rows, int cols, float *s, float *u, float *vt, int *dinfo,
+               int *status)
 {
     int lwork = 0;
     CK_SOLVER(cusolverDnSgesvd_bufferSize(cuda_ctx.solver, rows, cols, &lwork));
@@ -261,9 +308,9 @@ static int svd(float *y, int rows, int cols, float *s, float *u, float *vt, int 
     signed char jobu = u ? 'S' : 'N', jobvt = vt ? 'S' : 'N';
     CK_SOLVER(cusolverDnSgesvd(cuda_ctx.solver, jobu, jobvt, rows, cols, y, rows, s, u, rows,
                                vt, cols, work, lwork, work + lwork, dinfo));
-    int rc = info_ok(dinfo);
+    note_info(status, dinfo);
     cuda_scratch_free(work);
-    return rc;
+    return cuda_failed() ? -1 : 0;
 }
 
 /* c (rows,cols) column-major = a^T, a (cols,rows) with leading dimension lda */
@@ -274,12 +321,19 @@ static void transpose(float *c, const float *a, int lda, int rows, int cols)
                         &zero, c, rows, c, rows));
 }
 
-/* c (M,N) = op(a) op(b), column-major */
-static void gemm(cublasOperation_t ta, cublasOperation_t tb, int M, int N, int K,
+/* c (M,N) = op(a) op(b), column-major, fp32 in and out. The products with
+ * the gradient pass sketch = 1: on TF32 tensor cores when the backend's
+ * math mode is tf32 or bf16 (cuda_ctx.linalg_tf32), the range finder's
+ * subspace being an approximation anyway; the others follow the handle's
+ * math mode. */
+static void gemm(int sketch, cublasOperation_t ta, cublasOperation_t tb, int M, int N, int K,
                  const float *a, int lda, const float *b, int ldb, float *c, int ldc)
 {
     const float one = 1.0f, zero = 0.0f;
-    CK_BLAS(cublasSgemm(cuda_ctx.blas, ta, tb, M, N, K, &one, a, lda, b, ldb, &zero, c, ldc));
+    const cublasComputeType_t ct = sketch && cuda_ctx.linalg_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                                  : CUBLAS_COMPUTE_32F;
+    CK_BLAS(cublasGemmEx(cuda_ctx.blas, ta, tb, M, N, K, &one, a, CUDA_R_32F, lda, b,
+                         CUDA_R_32F, ldb, &zero, c, CUDA_R_32F, ldc, ct, CUBLAS_GEMM_DEFAULT));
 }
 
 /* w (l,r) column-major = columns l-1, l-2, ..., l-r of v (l,l) column-major */
@@ -290,33 +344,104 @@ static __global__ void top_columns(float *w, const double *v, int l, int r)
         w[i] = (float)v[(size_t)(l - 1 - i / l) * l + i % l];
 }
 
+/* ---- the small eigenproblem ---- */
+
+/* Its solver, from OWLORE_CUDA_EIG, read at every refresh so that one
+ * benchmark process can compare them (gpu_refresh): cuSOLVER's syevd (the
+ * default), cuSOLVER's Jacobi method syevj, or LAPACK's dsyevd on the host
+ * (the matrix copied over and the vectors back). -1, recorded as a backend
+ * failure, for any other value. */
+enum eig_solver { EIG_SYEVD, EIG_SYEVJ, EIG_HOST };
+
+static int eig_solver(void)
+{
+    const char *s = getenv("OWLORE_CUDA_EIG");
+    if (!s || !*s || strcmp(s, "syevd") == 0)
+        return EIG_SYEVD;
+    if (strcmp(s, "syevj") == 0)
+        return EIG_SYEVJ;
+    if (strcmp(s, "host") == 0)
+        return EIG_HOST;
+    cuda_fail(__FILE__, __LINE__, "getenv(OWLORE_CUDA_EIG)",
+              "not syevd, syevj or host");
+    return -1;
+}
+
+/* g (l,l) column-major symmetric (upper triangle) := its eigenvectors, ev
+ * (l) its eigenvalues, ascending, by cuSOLVER (syevd or syevj); a failure
+ * noted in *status, -1 when the work could not be queued */
+static int eig_device(double *g, double *ev, int l, int jacobi, int *dinfo, int *status)
+{
+    const cusolverEigMode_t job = CUSOLVER_EIG_MODE_VECTOR;
+    const cublasFillMode_t up = CUBLAS_FILL_MODE_UPPER;
+    syevjInfo_t params = NULL;
+    int lwork = 0;
+    if (jacobi) {
+        CK_SOLVER(cusolverDnCreateSyevjInfo(&params));
+        if (!cuda_failed())
+            CK_SOLVER(cusolverDnDsyevj_bufferSize(cuda_ctx.solver, job, up, l, g, l, ev, &lwork,
+                                                  params));
+    } else {
+        CK_SOLVER(cusolverDnDsyevd_bufferSize(cuda_ctx.solver, job, up, l, g, l, ev, &lwork));
+    }
+    double *work = cuda_failed() ? NULL : (double *)cuda_scratch(2 * (size_t)lwork);
+    if (work) {
+        if (jacobi)
+            CK_SOLVER(cusolverDnDsyevj(cuda_ctx.solver, job, up, l, g, l, ev, work, lwork, dinfo,
+                                       params));
+        else
+            CK_SOLVER(cusolverDnDsyevd(cuda_ctx.solver, job, up, l, g, l, ev, work, lwork,
+                                       dinfo));
+        note_info(status, dinfo);
+        cuda_scratch_free(work);
+    }
+    if (params)
+        cusolverDnDestroySyevjInfo(params);
+    return work && !cuda_failed() ? 0 : -1;
+}
+
+/* the same by LAPACK on the host: waits for the device; -1 on failure */
+static int eig_host(double *g, int l)
+{
+    const size_t ll = (size_t)l * l;
+    double *h = (double *)malloc((ll + (size_t)l) * sizeof(double));
+    int rc = -1;
+    if (!h)
+        return -1;
+    CK_CUDA(cudaMemcpyAsync(h, g, ll * sizeof(double), cudaMemcpyDeviceToHost,
+                            cuda_ctx.stream));
+    CK_CUDA(cudaStreamSynchronize(cuda_ctx.stream));
+    if (!cuda_failed() && LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'U', l, h, l, h + ll) == 0) {
+        CK_CUDA(cudaMemcpyAsync(g, h, ll * sizeof(double), cudaMemcpyHostToDevice,
+                                cuda_ctx.stream));
+        CK_CUDA(cudaStreamSynchronize(cuda_ctx.stream)); /* before h is freed */
+        rc = cuda_failed() ? -1 : 0;
+    }
+    free(h);
+    return rc;
+}
+
 /* w (l,r) column-major := the top r right singular vectors of bt (e,l)
  * column-major, by singular value, as the top eigenvectors of bt^T bt taken
- * in double (cuBLAS syrk + cuSOLVER syevd on an l x l matrix: much faster
- * than an SVD of the tall bt) */
-static int top_right_vectors(float *w, const float *bt, int e, int l, int r, int *dinfo)
+ * in double (cuBLAS syrk and an l x l eigenproblem: much faster than an SVD
+ * of the tall bt); a device solver's failure noted in *status, -1 for any
+ * other */
+static int top_right_vectors(float *w, const float *bt, int e, int l, int r, int *dinfo,
+                             int *status)
 {
     const size_t n = (size_t)e * l;
     const double one = 1.0, zero = 0.0;
-    double *bd = (double *)cuda_scratch(2 * (n + (size_t)l * l + l));
+    const int solver = eig_solver();
+    double *bd = solver < 0 ? NULL : (double *)cuda_scratch(2 * (n + (size_t)l * l + l));
     if (!bd)
         return -1;
     double *g = bd + n, *ev = g + (size_t)l * l;
-    int lwork = 0;
     to_double<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(bd, bt, n);
     CK_LAUNCH();
     CK_BLAS(cublasDsyrk(cuda_ctx.blas, CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_T, l, e, &one, bd, e,
                         &zero, g, l));
-    CK_SOLVER(cusolverDnDsyevd_bufferSize(cuda_ctx.solver, CUSOLVER_EIG_MODE_VECTOR,
-                                          CUBLAS_FILL_MODE_UPPER, l, g, l, ev, &lwork));
-    double *work = cuda_failed() ? NULL : (double *)cuda_scratch(2 * (size_t)lwork);
-    int rc = -1;
-    if (work) {
-        CK_SOLVER(cusolverDnDsyevd(cuda_ctx.solver, CUSOLVER_EIG_MODE_VECTOR,
-                                   CUBLAS_FILL_MODE_UPPER, l, g, l, ev, work, lwork, dinfo));
-        rc = info_ok(dinfo);
-        cuda_scratch_free(work);
-    }
+    int rc = solver == EIG_HOST ? eig_host(g, l)
+                                : eig_device(g, ev, l, solver == EIG_SYEVJ, dinfo, status);
     if (rc == 0) { /* eigenvalues ascending: the last r columns, reversed */
         top_columns<<<cuda_blocks((size_t)l * r), CUDA_THREADS, 0, cuda_ctx.stream>>>(w, g, l,
                                                                                     r);
@@ -326,8 +451,10 @@ static int top_right_vectors(float *w, const float *bt, int e, int l, int r, int
     return rc == 0 && !cuda_failed() ? 0 : -1;
 }
 
+/* ---- the two methods ---- */
+
 static int basis_exact(float *vec, const float *G, int m, int n, int r, int side,
-                       int *dinfo)
+                       int *dinfo, int *status)
 {
     const int d = side == 0 ? n : m, e = side == 0 ? m : n;
     const int tall = d >= e, rows = tall ? d : e, k = tall ? e : d;
@@ -341,7 +468,7 @@ static int basis_exact(float *vec, const float *G, int m, int n, int r, int side
     else
         CK_CUDA(cudaMemcpyAsync(y, G, (size_t)m * n * sizeof(float), cudaMemcpyDeviceToDevice,
                                 cuda_ctx.stream));
-    int rc = svd(y, rows, k, s, tall ? u : NULL, tall ? NULL : vt, dinfo);
+    int rc = svd(y, rows, k, s, tall ? u : NULL, tall ? NULL : vt, dinfo, status);
     if (rc == 0 && tall) /* vec = U[:, :r] */
         CK_CUDA(cudaMemcpyAsync(vec, u, (size_t)d * r * sizeof(float),
                                 cudaMemcpyDeviceToDevice, cuda_ctx.stream));
@@ -351,45 +478,64 @@ static int basis_exact(float *vec, const float *G, int m, int n, int r, int side
     return rc == 0 && !cuda_failed() ? 0 : -1;
 }
 
-static int basis_randomized(float *vec, const float *G, int m, int n, int r, int side,
-                            int oversample, int power_iters, unsigned long long *rng,
-                            int *dinfo)
+/* q (d,l) := an orthonormal basis of the range finder's subspace, z (e,l)
+ * scratch, by CholeskyQR3 or, with householder, Householder QR; failed
+ * factorisations noted in *status, -1 when the work could not be queued */
+static int range_basis(float *q, float *z, float *tau, const float *G, int n, int d, int e,
+                       int l, int side, int power_iters, int householder,
+                       unsigned long long *rng, int *dinfo, int *status)
 {
-    const int d = side == 0 ? n : m, e = side == 0 ? m : n, k = m < n ? m : n;
     const cublasOperation_t opx = side == 0 ? CUBLAS_OP_N : CUBLAS_OP_T;  /* X  */
     const cublasOperation_t opxt = side == 0 ? CUBLAS_OP_T : CUBLAS_OP_N; /* X^T */
+    gaussian_fill(z, e, l, rng);
+    gemm(1, opx, CUBLAS_OP_N, d, l, e, G, n, z, e, q, d); /* Q = X Omega */
+    if (orthonormalise(q, d, l, householder, tau, dinfo, status))
+        return -1;
+    for (int it = 0; it < power_iters; it++) {
+        gemm(1, opxt, CUBLAS_OP_N, e, l, d, G, n, q, d, z, e); /* Z = X^T Q */
+        if (orthonormalise(z, e, l, householder, tau, dinfo, status))
+            return -1;
+        gemm(1, opx, CUBLAS_OP_N, d, l, e, G, n, z, e, q, d); /* Q = X Z */
+        if (orthonormalise(q, d, l, householder, tau, dinfo, status))
+            return -1;
+    }
+    return 0;
+}
+
+static int basis_randomized(float *vec, const float *G, int m, int n, int r, int side,
+                            int oversample, int power_iters, unsigned long long *rng,
+                            int *dinfo, int *status)
+{
+    const int d = side == 0 ? n : m, e = side == 0 ? m : n, k = m < n ? m : n;
+    const cublasOperation_t opxt = side == 0 ? CUBLAS_OP_T : CUBLAS_OP_N; /* X^T */
+    const unsigned long long seed = *rng;
     int l = r + (oversample > 0 ? oversample : 0);
     if (l > k)
         l = k;
     float *buf = cuda_scratch((size_t)e * l + (size_t)d * l + (size_t)l * l + (size_t)l);
     int rc = -1;
     if (!buf)
-        goto out;
-    {
-        float *z = buf, *q = z + (size_t)e * l, *vt = q + (size_t)d * l, *tau = vt + (size_t)l * l;
-        gaussian_fill(z, e, l, rng);
-        gemm(opx, CUBLAS_OP_N, d, l, e, G, n, z, e, q, d); /* Q = X Omega */
-        if (orthonormalise(q, d, l, tau, dinfo))
-            goto out;
-        for (int it = 0; it < power_iters; it++) {
-            gemm(opxt, CUBLAS_OP_N, e, l, d, G, n, q, d, z, e); /* Z = X^T Q */
-            if (orthonormalise(z, e, l, tau, dinfo))
-                goto out;
-            gemm(opx, CUBLAS_OP_N, d, l, e, G, n, z, e, q, d); /* Q = X Z */
-            if (orthonormalise(q, d, l, tau, dinfo))
-                goto out;
-        }
-        gemm(opxt, CUBLAS_OP_N, e, l, d, G, n, q, d, z, e); /* B^T = X^T Q (e,l) */
-        if (top_right_vectors(vt, z, e, l, r, dinfo))
-            goto out;
-        /* vec (d,r) = Q (d,l) Ut[:, :r], Ut the right singular vectors of B^T */
-        gemm(CUBLAS_OP_N, CUBLAS_OP_N, d, r, l, q, d, vt, l, vec, d);
-        rc = cuda_failed() ? -1 : 0;
+        return -1;
+    float *z = buf, *q = z + (size_t)e * l, *vt = q + (size_t)d * l, *tau = vt + (size_t)l * l;
+    /* CholeskyQR3 first; if any of its factorisations failed (a gradient
+     * of rank below l), the whole finder again by Householder QR, from the
+     * same Gaussian matrix */
+    for (int householder = 0; householder < 2 && rc != 0; householder++) {
+        *rng = seed;
+        clear_word(status);
+        if (range_basis(q, z, tau, G, n, d, e, l, side, power_iters, householder, rng, dinfo,
+                        status))
+            break;
+        rc = read_ok(status);
     }
-out:
-    if (buf)
-        cuda_scratch_free(buf);
-    return rc;
+    if (rc == 0) {
+        gemm(1, opxt, CUBLAS_OP_N, e, l, d, G, n, q, d, z, e); /* B^T = X^T Q (e,l) */
+        rc = top_right_vectors(vt, z, e, l, r, dinfo, status);
+    }
+    if (rc == 0) /* vec (d,r) = Q (d,l) Ut[:, :r], Ut the right singular vectors of B^T */
+        gemm(0, CUBLAS_OP_N, CUBLAS_OP_N, d, r, l, q, d, vt, l, vec, d);
+    cuda_scratch_free(buf);
+    return rc == 0 && !cuda_failed() ? 0 : -1;
 }
 
 int cu_lowrank_basis(float *P, const float *G, int m, int n, int r, int side,
@@ -404,15 +550,21 @@ int cu_lowrank_basis(float *P, const float *G, int m, int n, int r, int side,
         return -1;
     if (cuda_failed() || !cu_all_finite(G, (size_t)m * n))
         return -1;
-    float *vec = cuda_scratch((size_t)r * d + 1);
+    float *vec = cuda_scratch((size_t)r * d + 2);
     if (!vec)
         return -1;
-    int *dinfo = (int *)(vec + (size_t)r * d); /* one int after the vectors */
-    int rc = method == 0 ? basis_exact(vec, G, m, n, r, side, dinfo)
+    /* two ints after the vectors: the solvers' info word, the status word */
+    int *dinfo = (int *)(vec + (size_t)r * d), *status = dinfo + 1;
+    clear_word(status);
+    int rc = method == 0 ? basis_exact(vec, G, m, n, r, side, dinfo, status)
                          : basis_randomized(vec, G, m, n, r, side, oversample, power_iters,
-                                            rng ? rng : &fixed_seed, dinfo);
-    if (rc == 0 && !cu_all_finite(vec, (size_t)r * d))
-        rc = -1;
+                                            rng ? rng : &fixed_seed, dinfo, status);
+    if (rc == 0) {
+        note_nonfinite_kernel<<<cuda_blocks((size_t)r * d), CUDA_THREADS, 0,
+                                cuda_ctx.stream>>>(status, vec, (size_t)r * d);
+        CK_LAUNCH();
+        rc = read_ok(status);
+    }
     if (rc == 0) {
         sign_kernel<<<r, CUDA_THREADS, 0, cuda_ctx.stream>>>(vec, d);
         CK_LAUNCH();

@@ -8,12 +8,15 @@
  * s_i = 1/(1+i): a gradient-like matrix whose spectrum decays, so the top R
  * subspace is well defined. The exact basis (lowrank_basis method 0, an SVD)
  * is the reference; then the randomized range finder (method 1, oversample
- * 10) with 0, 1 and 2 power iterations (2 is the recipe default), each timed
- * as the median of 5 calls with the host waiting for the device on both
- * sides. captured = ||P P0^T||_F^2 / R: the share of the exact subspace that
- * a basis spans (1 when equal). One JSON line:
- *   {"backend", "m", "n", "r", "exact_s", "runs": [{"power_iters", "seconds",
- *    "captured"}, ...], "failed": message or null}
+ * 10) with 0, 1 and 2 power iterations (2 is the recipe default), on CUDA
+ * once per solver of its small eigenproblem (OWLORE_CUDA_EIG: syevd, syevj,
+ * host), each timed as the median of 5 calls with the host waiting for the
+ * device on both sides. captured = ||P P0^T||_F^2 / R: the share of the
+ * exact subspace that a basis spans (1 when equal). The backend's math
+ * mode (OWLORE_CUDA_MATH, fp32 when unset) decides whether the finder's
+ * products use TF32. One JSON line:
+ *   {"backend", "math", "m", "n", "r", "exact_s", "runs": [{"eig",
+ *    "power_iters", "seconds", "captured"}, ...], "failed": message or null}
  * tools/gpu_check.sh runs it; the refresh share of a run is the seconds of
  * a refresh times the matrices refreshed per period over the period's time.
  */
@@ -25,6 +28,7 @@
 #include "backend.h"
 
 #define REPEATS 5
+#define MAX_RUNS 9 /* 3 eigensolvers x 3 power-iteration counts */
 
 static unsigned long long lcg = 7;
 static float gauss_ish(void) /* sum of 4 uniforms, centred: enough here */
@@ -127,7 +131,11 @@ int main(int argc, char **argv)
     float *P = be->alloc((size_t)r * len * sizeof(float));
     float *h0 = malloc((size_t)r * len * sizeof(float)), *h = malloc((size_t)r * len * sizeof(float));
     const char *failed = NULL;
-    double exact_s = 0, sec[3] = {0}, cap[3] = {0};
+    const int cuda = strcmp(be->name, "cuda") == 0;
+    const char *eigs[] = {"syevd", "syevj", "host"};
+    const char *run_eig[MAX_RUNS];
+    int run_q[MAX_RUNS], n_runs = 0;
+    double exact_s = 0, sec[MAX_RUNS] = {0}, cap[MAX_RUNS] = {0};
     if (!A || !B || !G || !P0 || !P || !h0 || !h) {
         failed = "out of memory";
         goto out;
@@ -138,17 +146,23 @@ int main(int argc, char **argv)
         goto out;
     }
     be->download(h0, P0, (size_t)r * len * sizeof(float));
-    for (int q = 0; q <= 2; q++) {
-        double t[REPEATS];
-        for (int i = 0; i < REPEATS; i++)
-            if (timed_basis(be, P, G, m, n, r, side, 1, q, &t[i]) != 0) {
-                failed = "the randomized basis failed";
-                goto out;
-            }
-        qsort(t, REPEATS, sizeof t[0], cmp_double);
-        sec[q] = t[REPEATS / 2];
-        be->download(h, P, (size_t)r * len * sizeof(float));
-        cap[q] = captured(h, h0, r, len, side);
+    for (int v = 0; v < (cuda ? 3 : 1); v++) {
+        if (cuda)
+            setenv("OWLORE_CUDA_EIG", eigs[v], 1);
+        for (int q = 0; q <= 2; q++, n_runs++) {
+            double t[REPEATS];
+            run_eig[n_runs] = cuda ? eigs[v] : "lapack";
+            run_q[n_runs] = q;
+            for (int i = 0; i < REPEATS; i++)
+                if (timed_basis(be, P, G, m, n, r, side, 1, q, &t[i]) != 0) {
+                    failed = "the randomized basis failed";
+                    goto out;
+                }
+            qsort(t, REPEATS, sizeof t[0], cmp_double);
+            sec[n_runs] = t[REPEATS / 2];
+            be->download(h, P, (size_t)r * len * sizeof(float));
+            cap[n_runs] = captured(h, h0, r, len, side);
+        }
     }
     if (be->error(err, sizeof err)) {
         for (char *c = err; *c; c++) /* the message goes inside a JSON string */
@@ -157,11 +171,14 @@ int main(int argc, char **argv)
         failed = err;
     }
 out:
-    printf("{\"backend\": \"%s\", \"m\": %d, \"n\": %d, \"r\": %d, \"exact_s\": %.4f, \"runs\": [",
-           be->name, m, n, r, exact_s);
-    for (int q = 0; q <= 2; q++)
-        printf("%s{\"power_iters\": %d, \"seconds\": %.5f, \"captured\": %.6f}", q ? ", " : "", q,
-               sec[q], cap[q]);
+    printf("{\"backend\": \"%s\", \"math\": \"%s\", \"m\": %d, \"n\": %d, \"r\": %d, "
+           "\"exact_s\": %.4f, \"runs\": [",
+           be->name, getenv("OWLORE_CUDA_MATH") ? getenv("OWLORE_CUDA_MATH") : "fp32", m, n, r,
+           exact_s);
+    for (int i = 0; i < n_runs; i++)
+        printf("%s{\"eig\": \"%s\", \"power_iters\": %d, \"seconds\": %.5f, "
+               "\"captured\": %.6f}",
+               i ? ", " : "", run_eig[i], run_q[i], sec[i], cap[i]);
     printf("], \"failed\": %s%s%s}\n", failed ? "\"" : "", failed ? failed : "null",
            failed ? "\"" : "");
     free(h0);
