@@ -338,12 +338,18 @@ static float *spread_matrix(int m, int n)
     return g;
 }
 
+/* The randomized method once per solver of the small eigenproblem
+ * (OWLORE_CUDA_EIG, read at each refresh), the exact one once. */
 static void test_lowrank(void)
 {
     const int shapes[2][2] = {{96, 40}, {40, 96}};
+    const char *eigs[] = {"syevd", "syevj", "host"};
     for (int s = 0; s < 2; s++)
-        for (int method = 0; method < 2; method++) {
+        for (int variant = 0; variant < 4; variant++) {
             int m = shapes[s][0], n = shapes[s][1], r = 8, side = m >= n ? 0 : 1;
+            int method = variant > 0;
+            if (method)
+                setenv("OWLORE_CUDA_EIG", eigs[variant - 1], 1);
             float *g = spread_matrix(m, n);
             struct pair G = {put(cpu, g, (size_t)m * n), put(gpu, g, (size_t)m * n),
                              (size_t)m * n};
@@ -353,7 +359,8 @@ static void test_lowrank(void)
             int rc1 = cpu->lowrank_basis(P.c, G.c, m, n, r, side, method, 10, 2, &r1);
             int rc2 = gpu->lowrank_basis(P.g, G.g, m, n, r, side, method, 10, 2, &r2);
             char name[64];
-            snprintf(name, sizeof name, "lowrank_basis side=%d method=%d", side, method);
+            snprintf(name, sizeof name, "lowrank_basis side=%d %s", side,
+                     method ? eigs[variant - 1] : "exact");
             if (rc1 != 0 || rc2 != 0) {
                 printf("FAIL %-28s rc cpu %d cuda %d\n", name, rc1, rc2);
                 failures++;
@@ -364,6 +371,58 @@ static void test_lowrank(void)
             pair_free(&G);
             pair_free(&P);
         }
+    unsetenv("OWLORE_CUDA_EIG");
+}
+
+/* A gradient of rank 3 below the finder's l = 18 columns: CholeskyQR3's
+ * factorisations fail and the finder runs again by Householder QR. The
+ * basis beyond the rank is arbitrary, so instead of the CPU's P the check
+ * is that P's span holds G: ||G - P P^T G|| / ||G|| (side 1) or
+ * ||G - G P^T P|| / ||G|| (side 0) <= 1e-5. */
+static void test_lowrank_rank_deficient(void)
+{
+    const int shapes[2][2] = {{96, 40}, {40, 96}}, rank = 3, r = 8;
+    for (int s = 0; s < 2; s++) {
+        const int m = shapes[s][0], n = shapes[s][1], side = m >= n ? 0 : 1;
+        const int len = side ? m : n;
+        float *a = host_rand((size_t)m * rank, 1), *b = host_rand((size_t)rank * n, 1);
+        float *g = calloc((size_t)m * n, sizeof(float)), *p = malloc((size_t)r * len * sizeof(float));
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                for (int k = 0; k < rank; k++)
+                    g[(size_t)i * n + j] += a[(size_t)i * rank + k] * b[(size_t)k * n + j];
+        float *G = put(gpu, g, (size_t)m * n), *P = gpu->alloc((size_t)r * len * sizeof(float));
+        unsigned long long rng = 7;
+        int rc = gpu->lowrank_basis(P, G, m, n, r, side, 1, 10, 2, &rng);
+        gpu->download(p, P, (size_t)r * len * sizeof(float));
+        double num = 0, den = 0;
+        for (int i = 0; i < m; i++) /* residual of G row i (side 0) or column i (side 1) */
+            for (int j = 0; j < n; j++) {
+                double proj = 0;
+                for (int k = 0; k < r; k++) {
+                    double c = 0; /* coefficient of G's row i / column j on vector k */
+                    for (int t = 0; t < len; t++)
+                        c += side ? (double)p[(size_t)t * r + k] * g[(size_t)t * n + j]
+                                  : (double)p[(size_t)k * len + t] * g[(size_t)i * n + t];
+                    proj += c * (side ? p[(size_t)i * r + k] : p[(size_t)k * len + j]);
+                }
+                double e = g[(size_t)i * n + j] - proj;
+                num += e * e;
+                den += (double)g[(size_t)i * n + j] * g[(size_t)i * n + j];
+            }
+        char why[512], name[64];
+        double res = rc == 0 ? num / den : INFINITY;
+        int bad = !(res <= 1e-5) || gpu->error(why, sizeof why);
+        snprintf(name, sizeof name, "lowrank_basis rank 3 side=%d", side);
+        printf("%s %-28s nmse %.3e tol 1e-05\n", bad ? "FAIL" : "PASS", name, res);
+        failures += bad;
+        free(a);
+        free(b);
+        free(g);
+        free(p);
+        gpu->free(G);
+        gpu->free(P);
+    }
 }
 
 /* ---- bf16 storage: bit-exact ---- */
@@ -609,6 +668,7 @@ int main(int argc, char **argv)
     test_crossentropy();
     test_elementwise();
     test_lowrank();
+    test_lowrank_rank_deficient();
     test_bf16();
     test_bf16_large();
     printf("%s: %d failed\n", failures ? "FAIL" : "PASS", failures);
