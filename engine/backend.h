@@ -158,6 +158,19 @@ struct backend {
     /* out (N,D) = table[tokens[n]] widened from bf16 (exact) */
     void (*embedding_fwd_bf16)(float *out, const int *tokens, const unsigned short *table,
                                int N, int D);
+    /* The AdamW step of weights w (n) stored in bf16, in one pass: the
+     * moments and direction of adam_direction, the update of apply_update
+     * on w widened, the result narrowed as bf16_round does with seed. Bit
+     * for bit bf16_expand, adam_direction, apply_update and bf16_round in
+     * sequence, without the fp32 copy. */
+    void (*adamw_bf16)(unsigned short *w, float *m, float *v, const float *g, size_t n,
+                       float beta1, float beta2, float eps, float step, float decay,
+                       unsigned long long seed);
+    /* w (n) stored in bf16 := (w widened + d) * (1 - decay), narrowed as
+     * bf16_round does with seed: an update computed elsewhere (GaLore's
+     * back-projection, d (n) fp32) added in one pass. */
+    void (*bf16_add_round)(unsigned short *w, const float *d, size_t n, float decay,
+                           unsigned long long seed);
 };
 
 /* The CUDA backend (kernels/cuda), built when nvcc is present: NULL with

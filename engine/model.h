@@ -188,12 +188,16 @@ enum model_table { TABLE_EMBED, TABLE_HEAD };
 /* Rows of a table that fit the stage: a piece of a table is at most this
  * many rows (model_largest_linear / D, at least one). */
 size_t model_table_piece_rows(const struct model_config *c);
-/* Elements off..off+n-1 of a table in fp32 for an update in place, and
- * their store after it, as model_block_piece and model_block_piece_store
- * (n <= model_table_piece_rows * D; noise from seed + off + i). */
-float *model_table_piece(const struct model *m, enum model_table which, size_t off, size_t n);
-void model_table_piece_store(const struct model *m, enum model_table which, size_t off,
-                             size_t n, unsigned long long seed);
+/* The bf16 storage of table `which` (V,D) or of block l
+ * (model_block_floats elements), what the optimizer steps in place
+ * (optim.h *_bf16); NULL with fp32 storage. */
+unsigned short *model_table16(const struct model *m, enum model_table which);
+unsigned short *model_block16(const struct model *m, int l);
+/* With bf16 storage, room for one linear layer's fp32 values
+ * (model_largest_linear floats, the stage after the norms): GaLore's update
+ * before it is added (optim_step_projected_bf16). model_block_piece widens
+ * there too. NULL with fp32 storage. */
+float *model_stage_piece(const struct model *m);
 /* Block l as the forward and backward passes use it: block_view of
  * w.blocks[l], or, with bf16 storage, its two norms widened into the stage
  * (until the next call) and NULL matrices. Multiply by the matrices through

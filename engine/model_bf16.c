@@ -13,11 +13,13 @@
  *     matmul_bf16: on bf16 tensor cores, or widened one matrix, or one panel
  *     of the head, at a time by the backend); the embedding's rows are
  *     widened as they are looked up (embedding_fwd_bf16);
- *   - an optimizer step widens one tensor of a block, or one stage-sized
- *     piece of the embedding or head, into the stage, updates it in fp32,
- *     and the piece is narrowed back by stochastic rounding (backend.h
- *     bf16_round), so small updates survive on average instead of rounding
- *     away. The optimizer's moments stay fp32 (optim.c).
+ *   - an optimizer step updates each tensor in fp32 element by element as
+ *     it reads it and narrows it back by stochastic rounding (optim.h
+ *     *_bf16: backend.h adamw_bf16, bf16_add_round; GaLore's update is
+ *     built in the stage first), so small updates survive on average
+ *     instead of rounding away. The optimizer's moments stay fp32. Merging
+ *     LoRA adapters widens one tensor of a block into the stage
+ *     (model_block_piece) and rounds it back the same way.
  *
  * Checkpoints hold these tensors as BF16 (ckpt.c); resuming writes the
  * fp32 layout of model.h back through model_write_params.
@@ -144,8 +146,8 @@ float *model_block_piece(const struct model *m, int l, size_t off, size_t n)
 {
     if (!m->blocks16)
         return m->w.blocks[l] + off;
-    float *piece = m->stage + 2 * (size_t)m->cfg.dim;
-    m->be->bf16_expand(piece, m->blocks16 + (size_t)l * model_block_floats(&m->cfg) + off, n);
+    float *piece = model_stage_piece(m);
+    m->be->bf16_expand(piece, model_block16(m, l) + off, n);
     return piece;
 }
 
@@ -153,8 +155,7 @@ void model_block_piece_store(const struct model *m, int l, size_t off, size_t n,
                              unsigned long long seed)
 {
     if (m->blocks16)
-        m->be->bf16_round(m->blocks16 + (size_t)l * model_block_floats(&m->cfg) + off,
-                          m->stage + 2 * (size_t)m->cfg.dim, n, seed + off);
+        m->be->bf16_round(model_block16(m, l) + off, model_stage_piece(m), n, seed + off);
 }
 
 void model_embed_rows(const struct model *m, float *out, const int *tokens, int N)
@@ -193,27 +194,19 @@ void model_head_product(const struct model *m, int trans_w, int M, int N, int K,
     }
 }
 
-/* The bf16 storage of table `which`, or NULL with fp32 storage. */
-static unsigned short *table16(const struct model *m, enum model_table which)
+unsigned short *model_table16(const struct model *m, enum model_table which)
 {
     return which == TABLE_EMBED ? m->embed16 : m->head16;
 }
 
-float *model_table_piece(const struct model *m, enum model_table which, size_t off, size_t n)
+unsigned short *model_block16(const struct model *m, int l)
 {
-    if (!m->embed16)
-        return (which == TABLE_EMBED ? m->w.embed : m->w.lm_head) + off;
-    float *piece = m->stage + 2 * (size_t)m->cfg.dim;
-    m->be->bf16_expand(piece, table16(m, which) + off, n);
-    return piece;
+    return m->blocks16 ? m->blocks16 + (size_t)l * model_block_floats(&m->cfg) : NULL;
 }
 
-void model_table_piece_store(const struct model *m, enum model_table which, size_t off,
-                             size_t n, unsigned long long seed)
+float *model_stage_piece(const struct model *m)
 {
-    if (m->embed16)
-        m->be->bf16_round(table16(m, which) + off, m->stage + 2 * (size_t)m->cfg.dim, n,
-                          seed + off);
+    return m->blocks16 ? m->stage + 2 * (size_t)m->cfg.dim : NULL;
 }
 
 /* Weights converted on the host at a time (8 MiB of bf16). */

@@ -11,6 +11,10 @@
  *           back-projection is accumulated straight into w by a matmul with
  *           beta = 1 and alpha = -step * scale, so no full-size scratch is
  *           needed; then scale(w, 1 - lr wd) when weight decay is on.
+ * Weights stored in bf16 (the _bf16 functions) are never copied to fp32:
+ *   AdamW:  adamw_bf16 over the whole tensor in one pass (no scratch).
+ *   GaLore: as above, but the back-projection goes into the caller's delta
+ *           (beta = 0), which bf16_add_round adds, decays and rounds back.
  * optim_project and optim_step_projected are GaLore's two halves, which
  * optim_step runs back to back; the trainer may run them apart (projecting
  * each block's gradient as backward finishes it, train.c).
@@ -154,23 +158,49 @@ int optim_project(struct optim_state *s, const float *g, float *R,
     return 0;
 }
 
+/* The projected step's Adam direction N, in place in R, and the factor
+ * alpha of its back-projection (-step * scale); *decay as step_sizes. */
+static float projected_direction(struct optim_state *s, float *R,
+                                 const struct adamw_hparams *h,
+                                 const struct galore_hparams *gh, float lr, float *decay)
+{
+    float step;
+    step_sizes(s, h, lr, &step, decay);
+    size_t rsize = (size_t)s->rank * (s->side == 0 ? (size_t)s->rows : (size_t)s->cols);
+    s->be->adam_direction(R, s->m, s->v, R, rsize, h->beta1, h->beta2, h->eps);
+    return -step * gh->scale;
+}
+
+/* out (rows,cols) = alpha back(N) + beta out */
+static void back_project(const struct optim_state *s, const float *N, float alpha, float beta,
+                         float *out)
+{
+    const int rows = s->rows, cols = s->cols, r = s->rank;
+    if (s->side == 0) /* N (rows,r) P (r,cols) */
+        s->be->matmul(0, 0, rows, cols, r, alpha, N, r, s->proj, cols, beta, out, cols);
+    else /* P (rows,r) N (r,cols) */
+        s->be->matmul(0, 0, rows, cols, r, alpha, s->proj, r, N, cols, beta, out, cols);
+}
+
 void optim_step_projected(struct optim_state *s, float *w, float *R,
                           const struct adamw_hparams *h, const struct galore_hparams *gh,
                           float lr)
 {
-    const struct backend *be = s->be;
-    int rows = s->rows, cols = s->cols, r = s->rank;
-    float step, decay;
-    step_sizes(s, h, lr, &step, &decay);
-    size_t rsize = (size_t)r * (s->side == 0 ? (size_t)rows : (size_t)cols);
-    be->adam_direction(R, s->m, s->v, R, rsize, h->beta1, h->beta2, h->eps);
-    float alpha = -step * gh->scale;
-    if (s->side == 0) /* w (rows,cols) += alpha N (rows,r) P (r,cols) */
-        be->matmul(0, 0, rows, cols, r, alpha, R, r, s->proj, cols, 1.0f, w, cols);
-    else /* w (rows,cols) += alpha P (rows,r) N (r,cols) */
-        be->matmul(0, 0, rows, cols, r, alpha, s->proj, r, R, cols, 1.0f, w, cols);
+    float decay, alpha = projected_direction(s, R, h, gh, lr, &decay);
+    back_project(s, R, alpha, 1.0f, w);
     if (decay > 0.0f)
-        be->scale(w, (size_t)rows * cols, 1.0f - decay);
+        s->be->scale(w, (size_t)s->rows * s->cols, 1.0f - decay);
+    s->step++;
+}
+
+void optim_step_projected_bf16(struct optim_state *s, unsigned short *w, float *R, float *delta,
+                               const struct adamw_hparams *h,
+                               const struct galore_hparams *gh, float lr,
+                               unsigned long long seed)
+{
+    float decay, alpha = projected_direction(s, R, h, gh, lr, &decay);
+    back_project(s, R, alpha, 0.0f, delta);
+    s->be->bf16_add_round(w, delta, (size_t)s->rows * s->cols, decay, seed);
     s->step++;
 }
 
@@ -200,4 +230,31 @@ void optim_step_range(struct optim_state *s, float *w, float *dir, const float *
     step_sizes(s, h, lr, &step, &decay);
     s->be->adam_direction(dir, s->m + off, s->v + off, g, len, h->beta1, h->beta2, h->eps);
     s->be->apply_update(w, dir, len, step, decay);
+}
+
+void optim_step_range_bf16(struct optim_state *s, unsigned short *w, const float *g, size_t off,
+                           size_t len, const struct adamw_hparams *h, float lr,
+                           unsigned long long seed)
+{
+    float step, decay;
+    step_sizes(s, h, lr, &step, &decay);
+    s->be->adamw_bf16(w, s->m + off, s->v + off, g, len, h->beta1, h->beta2, h->eps, step, decay,
+                      seed);
+}
+
+int optim_step_bf16(struct optim_state *s, unsigned short *w, const float *g, float *scratch,
+                    float *delta, const struct adamw_hparams *h,
+                    const struct galore_hparams *gh, float lr, unsigned long long seed,
+                    unsigned long long *rng, char *err, size_t errlen)
+{
+    if (s->rank > 0) {
+        if (optim_project(s, g, scratch, gh, rng, err, errlen) != 0)
+            return -1;
+        optim_step_projected_bf16(s, w, scratch, delta, h, gh, lr, seed);
+        return 0;
+    }
+    optim_step_range_bf16(s, w, g, 0, (size_t)s->rows * (s->cols > 0 ? (size_t)s->cols : 1), h,
+                          lr, seed);
+    s->step++;
+    return 0;
 }

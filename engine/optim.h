@@ -18,7 +18,8 @@
  * refresh is retried next step and this step is skipped, which is reported).
  *
  * Arithmetic goes through the backend (adam_direction, apply_update, matmul,
- * lowrank_basis), so the same code drives CPU and CUDA.
+ * lowrank_basis; adamw_bf16 and bf16_add_round for bf16 weights), so the
+ * same code drives CPU and CUDA.
  */
 #ifndef OWLORE_OPTIM_H
 #define OWLORE_OPTIM_H
@@ -96,5 +97,23 @@ int optim_project(struct optim_state *s, const float *g, float *R,
 void optim_step_projected(struct optim_state *s, float *w, float *R,
                           const struct adamw_hparams *h, const struct galore_hparams *gh,
                           float lr);
+
+/* The same three for weights stored in bf16 (model_bf16.c): each updates w
+ * in fp32 and rounds it back stochastically, element i of w drawing its
+ * noise from seed + i (backend.h bf16_round), without an fp32 copy of w.
+ * AdamW steps in one pass (adamw_bf16: bit for bit the fp32 step on the
+ * widened w, then bf16_round); GaLore builds its back-projected update in
+ * delta (rows x cols floats) and adds it in one pass (bf16_add_round). */
+int optim_step_bf16(struct optim_state *s, unsigned short *w, const float *g, float *scratch,
+                    float *delta, const struct adamw_hparams *h,
+                    const struct galore_hparams *gh, float lr, unsigned long long seed,
+                    unsigned long long *rng, char *err, size_t errlen);
+void optim_step_range_bf16(struct optim_state *s, unsigned short *w, const float *g, size_t off,
+                           size_t len, const struct adamw_hparams *h, float lr,
+                           unsigned long long seed);
+void optim_step_projected_bf16(struct optim_state *s, unsigned short *w, float *R, float *delta,
+                               const struct adamw_hparams *h,
+                               const struct galore_hparams *gh, float lr,
+                               unsigned long long seed);
 
 #endif

@@ -15,9 +15,9 @@
  * empties into the block's projected gradients (stream_piece).
  *
  * bf16 storage (recipe bf16_weights, model_bf16.c): each tensor of an
- * active block, and each range of the embedding and head, takes its step on
- * a widened fp32 copy, which is then rounded back stochastically with noise
- * from (seed, step, block or table).
+ * active block, the embedding and the head step in place, updated in fp32
+ * as they are read and rounded back stochastically with noise from (seed,
+ * step, block or table) (optim.h *_bf16), never copied to fp32 whole.
  *
  * Data order: each epoch visits the windows in a permutation drawn from
  * (seed, epoch); the position inside it is part of the checkpoint.
@@ -344,37 +344,20 @@ static unsigned long long rounding_seed(const struct run *run, long step, int l)
             (unsigned long long)l + 1) * 0x9E3779B97F4A7C15ULL;
 }
 
-/* Rows of a table that one optimizer range takes: the scratch's and the
- * bf16 stage's worth (model_table_piece_rows), whichever is less. */
-static size_t table_rows(const struct run *run)
-{
-    const size_t rows = run->scratch_floats / (size_t)run->m->cfg.dim;
-    const size_t stage = model_table_piece_rows(&run->m->cfg);
-    return rows < stage ? rows : stage;
-}
-
 /* Tensor i as a table: the embedding, the head (untied), or -1. */
 static int tensor_table(const struct model_config *c, int i)
 {
     return i == 0 ? TABLE_EMBED : i == 2 + PIECES * c->n_layers ? TABLE_HEAD : -1;
 }
 
-/* The AdamW step of a table stored in bf16 from its dense gradient g:
- * range by range widened into the stage, stepped and rounded back. */
-static void table_step(struct run *run, struct optim_state *s, enum model_table which,
-                       const float *g, float lr)
+/* Tensor i's bf16 storage, from element off of block l's (l >= 0) or as
+ * a table; NULL when it is stored in fp32 (the final norm always is). */
+static unsigned short *tensor16(const struct run *run, int i, int l, size_t off)
 {
-    const struct model *m = run->m;
-    const size_t total = (size_t)m->cfg.vocab_size * m->cfg.dim;
-    const size_t piece = table_rows(run) * (size_t)m->cfg.dim;
-    const unsigned long long seed = rounding_seed(run, run->ts.step, m->cfg.n_layers + which);
-    for (size_t off = 0; off < total; off += piece) {
-        const size_t n = total - off < piece ? total - off : piece;
-        optim_step_range(s, model_table_piece(m, which, off, n), run->scratch, g + off, off, n,
-                         &run->r->adamw, lr);
-        model_table_piece_store(m, which, off, n, seed);
-    }
-    s->step++;
+    const int t = tensor_table(&run->m->cfg, i);
+    if (l >= 0)
+        return run->m->blocks16 ? model_block16(run->m, l) + off : NULL;
+    return t >= 0 ? model_table16(run->m, (enum model_table)t) : NULL;
 }
 
 /* Phase of tensor i's projector refreshes (optim.h). With stagger_refreshes
@@ -464,7 +447,8 @@ static int sparse_embedding_step(struct run *run, float lr, char *err, size_t er
 {
     const struct backend *be = run->m->be;
     const int D = run->m->cfg.dim, V = run->m->cfg.vocab_size;
-    const int rows = (int)table_rows(run);
+    const int rows = (int)(run->scratch_floats / (size_t)D);
+    unsigned short *w16 = model_table16(run->m, TABLE_EMBED);
     const unsigned long long seed =
         rounding_seed(run, run->ts.step, run->m->cfg.n_layers + TABLE_EMBED);
     struct optim_state *s = tensor_state(run, 0, err, errlen);
@@ -480,22 +464,29 @@ static int sparse_embedding_step(struct run *run, float lr, char *err, size_t er
         be->embedding_bwd(run->scratch, run->embed_index, run->embed_sums + u * D, (int)(u1 - u),
                           D);
         const size_t off = (size_t)r0 * D, len = (size_t)n * D;
-        optim_step_range(s, model_table_piece(run->m, TABLE_EMBED, off, len), run->scratch,
-                         run->scratch, off, len, &run->r->adamw, lr);
-        model_table_piece_store(run->m, TABLE_EMBED, off, len, seed);
+        if (w16)
+            optim_step_range_bf16(s, w16 + off, run->scratch, off, len, &run->r->adamw, lr,
+                                  seed + off);
+        else
+            optim_step_range(s, run->m->w.embed + off, run->scratch, run->scratch, off, len,
+                             &run->r->adamw, lr);
         u = u1;
     }
     s->step++;
     return 0;
 }
 
-/* A block's tensors step through model_block_piece: with bf16 storage
- * (model_bf16.c) each is widened into the stage, takes its step there and is
- * rounded back, as the tables are range by range (table_step). Streamed
- * blocks step from their projected gradients. */
+/* Every trainable tensor's step. Streamed blocks step from their projected
+ * gradients (a gain from its own, copied beside them). Tensors stored in
+ * bf16 step through optim.h's *_bf16 functions, in place, with the noise
+ * of (seed, step, block or table) from the tensor's first element in its
+ * block or table; GaLore builds their update in the stage
+ * (model_stage_piece). */
 static int optimizer_step(struct run *run, float lr, char *err, size_t errlen)
 {
     const struct model_config *c = &run->m->cfg;
+    const struct adamw_hparams *h = &run->r->adamw;
+    const struct galore_hparams *gh = &run->r->galore;
     if (run->g.embed_rows && sparse_embedding_step(run, lr, err, errlen) != 0)
         return -1;
     for (int i = 0; i < run->n_tensors; i++) {
@@ -505,37 +496,39 @@ static int optimizer_step(struct run *run, float lr, char *err, size_t errlen)
         if (!gr.data)
             continue;
         int piece = 0, l = tensor_block(c, i, &piece);
-        if (run->m->embed16 && tensor_table(c, i) >= 0) {
-            struct optim_state *s = tensor_state(run, i, err, errlen);
-            if (!s)
-                return -1;
-            table_step(run, s, (enum model_table)tensor_table(c, i), gr.data, lr);
-            continue;
-        }
-        const size_t off = l >= 0 ? model_piece_offset(c, piece) : 0;
-        const size_t n = (size_t)w.rows * (w.cols ? w.cols : 1);
-        if (l >= 0)
-            w.data = model_block_piece(run->m, l, off, n);
         struct optim_state *s = tensor_state(run, i, err, errlen);
         if (!s)
             return -1;
+        const size_t off = l >= 0 ? model_piece_offset(c, piece) : 0;
+        float *R = NULL; /* a streamed linear layer's projected gradient */
         if (run->stream && l >= 0) {
-            gr.data = run->projected + (size_t)active_index(run, l) * run->proj_block +
-                      run->proj_off[piece];
-            if (s->rank > 0) {
-                optim_step_projected(s, w.data, gr.data, &run->r->adamw, &run->r->galore, lr);
-                gr.data = NULL;
-            }
+            float *mine = run->projected + (size_t)active_index(run, l) * run->proj_block +
+                          run->proj_off[piece];
+            if (s->rank > 0)
+                R = mine;
+            else
+                gr.data = mine;
         }
+        unsigned short *w16 = tensor16(run, i, l, off);
+        const unsigned long long seed =
+            rounding_seed(run, run->ts.step, l >= 0 ? l : c->n_layers + tensor_table(c, i)) + off;
+        float *delta = model_stage_piece(run->m);
         char why[256];
-        if (gr.data &&
-            optim_step(s, w.data, gr.data, run->scratch, &run->r->adamw, &run->r->galore, lr,
-                       &run->ts.linalg_rng, why, sizeof why) != 0) {
+        int rc = 0;
+        if (R && w16)
+            optim_step_projected_bf16(s, w16, R, delta, h, gh, lr, seed);
+        else if (R)
+            optim_step_projected(s, w.data, R, h, gh, lr);
+        else if (w16)
+            rc = optim_step_bf16(s, w16, gr.data, run->scratch, delta, h, gh, lr, seed,
+                                 &run->ts.linalg_rng, why, sizeof why);
+        else
+            rc = optim_step(s, w.data, gr.data, run->scratch, h, gh, lr, &run->ts.linalg_rng,
+                            why, sizeof why);
+        if (rc != 0) {
             snprintf(err, errlen, "%s: %s", w.name, why);
             return -1;
         }
-        if (l >= 0)
-            model_block_piece_store(run->m, l, off, n, rounding_seed(run, run->ts.step, l));
     }
     return run->m->lora ? lora_optim_step(run->m->lora, &run->r->adamw, lr, err, errlen)
                         : 0;

@@ -97,6 +97,8 @@ static const struct backend cpu_backend = {
     .bf16_round = cpu_bf16_round,
     .matmul_bf16 = cpu_matmul_bf16,
     .embedding_fwd_bf16 = cpu_embedding_fwd_bf16,
+    .adamw_bf16 = cpu_adamw_bf16,
+    .bf16_add_round = cpu_bf16_add_round,
 };
 
 const struct backend *backend_cpu(void)

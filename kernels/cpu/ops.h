@@ -11,6 +11,7 @@
 #ifndef OWLORE_CPU_OPS_H
 #define OWLORE_CPU_OPS_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,24 @@ void cpu_matmul_bf16(int trans_w, int M, int N, int K, float alpha, const float 
                      const unsigned short *W, int ldw, float beta, float *C, int ldc);
 void cpu_embedding_fwd_bf16(float *out, const int *tokens, const unsigned short *table, int N,
                             int D);
+/* optimizer updates of bf16 weights in one pass (bf16_update.c) */
+void cpu_adamw_bf16(unsigned short *w, float *m, float *v, const float *g, size_t n, float beta1,
+                    float beta2, float eps, float step, float decay, unsigned long long seed);
+void cpu_bf16_add_round(unsigned short *w, const float *d, size_t n, float decay,
+                        unsigned long long seed);
+
+/* One element's Adam moments, updated in place, and its direction
+ * m / (sqrt(v) + eps) (c1 = 1 - beta1, c2 = 1 - beta2): adam_direction's
+ * arithmetic, shared by adamw_bf16 so the two agree bit for bit. */
+static inline float adam_element(float *m, float *v, float g, float beta1, float beta2,
+                                 float c1, float c2, float eps)
+{
+    float mi = beta1 * *m + c1 * g;
+    float vi = beta2 * *v + c2 * g * g;
+    *m = mi;
+    *v = vi;
+    return mi / (sqrtf(vi) + eps);
+}
 
 /* splitmix64's output function: the counter-based random bits of dropout
  * masks and stochastic rounding (element i draws hash64(seed + i)) */

@@ -51,14 +51,8 @@ void cpu_adam_direction(float *dir, float *m, float *v, const float *g, size_t n
     const float c1 = 1.0f - beta1, c2 = 1.0f - beta2;
 
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i]; /* read before dir[i] is written: dir may alias g */
-        float mi = beta1 * m[i] + c1 * gi;
-        float vi = beta2 * v[i] + c2 * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        dir[i] = mi / (sqrtf(vi) + eps);
-    }
+    for (size_t i = 0; i < n; i++) /* g[i] is read before dir[i], which may alias it, is written */
+        dir[i] = adam_element(&m[i], &v[i], g[i], beta1, beta2, c1, c2, eps);
 }
 
 void cpu_apply_update(float *w, const float *dir, size_t n, float step, float decay)

@@ -225,6 +225,8 @@ static const struct backend cuda_backend = {
     .bf16_round = cu_bf16_round,
     .matmul_bf16 = cu_matmul_bf16,
     .embedding_fwd_bf16 = cu_embedding_fwd_bf16,
+    .adamw_bf16 = cu_adamw_bf16,
+    .bf16_add_round = cu_bf16_add_round,
 };
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -32,22 +32,12 @@ void cu_bf16_expand(float *dst, const unsigned short *src, size_t n)
     CK_LAUNCH();
 }
 
-/* the bf16 of a NaN or an infinity (bf16_special) */
-static __device__ __forceinline__ uint16_t bf16_special(uint32_t bits)
-{
-    return (uint16_t)((bits & 0x007FFFFFu) ? (bits >> 16) | 0x0040u : bits >> 16);
-}
-
 static __global__ void bf16_round_kernel(uint16_t *dst, const uint32_t *src, size_t n,
                                          unsigned long long seed)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
-        uint32_t bits = src[i];
-        if ((bits & 0x7F800000u) == 0x7F800000u) /* NaN or infinity */
-            dst[i] = bf16_special(bits);
-        else
-            dst[i] = (uint16_t)((bits + ((uint32_t)hash64(seed + i) & 0xFFFFu)) >> 16);
+        dst[i] = bf16_stochastic(src[i], (uint32_t)hash64(seed + i));
     }
 }
 

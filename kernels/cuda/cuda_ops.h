@@ -161,6 +161,32 @@ __device__ __forceinline__ uint64_t hash64(uint64_t z)
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     return z ^ (z >> 31);
 }
+/* The bf16 of a NaN or an infinity (exponent all ones): the high half, a
+ * NaN's mantissa forced non-zero (engine/bf16.h bf16_special) */
+__device__ __forceinline__ uint16_t bf16_special(uint32_t bits)
+{
+    return (uint16_t)((bits & 0x007FFFFFu) ? (bits >> 16) | 0x0040u : bits >> 16);
+}
+/* fp32 bits narrowed to bf16 by stochastic rounding with 16 bits of noise
+ * (engine/bf16.h bf16_from_f32_stochastic): bits only, no float arithmetic */
+__device__ __forceinline__ uint16_t bf16_stochastic(uint32_t bits, uint32_t noise)
+{
+    if ((bits & 0x7F800000u) == 0x7F800000u) /* NaN or infinity */
+        return bf16_special(bits);
+    return (uint16_t)((bits + (noise & 0xFFFFu)) >> 16);
+}
+/* One element's Adam moments, updated in place, and its direction
+ * m / (sqrt(v) + eps) (c1 = 1 - beta1, c2 = 1 - beta2): adam_direction's
+ * arithmetic, shared by adamw_bf16 (the CPU's adam_element, kernels/cpu/ops.h) */
+__device__ __forceinline__ float adam_element(float *m, float *v, float g, float beta1,
+                                              float beta2, float c1, float c2, float eps)
+{
+    float mi = beta1 * *m + c1 * g;
+    float vi = beta2 * *v + c2 * g * g;
+    *m = mi;
+    *v = vi;
+    return mi / (sqrtf(vi) + eps);
+}
 
 /* ---- operations (engine/backend.h has the contracts) ---- */
 void cu_matmul(int trans_a, int trans_b, int M, int N, int K, float alpha,
@@ -204,6 +230,10 @@ void cu_matmul_bf16(int trans_w, int M, int N, int K, float alpha, const float *
                     const unsigned short *W, int ldw, float beta, float *C, int ldc);
 void cu_embedding_fwd_bf16(float *out, const int *tokens, const unsigned short *table, int N,
                            int D);
+void cu_adamw_bf16(unsigned short *w, float *m, float *v, const float *g, size_t n, float beta1,
+                   float beta2, float eps, float step, float decay, unsigned long long seed);
+void cu_bf16_add_round(unsigned short *w, const float *d, size_t n, float decay,
+                       unsigned long long seed);
 double cu_sumsq(const float *x, size_t n);
 void cu_scale(float *x, size_t n, float a);
 void cu_adam_direction(float *dir, float *m, float *v, const float *g, size_t n,

@@ -84,14 +84,8 @@ static __global__ void adam_kernel(float *dir, float *m, float *v, const float *
 {
     const float c1 = 1.0f - beta1, c2 = 1.0f - beta2;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        float gi = g[i]; /* read before dir[i] is written: dir may alias g */
-        float mi = beta1 * m[i] + c1 * gi;
-        float vi = beta2 * v[i] + c2 * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        dir[i] = mi / (sqrtf(vi) + eps);
-    }
+         i += (size_t)gridDim.x * blockDim.x) /* g[i] is read before dir[i] (may alias) */
+        dir[i] = adam_element(&m[i], &v[i], g[i], beta1, beta2, c1, c2, eps);
 }
 
 void cu_adam_direction(float *dir, float *m, float *v, const float *g, size_t n,

@@ -11,7 +11,10 @@
  * bit for bit, on every fp32/bf16 class (NaN, infinities, denormals, values
  * that round into an infinity), at odd lengths and offsets, with a rounding
  * seed whose seed + i wraps, and past 2^32 elements (skipped when the GPU
- * lacks the 26 GB: a SKIP line). matmul_bf16 (weights in bf16) is checked
+ * lacks the 26 GB: a SKIP line). The fused updates of bf16 weights
+ * (adamw_bf16, bf16_add_round) are compared widened, by nmse (an fp32
+ * rounding apart before the stochastic rounding may move a weight by one
+ * bf16 step). matmul_bf16 (weights in bf16) is checked
  * in this fp32 mode, and with the argument bf16-products under
  * OWLORE_CUDA_MATH=bf16 (operands rounded to bf16 on tensor cores) alone,
  * to nmse 1e-4. One line per check: "PASS|FAIL op nmse
@@ -585,6 +588,65 @@ static void test_bf16(void)
     free(h32);
 }
 
+/* n bf16 weights (patterns of values in [-2, 2)) on both backends: the
+ * host copy (freed by the caller) and a device copy in *dev */
+static unsigned short *bf16_weights(size_t n, unsigned short **dev)
+{
+    unsigned short *h = malloc(n * sizeof *h);
+    for (size_t i = 0; i < n; i++) {
+        float x = 2.0f * urand();
+        uint32_t b;
+        memcpy(&b, &x, sizeof b);
+        h[i] = (unsigned short)(b >> 16);
+    }
+    *dev = gpu->alloc(n * sizeof *h);
+    gpu->upload(*dev, h, n * sizeof *h);
+    return h;
+}
+
+/* bf16 weights c (host, after the CPU's update) against d (device, after
+ * the GPU's), widened: nmse <= TOL (an fp32 rounding apart before the
+ * stochastic rounding moves a weight by one bf16 step, rarely) */
+static void check_bf16_weights(const char *op, const unsigned short *d, const unsigned short *c,
+                               size_t n)
+{
+    float *wc = malloc(n * sizeof *wc), *wd = gpu->alloc(n * sizeof *wd);
+    cpu->bf16_expand(wc, c, n);
+    gpu->bf16_expand(wd, d, n);
+    check(op, wd, wc, n, TOL);
+    free(wc);
+    gpu->free(wd);
+}
+
+/* the fused optimizer updates of bf16 weights (adamw_bf16, bf16_add_round)
+ * on the same inputs, weight decay on */
+static void test_bf16_updates(void)
+{
+    const size_t n = 1000003;
+    unsigned short *gw, *hw = bf16_weights(n, &gw);
+    struct pair g = pair_rand(n, 1), m = pair_rand(n, 0.1f), v = pair_rand(n, 1);
+    float *hv = malloc(n * sizeof *hv);
+    cpu->download(hv, v.c, n * sizeof *hv);
+    for (size_t i = 0; i < n; i++) /* second moments are >= 0 */
+        hv[i] *= hv[i];
+    cpu->upload(v.c, hv, n * sizeof *hv);
+    gpu->upload(v.g, hv, n * sizeof *hv);
+    cpu->adamw_bf16(hw, m.c, v.c, g.c, n, 0.9f, 0.999f, 1e-8f, 1e-3f, 1e-4f, 4321);
+    gpu->adamw_bf16(gw, m.g, v.g, g.g, n, 0.9f, 0.999f, 1e-8f, 1e-3f, 1e-4f, 4321);
+    check_bf16_weights("adamw_bf16 w", gw, hw, n);
+    CHECK("adamw_bf16 m", m, TOL);
+    CHECK("adamw_bf16 v", v, TOL);
+    cpu->bf16_add_round(hw, g.c, n, 1e-4f, 8765);
+    gpu->bf16_add_round(gw, g.g, n, 1e-4f, 8765);
+    check_bf16_weights("bf16_add_round", gw, hw, n);
+    free(hw);
+    free(hv);
+    gpu->free(gw);
+    pair_free(&g);
+    pair_free(&m);
+    pair_free(&v);
+}
+
 /* Both operations on N > 2^32 elements: a random chunk of C values repeated
  * over the device array by doubling copies, rounded with a seed for which
  * seed + i wraps past 2^64 at i = 2^31 + 5, widened back; windows at 2^31
@@ -670,6 +732,7 @@ int main(int argc, char **argv)
     test_lowrank();
     test_lowrank_rank_deficient();
     test_bf16();
+    test_bf16_updates();
     test_bf16_large();
     printf("%s: %d failed\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;

@@ -23,7 +23,7 @@ enum prof_op {
     P_MATMUL, P_EMBED_F, P_EMBED_B, P_RMS_F, P_RMS_B, P_ROPE_F, P_ROPE_B, P_ATT_F,
     P_ATT_B, P_SWIGLU_F, P_SWIGLU_B, P_CE, P_ADD, P_COPY, P_ZERO, P_SUMSQ, P_SCALE,
     P_ADAM, P_UPDATE, P_BF16_EXPAND, P_BF16_ROUND, P_MATMUL_BF16, P_EMBED_F_BF16,
-    P_COUNT
+    P_ADAMW_BF16, P_ADD_ROUND, P_COUNT
 };
 
 static const char *const prof_names[P_COUNT] = {
@@ -31,7 +31,7 @@ static const char *const prof_names[P_COUNT] = {
     "rope_bwd", "attention_fwd", "attention_bwd", "swiglu_fwd", "swiglu_bwd",
     "crossentropy_fwd_bwd", "add_inplace", "copy", "zero", "sumsq", "scale",
     "adam_direction", "apply_update", "bf16_expand", "bf16_round", "matmul_bf16",
-    "embedding_fwd_bf16"};
+    "embedding_fwd_bf16", "adamw_bf16", "bf16_add_round"};
 
 static struct {
     const struct backend *real;
@@ -206,6 +206,21 @@ static void prof_bf16_round(unsigned short *d, const float *s, size_t n, unsigne
     prof.real->bf16_round(d, s, n, sd);
     PROF_END(P_BF16_ROUND);
 }
+static void prof_adamw_bf16(unsigned short *w, float *m, float *v, const float *g, size_t n,
+                            float b1, float b2, float eps, float step, float decay,
+                            unsigned long long sd)
+{
+    PROF_BEGIN;
+    prof.real->adamw_bf16(w, m, v, g, n, b1, b2, eps, step, decay, sd);
+    PROF_END(P_ADAMW_BF16);
+}
+static void prof_add_round(unsigned short *w, const float *d, size_t n, float decay,
+                           unsigned long long sd)
+{
+    PROF_BEGIN;
+    prof.real->bf16_add_round(w, d, n, decay, sd);
+    PROF_END(P_ADD_ROUND);
+}
 
 /* be with its compute operations timed; word: one float of be's memory. */
 static struct backend op_profile_wrap(const struct backend *be, float *word)
@@ -236,6 +251,8 @@ static struct backend op_profile_wrap(const struct backend *be, float *word)
     w.bf16_round = prof_bf16_round;
     w.matmul_bf16 = prof_matmul_bf16;
     w.embedding_fwd_bf16 = prof_embedding_fwd_bf16;
+    w.adamw_bf16 = prof_adamw_bf16;
+    w.bf16_add_round = prof_add_round;
     return w;
 }
 

@@ -14,7 +14,9 @@
  *   - matmul_bf16 gives bit for bit what matmul gives on the widened
  *     weights, for W used transposed (forward products) and as it is (input
  *     gradients), with alpha, beta and leading dimensions wider than the
- *     rows.
+ *     rows;
+ *   - the fused optimizer updates (adamw_bf16, bf16_add_round) give bit for
+ *     bit what their unfused sequences give, moments included.
  */
 #include <omp.h>
 
@@ -147,6 +149,53 @@ int main(int argc, char **argv)
     be->embedding_fwd(E0, tok, T32, NT, D);
     be->embedding_fwd_bf16(E1, tok, T16, NT, D);
     CHECK(memcmp(E0, E1, sizeof E0) == 0);
+    test_end();
+
+    test_begin("bf16_fused_updates_equal_their_unfused_sequences");
+    /* adamw_bf16 against bf16_expand, adam_direction, apply_update,
+     * bf16_round; bf16_add_round against bf16_expand, add_inplace, scale,
+     * bf16_round: on the same bits, weight decay on, an odd length, the
+     * weights' values spanning 2^-20..2^20 with a NaN and an infinity */
+    enum { U = 100003 };
+    unsigned short *w0 = malloc(sizeof *w0 * U), *w1 = malloc(sizeof *w1 * U);
+    float *g = malloc(sizeof *g * U), *m0 = malloc(sizeof *m0 * U), *m1 = malloc(sizeof *m1 * U);
+    float *v0 = malloc(sizeof *v0 * U), *v1 = malloc(sizeof *v1 * U), *w32 = malloc(sizeof *w32 * U);
+    for (int i = 0; i < U; i++) {
+        w0[i] = w1[i] = bf16_from_f32(ldexpf((float)((i * 71) % 199) / 199.0f - 0.5f, i % 41 - 20));
+        g[i] = (float)((i * 37) % 113) * 0.0091f - 0.5f;
+        m0[i] = m1[i] = (float)((i * 13) % 29) * 0.001f - 0.014f;
+        v0[i] = v1[i] = (float)((i * 17) % 31) * 1e-4f;
+    }
+    w0[5] = w1[5] = 0x7FC0; /* NaN */
+    w0[6] = w1[6] = 0xFF80; /* -infinity */
+    be->bf16_expand(w32, w0, U);
+    be->adam_direction(x, m0, v0, g, U, 0.9f, 0.999f, 1e-8f);
+    be->apply_update(w32, x, U, 1e-3f, 1e-4f);
+    be->bf16_round(w0, w32, U, 1234);
+    be->adamw_bf16(w1, m1, v1, g, U, 0.9f, 0.999f, 1e-8f, 1e-3f, 1e-4f, 1234);
+    CHECK(memcmp(w0, w1, sizeof *w0 * U) == 0);
+    CHECK(memcmp(m0, m1, sizeof *m0 * U) == 0 && memcmp(v0, v1, sizeof *v0 * U) == 0);
+    int moved = 0; /* the step is not vacuous: many weights changed */
+    for (int i = 0; i < U; i++)
+        moved += w0[i] != bf16_from_f32(ldexpf((float)((i * 71) % 199) / 199.0f - 0.5f,
+                                               i % 41 - 20));
+    printf("     adamw_bf16 changed %d of %d weights\n", moved, U);
+    be->bf16_expand(w32, w0, U);
+    be->add_inplace(w32, g, U);
+    be->scale(w32, U, 1.0f - 1e-4f);
+    be->bf16_round(w0, w32, U, 99);
+    be->bf16_add_round(w1, g, U, 1e-4f, 99);
+    CHECK(memcmp(w0, w1, sizeof *w0 * U) == 0);
+    CHECK(isnan(bf16_to_f32(w1[5])) && w1[6] == 0xFF80);
+    CHECK(moved > U / 10);
+    free(w0);
+    free(w1);
+    free(g);
+    free(m0);
+    free(m1);
+    free(v0);
+    free(v1);
+    free(w32);
     test_end();
     free(x);
     free(a);
