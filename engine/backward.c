@@ -18,7 +18,10 @@
  * sizes for all its micro-batches).
  * Weight gradients accumulate (+=); see backend.h. When g->piece_done is
  * set, a trainable block's nine gradient tensors take turns in its one slot
- * and piece_done takes each as soon as it is complete (streamed gradients).
+ * and piece_done takes each as soon as it is complete (streamed gradients,
+ * one micro-batch a step): then each is written whole instead, a linear
+ * layer's by its one product (beta 0) and a gain from zero, so the slot
+ * never needs clearing in between.
  * LoRA adapters (m->lora) add their input gradient to each linear layer's
  * and accumulate their own gradients; with adapters every block is walked.
  */
@@ -47,6 +50,15 @@ static void done(const struct model_grads *g, int l, int piece)
         g->piece_done(g->piece_done_ctx, l, piece);
 }
 
+/* A streamed gain starts from zero in the shared slot: rmsnorm_bwd adds
+ * to it (the linear layers' products overwrite theirs). */
+static void clear_streamed_gain(const struct backend *be, const struct model_grads *g,
+                                float *dg, int train, int D)
+{
+    if (train && g->piece_done)
+        be->zero(dg, (size_t)D * sizeof(float));
+}
+
 /* Lowest layer the backward pass must reach, or L when none. */
 static int lowest_needed_layer(const struct model *m, const struct model_grads *g)
 {
@@ -69,6 +81,7 @@ void model_backward(const struct model *m, struct activations *a,
     const size_t cap = (size_t)a->B * a->T;
     const int lowest = lowest_needed_layer(m, g);
     float *dres = a->d_resid, *dn = a->d_norm;
+    const float wbeta = g->piece_done ? 0.0f : 1.0f; /* weight-gradient products */
 
     be->zero(dres, (size_t)N * D * sizeof(float));
     be->rmsnorm_bwd(dres, g->g.final_norm, dn, LAYER(a->resid, c->n_layers, D),
@@ -92,7 +105,7 @@ void model_backward(const struct model *m, struct activations *a,
         if (m->lora)
             lora_backward(m->lora, l, LIN_DOWN, h, dres, a->d_h, N);
         if (train) {
-            be->matmul(1, 0, D, F, N, 1.0f, dres, D, h, F, 1.0f, gw.w_down, F);
+            be->matmul(1, 0, D, F, N, 1.0f, dres, D, h, F, wbeta, gw.w_down, F);
             done(g, l, 8);
         }
         be->swiglu_bwd(a->d_gate, a->d_up, a->d_h, gate, up, N, F);
@@ -103,11 +116,12 @@ void model_backward(const struct model *m, struct activations *a,
             lora_backward(m->lora, l, LIN_UP, hn, a->d_up, dn, N);
         }
         if (train) {
-            be->matmul(1, 0, F, D, N, 1.0f, a->d_gate, F, hn, D, 1.0f, gw.w_gate, D);
+            be->matmul(1, 0, F, D, N, 1.0f, a->d_gate, F, hn, D, wbeta, gw.w_gate, D);
             done(g, l, 6);
-            be->matmul(1, 0, F, D, N, 1.0f, a->d_up, F, hn, D, 1.0f, gw.w_up, D);
+            be->matmul(1, 0, F, D, N, 1.0f, a->d_up, F, hn, D, wbeta, gw.w_up, D);
             done(g, l, 7);
         }
+        clear_streamed_gain(be, g, gw.ffn_norm, train, D);
         be->rmsnorm_bwd(dres, gw.ffn_norm, dn, mid, w.ffn_norm,
                         LAYER(a->ffn_rstd, s, 1), N, D);
         if (train)
@@ -122,7 +136,7 @@ void model_backward(const struct model *m, struct activations *a,
         if (m->lora)
             lora_backward(m->lora, l, LIN_O, att, dres, a->d_attn, N);
         if (train) {
-            be->matmul(1, 0, D, QD, N, 1.0f, dres, D, att, QD, 1.0f, gw.wo, QD);
+            be->matmul(1, 0, D, QD, N, 1.0f, dres, D, att, QD, wbeta, gw.wo, QD);
             done(g, l, 4);
         }
         be->attention_bwd(a->d_q, a->d_k, a->d_v, a->d_attn, q, k, v, att, lse,
@@ -138,13 +152,14 @@ void model_backward(const struct model *m, struct activations *a,
             lora_backward(m->lora, l, LIN_V, xn, a->d_v, dn, N);
         }
         if (train) {
-            be->matmul(1, 0, QD, D, N, 1.0f, a->d_q, QD, xn, D, 1.0f, gw.wq, D);
+            be->matmul(1, 0, QD, D, N, 1.0f, a->d_q, QD, xn, D, wbeta, gw.wq, D);
             done(g, l, 1);
-            be->matmul(1, 0, KVD, D, N, 1.0f, a->d_k, KVD, xn, D, 1.0f, gw.wk, D);
+            be->matmul(1, 0, KVD, D, N, 1.0f, a->d_k, KVD, xn, D, wbeta, gw.wk, D);
             done(g, l, 2);
-            be->matmul(1, 0, KVD, D, N, 1.0f, a->d_v, KVD, xn, D, 1.0f, gw.wv, D);
+            be->matmul(1, 0, KVD, D, N, 1.0f, a->d_v, KVD, xn, D, wbeta, gw.wv, D);
             done(g, l, 3);
         }
+        clear_streamed_gain(be, g, gw.attn_norm, train, D);
         be->rmsnorm_bwd(dres, gw.attn_norm, dn, x, w.attn_norm,
                         LAYER(a->attn_rstd, s, 1), N, D);
         if (train)

@@ -75,7 +75,7 @@ struct run {
      * tensor of the trained blocks passes through one slot; as backward
      * completes one, a linear layer's is projected into `projected` (the
      * j-th active block at j * proj_block floats, piece p at proj_off[p]),
-     * a gain's copied there, and the slot is zeroed for the next */
+     * a gain's copied there, before the next tensor overwrites the slot */
     int stream;
     float *projected;
     size_t proj_block, proj_off[PIECES];
@@ -403,9 +403,9 @@ static int active_index(const struct run *run, int l)
 }
 
 /* model_backward's piece_done when streaming: project tensor p of block l
- * (a linear layer, refreshing P when due) or keep it (a gain), then clear
- * the shared slot for the next tensor. A failure is kept for the step to
- * report. */
+ * (a linear layer, refreshing P when due) or keep it (a gain) before the
+ * next tensor overwrites the shared slot. A failure is kept for the step
+ * to report. */
 static void stream_piece(void *ctx, int l, int p)
 {
     struct run *run = ctx;
@@ -433,7 +433,6 @@ static void stream_piece(void *ctx, int l, int p)
             run->stream_failed = 1;
         }
     }
-    be->zero(gr.data, n * sizeof(float));
 }
 
 /* The embedding's AdamW step from its sparse gradient: the dense gradient
