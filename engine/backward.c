@@ -16,12 +16,13 @@
  * the rows of the embedding output's gradient are appended to
  * g->embed_rows with their tokens (a step's capacity, which the trainer
  * sizes for all its micro-batches).
- * Weight gradients accumulate (+=); see backend.h. When g->piece_done is
- * set, a trainable block's nine gradient tensors take turns in its one slot
- * and piece_done takes each as soon as it is complete (streamed gradients,
- * one micro-batch a step): then each is written whole instead, a linear
- * layer's by its one product (beta 0) and a gain from zero, so the slot
- * never needs clearing in between.
+ * Weight gradients accumulate (+=); see backend.h. With g->overwrite (a
+ * step's first micro-batch) a trainable block's are written whole instead,
+ * a linear layer's by its one product (beta 0) and a gain from zero, so its
+ * slot needs no zeroing first. When g->piece_done is set, a trainable
+ * block's nine gradient tensors take turns in its one slot and piece_done
+ * takes each as soon as it is complete (streamed gradients, one micro-batch
+ * a step, always written whole).
  * LoRA adapters (m->lora) add their input gradient to each linear layer's
  * and accumulate their own gradients; with adapters every block is walked.
  */
@@ -50,12 +51,18 @@ static void done(const struct model_grads *g, int l, int piece)
         g->piece_done(g->piece_done_ctx, l, piece);
 }
 
-/* A streamed gain starts from zero in the shared slot: rmsnorm_bwd adds
- * to it (the linear layers' products overwrite theirs). */
-static void clear_streamed_gain(const struct backend *be, const struct model_grads *g,
-                                float *dg, int train, int D)
+/* 1 when a trainable block's gradients are written, not added to */
+static int overwrites(const struct model_grads *g)
 {
-    if (train && g->piece_done)
+    return g->overwrite || g->piece_done;
+}
+
+/* A gain written whole starts from zero: rmsnorm_bwd adds to it (the
+ * linear layers' products overwrite theirs). */
+static void clear_written_gain(const struct backend *be, const struct model_grads *g,
+                               float *dg, int train, int D)
+{
+    if (train && overwrites(g))
         be->zero(dg, (size_t)D * sizeof(float));
 }
 
@@ -81,7 +88,7 @@ void model_backward(const struct model *m, struct activations *a,
     const size_t cap = (size_t)a->B * a->T;
     const int lowest = lowest_needed_layer(m, g);
     float *dres = a->d_resid, *dn = a->d_norm;
-    const float wbeta = g->piece_done ? 0.0f : 1.0f; /* weight-gradient products */
+    const float wbeta = overwrites(g) ? 0.0f : 1.0f; /* weight-gradient products */
 
     be->zero(dres, (size_t)N * D * sizeof(float));
     be->rmsnorm_bwd(dres, g->g.final_norm, dn, LAYER(a->resid, c->n_layers, D),
@@ -121,7 +128,7 @@ void model_backward(const struct model *m, struct activations *a,
             be->matmul(1, 0, F, D, N, 1.0f, a->d_up, F, hn, D, wbeta, gw.w_up, D);
             done(g, l, 7);
         }
-        clear_streamed_gain(be, g, gw.ffn_norm, train, D);
+        clear_written_gain(be, g, gw.ffn_norm, train, D);
         be->rmsnorm_bwd(dres, gw.ffn_norm, dn, mid, w.ffn_norm,
                         LAYER(a->ffn_rstd, s, 1), N, D);
         if (train)
@@ -159,7 +166,7 @@ void model_backward(const struct model *m, struct activations *a,
             be->matmul(1, 0, KVD, D, N, 1.0f, a->d_v, KVD, xn, D, wbeta, gw.wv, D);
             done(g, l, 3);
         }
-        clear_streamed_gain(be, g, gw.attn_norm, train, D);
+        clear_written_gain(be, g, gw.attn_norm, train, D);
         be->rmsnorm_bwd(dres, gw.attn_norm, dn, x, w.attn_norm,
                         LAYER(a->attn_rstd, s, 1), N, D);
         if (train)

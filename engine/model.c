@@ -263,6 +263,14 @@ void grads_zero(struct model_grads *g)
     g->embed_n = 0;
 }
 
+void grads_zero_except_blocks(struct model_grads *g)
+{
+    /* the slots are the tail of mem (init_slots) */
+    const size_t head = g->n_slots > 0 ? (size_t)(g->slots[0] - g->mem) : g->n_floats;
+    g->be->zero(g->mem, head * sizeof(float));
+    g->embed_n = 0;
+}
+
 void grads_free(struct model_grads *g, const struct model *m)
 {
     if (g->mem)

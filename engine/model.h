@@ -87,9 +87,15 @@ struct model_grads {
     /* Streamed gradients (grads_init_streamed), or NULL: model_backward
      * writes each tensor `piece` (0..8, storage order) of a trainable block
      * l into g.blocks[l] (the one slot, all nine pieces at its start) and
-     * calls this as soon as it is complete, to take it and zero the slot. */
+     * calls this as soon as it is complete, to take it before the next one
+     * overwrites it. */
     void (*piece_done)(void *ctx, int l, int piece);
     void *piece_done_ctx;
+    /* 1 for a step's first micro-batch: model_backward writes the trainable
+     * blocks' gradients instead of adding to them (the products with beta
+     * 0, the gains from zero), so their slots need no zeroing before it
+     * (grads_zero_except_blocks). Streamed gradients are always written. */
+    int overwrite;
 };
 
 struct activations {
@@ -247,6 +253,9 @@ size_t grads_streamed_floats(const struct model_config *c, int freeze_embeddings
 size_t grads_projected_block_floats(const struct model_config *c, int rank);
 /* Zero every gradient and empty the sparse embedding rows. */
 void grads_zero(struct model_grads *g);
+/* The same but for the block slots, which a backward with g->overwrite
+ * writes whole: the embedding, final norm and head gradients only. */
+void grads_zero_except_blocks(struct model_grads *g);
 void grads_free(struct model_grads *g, const struct model *m);
 /* Buffers for B x T tokens, every layer's internals saved (evaluation,
  * calibration, training without checkpointing). */

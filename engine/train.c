@@ -879,7 +879,7 @@ enum train_result train_run(struct model *m, const struct recipe *r,
             shuffle_epoch(&run, run.ts.epoch);
         }
         select_blocks(&run);
-        grads_zero(&run.g);
+        grads_zero_except_blocks(&run.g); /* the first micro-batch writes those */
         run.stream_sumsq = 0;
         if (m->lora) {
             lora_zero_grads(m->lora);
@@ -904,6 +904,7 @@ enum train_result train_run(struct model *m, const struct recipe *r,
             model_forward(m, &run.a, run.tokens, B, T);
             sum += model_head_loss(m, &run.a, &run.g, run.targets, B, T,
                                    counted ? 1.0f / (float)counted : 0.0f, &c);
+            run.g.overwrite = k == 0;
             model_backward(m, &run.a, &run.g, run.tokens, B, T);
         }
         run.ts.data_pos += (long)B * r->grad_accum;
