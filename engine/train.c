@@ -510,7 +510,9 @@ static int optimizer_step(struct run *run, float lr, char *err, size_t errlen)
         }
         unsigned short *w16 = tensor16(run, i, l, off);
         const unsigned long long seed =
-            rounding_seed(run, run->ts.step, l >= 0 ? l : c->n_layers + tensor_table(c, i)) + off;
+            w16 ? rounding_seed(run, run->ts.step, l >= 0 ? l : c->n_layers + tensor_table(c, i)) +
+                      off
+                : 0;
         float *delta = model_stage_piece(run->m);
         char why[256];
         int rc = 0;
