@@ -50,7 +50,9 @@
 #       cuda backend.
 # Each piece has a timeout; the whole stays under 5 minutes. With
 # GPU_CHECK_RAW=DIR each program's raw output is also copied there as soon as
-# it is written, so a run cut short still leaves what it measured.
+# it is written, so a run cut short still leaves what it measured, and
+# tools/gpu_check_summary.py DIR OUT makes the summary from it afterwards
+# (this script runs it on its own work folder at the end).
 BUILD=${BUILD:-build}
 bin=$BUILD/tests/gpu
 out=${GPU_CHECK_OUT:-gpu-check.json}
@@ -59,8 +61,13 @@ status=0
 tmp=$(mktemp -d)
 raw=${GPU_CHECK_RAW:-}
 keep() {
-    [ -z "$raw" ] || { mkdir -p "$raw" && cp "$tmp"/*.json "$tmp"/*.txt "$tmp"/*.log "$raw"/; } \
-        2>/dev/null
+    [ -z "$raw" ] && return 0
+    { mkdir -p "$raw" && cp "$tmp"/*.json "$tmp"/*.txt "$tmp"/*.log "$raw"/; } 2>/dev/null
+    for d in "$tmp"/cli-*/; do # the product runs' per-step losses
+        [ -f "$d/metrics.jsonl" ] || continue
+        d=${d%/}
+        mkdir -p "$raw/${d##*/}" && cp "$d/metrics.jsonl" "$raw/${d##*/}/"
+    done
     return 0
 }
 
@@ -174,117 +181,7 @@ else
     echo "skipped: no $data/models/stories260K or no $owlore"
 fi
 
-python3 - "$tmp" "$out" "$peak" <<'PY' || status=1
-import json, sys, glob, os
-tmp, out, peak = sys.argv[1], sys.argv[2], float(sys.argv[3])
-def load(p):
-    try:
-        return json.loads(open(p).read().strip().splitlines()[-1])
-    except Exception as e:
-        return {"failed": "no result (%s)" % e}
-res = {"parity": open(os.path.join(tmp, "parity.txt")).read().splitlines(), "train": {}, "bench": {}}
-ok = True
-print("\n%-12s %-8s %10s  %s" % ("shape", "steps", "max rel", "verdict"))
-for shape in ("stories260k", "135m"):
-    c, g = load(f"{tmp}/train-{shape}-cpu.json"), load(f"{tmp}/train-{shape}-cuda.json")
-    lc, lg = c.get("losses", []), g.get("losses", [])
-    rel = max((abs(a - b) / abs(a) for a, b in zip(lc, lg)), default=float("inf"))
-    good = len(lc) == len(lg) == 20 and rel <= 1e-3
-    ok &= good
-    res["train"][shape] = {"cpu": c, "cuda": g, "max_rel_diff": rel, "pass": good}
-    print("%-12s %-8d %10.2e  %s" % (shape, len(lg), rel, "PASS" if good else "FAIL"))
-k = load(f"{tmp}/train-135m-cuda-ckpt.json")
-same = len(k.get("losses", [])) == 20 and k.get("losses") == res["train"]["135m"]["cuda"].get("losses")
-ok &= same
-res["train"]["135m_cuda_checkpointed"] = {"run": k, "same_losses": same}
-print("135m cuda with activation checkpointing: losses %s" % ("identical  PASS" if same else
-      "differ  FAIL"))
-for tag, what in (("bf16", "bf16 weights"), ("bf16mm", "bf16 weights and bf16 products")):
-    k = load(f"{tmp}/train-135m-cuda-{tag}.json")
-    lc, lk = res["train"]["135m"]["cpu"].get("losses", []), k.get("losses", [])
-    rel = max((abs(a - b) / abs(a) for a, b in zip(lc, lk)), default=float("inf"))
-    good = len(lc) == len(lk) == 20 and k.get("bf16_weights") == 1 and rel <= 2e-2
-    ok &= good
-    res["train"]["135m_cuda_" + tag] = {"run": k, "max_rel_diff": rel, "tolerance": 2e-2,
-                                        "pass": good}
-    print("135m cuda with %s vs cpu fp32: %d steps, max rel %.2e (<= 2e-2)  %s%s"
-          % (what, len(lk), rel, "PASS" if good else "FAIL",
-             "  " + k["failed"] if k.get("failed") else ""))
-print("\n%-24s %9s %7s %9s %9s %6s %8s  %s" % ("method (7B)", "tokens/s", "MFU",
-      "peak GB", "plan GB", "plan/m", "refresh", "note"))
-for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+bf16+bf16mm", "full+bf16+bf16mm",
-             "owlore+ckpt+bf16", "owlore+ckpt", "owlore", "owlore_full_rank", "lisa", "galore",
-             "full"):
-    b = load(f"{tmp}/bench-{meth}.json")
-    tps = b.get("tokens_per_s", 0.0)
-    mfu = tps * b.get("flops_per_token", 0.0) / peak
-    b["mfu"] = mfu
-    res["bench"][meth] = b
-    gb, plan = b.get("peak_bytes", 0) / 1e9, b.get("plan_peak_bytes", 0) / 1e9
-    rs, period = b.get("refresh_s", 0), b.get("refresh_period", 1)
-    step = b.get("batch_tokens", 512) / tps if tps else 0
-    share = rs / (rs + period * step) if rs else 0
-    b["refresh_share"] = share
-    print("%-24s %9.1f %6.2f%% %9.2f %9.2f %6.3f %7.2f%%  %s" % (meth, tps, 100 * mfu, gb,
-          plan, plan / gb if gb else 0, 100 * share, b.get("failed") or ""))
-b = load(f"{tmp}/profile.json")
-prof = b.get("profile", {})
-total = sum(t for _, t in prof.values()) + b.get("refresh_s", 0)
-if total > 0:
-    res["profile"] = b
-    print("\nwhere the time goes (owlore+ckpt+bf16+bf16mm, 3 steps, a wait around each "
-          "operation): matrix products at %.1f TFLOP/s" % b.get("matmul_tflops", 0))
-    rows = sorted(list(prof.items()) + [("lowrank_basis (refresh)",
-                  [b.get("refresh_calls", 0), b.get("refresh_s", 0)])], key=lambda kv: -kv[1][1])
-    for name, (calls, t) in rows:
-        print("  %-24s %7d calls %9.3f s %6.1f%%" % (name, calls, t, 100 * t / total))
-for name in ("refresh", "refresh-bf16"):
-    r = load(f"{tmp}/{name}.json")
-    res[name.replace("-", "_")] = r
-    print("\nprojector refresh, 4096 x 11008 rank 128, math %s: exact SVD %.3f s%s"
-          % (r.get("math"), r.get("exact_s", 0), "  " + r["failed"] if r.get("failed") else ""))
-    for run in r.get("runs", []):
-        print("  randomized, eigenproblem by %-5s, %d power iterations: %7.2f ms, "
-              "%.4f of the exact subspace" % (run["eig"], run["power_iters"],
-                                              1e3 * run["seconds"], run["captured"]))
-rp = load(f"{tmp}/refresh-parts.json")
-res["refresh_parts"] = rp
-print("its calls one by one (d %s, e %s, l %s; ms, the host waiting on both sides)%s"
-      % (rp.get("d"), rp.get("e"), rp.get("l"), "  " + rp["failed"] if rp.get("failed") else ""))
-print("  " + "  ".join("%s %.3f" % kv for kv in rp.get("parts_ms", {}).items()))
-for eig, q in rp.get("composed_ms", {}).items():
-    print("  sum of the parts with %-11s for 0, 1, 2 power iterations: %s ms"
-          % (eig, ", ".join("%.2f" % t for t in q)))
-def losses(run):
-    try:
-        rows = [json.loads(l) for l in open(os.path.join(tmp, run, "metrics.jsonl"))]
-        return [r["loss"] for r in rows if r.get("loss") is not None]
-    except OSError:
-        return None
-lc, lg = losses("cli-cpu"), losses("cli-cuda")
-if lc is not None or lg is not None:
-    lc, lg = lc or [], lg or []
-    rel = max((abs(a - b) / abs(a) for a, b in zip(lc, lg)), default=float("inf"))
-    good = len(lc) == len(lg) == 40 and rel <= 1e-3
-    ok &= good
-    res["cli"] = {"cpu": lc, "cuda": lg, "max_rel_diff": rel, "pass": good}
-    print("\nowlore train, stories260K, 40 steps: final loss cpu %s cuda %s, max rel %.2e  %s"
-          % (lc[-1:] , lg[-1:], rel, "PASS" if good else "FAIL"))
-    lb = losses("cli-cuda-bf16") or []
-    rel = max((abs(a - b) / abs(a) for a, b in zip(lc, lb)), default=float("inf"))
-    good = len(lb) == 40 and rel <= 2e-2
-    ok &= good
-    res["cli"].update({"cuda_bf16": lb, "bf16_max_rel_diff": rel, "bf16_pass": good})
-    print("owlore train --bf16-weights 1 on cuda: final loss %s, max rel to cpu fp32 %.2e "
-          "(<= 2e-2)  %s" % (lb[-1:], rel, "PASS" if good else "FAIL"))
-try:
-    res["serve"] = json.loads(open(os.path.join(tmp, "serve.txt")).read().strip().splitlines()[-1])
-except (OSError, ValueError, IndexError):
-    pass
-json.dump(res, open(out, "w"), indent=2)
-print("\nwrote", out)
-sys.exit(0 if ok else 1)
-PY
+python3 "$(dirname "$0")/gpu_check_summary.py" "$tmp" "$out" "$peak" || status=1
 rm -rf "$tmp"
 [ $status -eq 0 ] && echo "gpu-check: PASS" || echo "gpu-check: FAIL"
 exit $status
