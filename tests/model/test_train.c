@@ -642,6 +642,58 @@ static int same_bf16_params(const struct model *a, const struct model *b)
            memcmp(a->embed16, b->embed16, bf16_elements(c) * sizeof(uint16_t)) == 0;
 }
 
+/* bf16 storage through optim_step_bf16, the steps that do not stream:
+ * OwLore with two micro-batches a step (GaLore projects the accumulated
+ * gradient, and its update is added and rounded in one pass) and LISA
+ * (AdamW on whole blocks in one pass, adamw_bf16) track their fp32 runs,
+ * and block weights move. */
+static void test_bf16_unstreamed_steps(void)
+{
+    const enum method meths[2] = {METHOD_OWLORE, METHOD_LISA};
+    for (int k = 0; k < 2; k++) {
+        static struct recorder f32, b16;
+        struct model m32, m16;
+        struct recipe r;
+        char name[96], out[4200], err[512] = "";
+        memset(&f32, 0, sizeof f32);
+        memset(&b16, 0, sizeof b16);
+        snprintf(name, sizeof name, "bf16_weights_%s_%s_tracks_fp32", method_name(meths[k]),
+                 k == 0 ? "two_micro_batches" : "full_rank_blocks");
+        test_begin(name);
+        recipe_small(&r, meths[k]);
+        r.max_steps = 12;
+        if (meths[k] == METHOD_OWLORE) {
+            r.grad_accum = 2;
+            r.batch_size = 4;
+        }
+        CHECK(!recipe_streams_gradients(&r));
+        snprintf(out, sizeof out, "%s/bf16u-ref-%d", tmp_root, k);
+        CHECK(copy_base(&m32) == 0);
+        CHECK(run(&m32, &r, out, NULL, &f32, NULL, NULL) == TRAIN_DONE);
+        r.bf16_weights = 1;
+        CHECK(copy_base(&m16) == 0);
+        CHECK_MSG(model_store_bf16(&m16, err, sizeof err) == 0, "%s", err);
+        snprintf(out, sizeof out, "%s/bf16u-%d", tmp_root, k);
+        CHECK(run(&m16, &r, out, NULL, &b16, NULL, NULL) == TRAIN_DONE);
+        double worst = 0;
+        for (int s = 1; s <= 12; s++) {
+            double d = fabs(b16.loss[s] - f32.loss[s]) / f32.loss[s];
+            worst = d > worst ? d : worst;
+        }
+        const size_t nb = (size_t)base.cfg.n_layers * model_block_floats(&base.cfg);
+        long moved = 0;
+        for (size_t i = 0; i < nb; i++)
+            moved += bf16_from_f32(base.w.blocks[0][i]) != m16.blocks16[i];
+        printf("     largest step loss difference %.2f%% over 12 steps; %ld of %zu block "
+               "weights changed their bf16 value\n", 100 * worst, moved, nb);
+        CHECK_MSG(worst < 0.02, "bf16 losses differ from fp32 by up to %.2f%%", 100 * worst);
+        CHECK(moved > 0);
+        model_free(&m32);
+        model_free(&m16);
+        test_end();
+    }
+}
+
 /* bf16 storage (bf16_weights): training tracks the fp32 run, every block
  * and embedding weight stays a bf16 value, the memory is what the planner says, and a
  * paused run resumes bit for bit (the rounding noise is a function of seed,
@@ -1016,6 +1068,7 @@ int main(int argc, char **argv)
     test_streamed_gradients();
     test_staggered_refreshes();
     test_bf16_weights();
+    test_bf16_unstreamed_steps();
     test_sparse_embedding();
     test_bf16_untied_tables();
 
