@@ -15,30 +15,30 @@
 #       within 2e-2 relative of the fp32 CPU ones per step, and the same with
 #       bf16 tensor-core products (OWLORE_CUDA_MATH=bf16);
 #   (c) a LLaMA-2-7B-shaped model with random weights, 4 steps per method on
-#       CUDA at micro-batch 1 x 512 (matrix products on TF32 tensor cores;
-#       owlore also with activation checkpointing, the paper's setting, and
-#       first of all with checkpointing and bf16 weights, the model
-#       built and rounded in host memory, so the GPU never holds the fp32
-#       weights: those runs have 120 s, the others 60 s; the first three,
-#       OwLore with and without checkpointing and full fine-tuning (which
-#       needs about 95 GB: an H200, not an H100), with bf16 tensor-core
-#       products, OWLORE_CUDA_MATH=bf16): tokens/s; MFU = FLOPs
-#       executed (the planner's count) per second over the card's dense bf16
-#       peak (989 TFLOP/s, H100 SXM; GPU_PEAK_FLOPS);
-#       peak device memory beside the planner's fp32 prediction; the share
-#       of training time spent refreshing GaLore projectors in a long run
-#       (a short run refreshes every trained matrix once: refresh time over
-#       refresh time + refresh_period x the median step time).
-#       Then that first run once more with a wait around every backend
-#       operation (GPU_TRAIN_PROFILE=1, tests/gpu/op_profile.h): the share of
-#       time per operation and the matrix products' achieved TFLOP/s. And
-#       one refresh of a 4096 x 11008 rank-128 projector (gpu_refresh): the
-#       exact SVD's time, and the randomized range finder's time and share
-#       of the exact subspace with 0, 1 and 2 power iterations and each
-#       solver of its small eigenproblem (OWLORE_CUDA_EIG), with fp32 and
-#       with TF32 products (OWLORE_CUDA_MATH=bf16); then its
-#       cuBLAS and cuSOLVER calls timed one by one (gpu_refresh_parts), with
-#       the small eigenproblem also by Jacobi and on the host, to place it.
+#       CUDA at micro-batch 1 x 512. First OwLore as the paper runs it:
+#       activation checkpointing, bf16 weights (the model built and rounded
+#       in host memory, so the GPU never holds the fp32 weights) and bf16
+#       tensor-core products (OWLORE_CUDA_MATH=bf16); then that run once
+#       more with a wait around every backend operation (GPU_TRAIN_PROFILE=1,
+#       tests/gpu/op_profile.h): the share of time per operation and the
+#       matrix products' achieved TFLOP/s; then one refresh of a 4096 x 11008
+#       rank-128 projector (gpu_refresh): the exact SVD's time, and the
+#       randomized range finder's time and share of the exact subspace with
+#       0, 1 and 2 power iterations and each solver of its small
+#       eigenproblem (OWLORE_CUDA_EIG), with fp32 and with TF32 products
+#       (OWLORE_CUDA_MATH=bf16); then its cuBLAS and cuSOLVER calls timed
+#       one by one (gpu_refresh_parts), with the small eigenproblem also by
+#       Jacobi and on the host, to place it. Then the other rows: OwLore
+#       without checkpointing in bf16, with checkpointing and bf16 weights
+#       on TF32 products, and every method in fp32 on TF32 products, last
+#       `full` in bf16 (about 95 GB: an H200, not an H100). bf16 runs have
+#       120 s, the others 60 s. Per row: tokens/s; MFU = FLOPs executed
+#       (the planner's count) per second over the card's dense bf16 peak
+#       (989 TFLOP/s, H100 SXM; GPU_PEAK_FLOPS); peak device memory beside
+#       the planner's fp32 prediction; the share of training time spent
+#       refreshing GaLore projectors in a long run (a short run refreshes
+#       every trained matrix once: refresh time over refresh time +
+#       refresh_period x the median step time).
 #   (d) the product path: `owlore train --backend cpu|cuda` on the real
 #       stories260K model and TinyStories text (from OWLORE_SHARED, default
 #       ../shared/data; skipped when absent), 40 OwLore steps each with a
@@ -92,18 +92,21 @@ OWLORE_CUDA_MATH=bf16 timeout 120 "$bin/gpu_train" cuda 135m owlore 20 2 128 0 1
     >"$tmp/train-135m-cuda-bf16mm.json" || status=1
 keep
 
-echo "== (c) 7B-shaped benchmark (cuda)"
-for run in owlore+ckpt+bf16+bf16mm owlore+bf16+bf16mm full+bf16+bf16mm owlore+ckpt+bf16 \
-    owlore+ckpt owlore owlore_full_rank lisa galore full; do
-    ckpt=0; case $run in *+ckpt*) ckpt=1 ;; esac
-    bf16=0 limit=60; case $run in *+bf16*) bf16=1 limit=120 ;; esac
-    math=tf32; case $run in *+bf16mm) math=bf16 ;; esac
-    OWLORE_CUDA_MATH=$math timeout $limit "$bin/gpu_train" cuda 7b "${run%%+*}" 4 1 512 $ckpt \
-        $bf16 >"$tmp/bench-$run.json"
+# one 7B row: RUN is METHOD[+ckpt][+bf16[+bf16mm]]
+bench() {
+    ckpt=0; case $1 in *+ckpt*) ckpt=1 ;; esac
+    bf16=0 limit=60; case $1 in *+bf16*) bf16=1 limit=120 ;; esac
+    math=tf32; case $1 in *+bf16mm) math=bf16 ;; esac
+    OWLORE_CUDA_MATH=$math timeout $limit "$bin/gpu_train" cuda 7b "${1%%+*}" 4 1 512 $ckpt \
+        $bf16 >"$tmp/bench-$1.json"
     keep
-done
+}
 
-echo "== (c) where the time goes: the first row again, each operation timed"
+# the most telling measurements first, so a run cut short still has them
+echo "== (c) 7B-shaped benchmark (cuda): OwLore as the paper runs it"
+bench owlore+ckpt+bf16+bf16mm
+
+echo "== (c) where the time goes: that row again, each operation timed"
 GPU_TRAIN_PROFILE=1 OWLORE_CUDA_MATH=bf16 timeout 120 "$bin/gpu_train" cuda 7b owlore 3 1 512 1 1 \
     >"$tmp/profile.json"
 
@@ -112,6 +115,12 @@ timeout 90 "$bin/gpu_refresh" cuda >"$tmp/refresh.json" || status=1
 OWLORE_CUDA_MATH=bf16 timeout 90 "$bin/gpu_refresh" cuda >"$tmp/refresh-bf16.json" || status=1
 timeout 60 "$bin/gpu_refresh_parts" >"$tmp/refresh-parts.json" || status=1
 keep
+
+echo "== (c) 7B-shaped benchmark (cuda): the other rows"
+for run in owlore+bf16+bf16mm owlore+ckpt+bf16 owlore+ckpt owlore owlore_full_rank lisa galore \
+    full full+bf16+bf16mm; do
+    bench $run
+done
 
 echo "== (d) owlore train on the real stories260K, cpu vs cuda"
 data=${OWLORE_SHARED:-../shared/data}
