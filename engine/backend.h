@@ -115,8 +115,12 @@ struct backend {
                     unsigned long long seed);
 
     /* ---- optimizer arithmetic ---- */
-    /* sum of squares of x (n), accumulated in double (gradient clipping) */
-    double (*sumsq)(const float *x, size_t n);
+    /* *acc += the sum of squares of x (n), in double (gradient clipping).
+     * acc is one double in this backend's memory; the sum is queued, not
+     * waited for, so a step's tensors add up without a host round trip each
+     * (read acc with download). Equal inputs give equal sums: the order of
+     * the reduction depends on n alone. */
+    void (*sumsq_add)(double *acc, const float *x, size_t n);
     /* x (n) *= a */
     void (*scale)(float *x, size_t n, float a);
     /* Adam moments and direction, elementwise over n:

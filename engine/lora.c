@@ -190,9 +190,9 @@ void lora_backward(struct lora *lo, int l, enum linear_id id, const float *x,
     be->add_inplace(dx, lo->xd, (size_t)N * in);
 }
 
-double lora_grad_sumsq(const struct lora *lo)
+void lora_grad_sumsq_add(const struct lora *lo, double *acc)
 {
-    return lo->be->sumsq(lo->gmem, lo->n_floats);
+    lo->be->sumsq_add(acc, lo->gmem, lo->n_floats);
 }
 
 void lora_grad_scale(struct lora *lo, float a)

@@ -63,9 +63,9 @@ void lora_forward(struct lora *lo, int l, enum linear_id id, const float *x,
 void lora_backward(struct lora *lo, int l, enum linear_id id, const float *x,
                    const float *dy, float *dx, int N);
 
-/* Sum of squares of every adapter gradient (global-norm clipping) and
- * scaling of all of them by a. */
-double lora_grad_sumsq(const struct lora *lo);
+/* *acc (one double in backend memory) += the sum of squares of every
+ * adapter gradient (global-norm clipping); scaling of all of them by a. */
+void lora_grad_sumsq_add(const struct lora *lo, double *acc);
 void lora_grad_scale(struct lora *lo, float a);
 
 /* One AdamW step on every adapter. 0, or -1 (out of memory, err says). */

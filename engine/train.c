@@ -64,6 +64,9 @@ struct run {
     int n_tensors;
     float *scratch;
     size_t scratch_floats;
+    double *grad_sumsq;        /* one double in backend memory: the sum of
+                                * squares of this step's gradients, added up
+                                * on the backend as they complete */
     /* the embedding's gradient kept sparse (g.embed_rows): per step the
      * sorted distinct tokens, each position's index among them (then, in the
      * optimizer step, the distinct tokens' rows within a range), and the
@@ -79,7 +82,6 @@ struct run {
     int stream;
     float *projected;
     size_t proj_block, proj_off[PIECES];
-    double stream_sumsq;       /* of the full-rank block gradients this step */
     int stream_failed;
     char stream_err[512];
     int *tokens, *targets;     /* (B, T) */
@@ -300,20 +302,21 @@ static float clip_gradients(struct run *run)
 {
     const struct backend *be = run->m->be;
     const struct model_config *c = &run->m->cfg;
-    double ss = run->stream_sumsq;
+    double ss; /* grad_sumsq holds the streamed blocks' already */
     int piece;
     if (run->g.embed_rows) { /* the embedding's, where a dense one comes first */
         sum_embedding_rows(run);
-        ss += be->sumsq(run->embed_sums, run->n_distinct * (size_t)c->dim);
+        be->sumsq_add(run->grad_sumsq, run->embed_sums, run->n_distinct * (size_t)c->dim);
     }
     for (int i = 0; i < run->n_tensors; i++) {
         struct named_tensor nt;
         model_tensor_at(c, &run->g.g, i, &nt);
         if (nt.data && !(run->stream && tensor_block(c, i, &piece) >= 0))
-            ss += be->sumsq(nt.data, (size_t)nt.rows * (nt.cols ? nt.cols : 1));
+            be->sumsq_add(run->grad_sumsq, nt.data, (size_t)nt.rows * (nt.cols ? nt.cols : 1));
     }
     if (run->m->lora)
-        ss += lora_grad_sumsq(run->m->lora);
+        lora_grad_sumsq_add(run->m->lora, run->grad_sumsq);
+    be->download(&ss, run->grad_sumsq, sizeof ss); /* the step's one wait for it */
     float norm = (float)sqrt(ss);
     float max = run->r->max_grad_norm;
     if (max > 0 && norm > max) {
@@ -419,7 +422,7 @@ static void stream_piece(void *ctx, int l, int p)
     const size_t n = (size_t)gr.rows * (gr.cols ? gr.cols : 1);
     float *dst = run->projected + (size_t)active_index(run, l) * run->proj_block +
                  run->proj_off[p];
-    run->stream_sumsq += be->sumsq(gr.data, n);
+    be->sumsq_add(run->grad_sumsq, gr.data, n);
     if (tensor_rank(run, i) == 0) {
         be->copy(dst, gr.data, n);
     } else {
@@ -682,6 +685,7 @@ static int setup(struct run *run, char *err, size_t errlen)
     run->order = malloc(sizeof(int) * (size_t)run->train->n);
     run->scratch_floats = scratch ? scratch : 1;
     run->scratch = m->be->alloc(sizeof(float) * run->scratch_floats);
+    run->grad_sumsq = m->be->alloc(sizeof *run->grad_sumsq);
     const size_t embed_rows = recipe_sparse_embedding_rows(r, c, B, T);
     if (embed_rows) {
         run->embed_distinct = malloc(embed_rows * sizeof(int));
@@ -689,7 +693,7 @@ static int setup(struct run *run, char *err, size_t errlen)
         run->embed_sums = m->be->alloc(embed_rows * (size_t)c->dim * sizeof(float));
     }
     if (!run->ts.active || !run->ts.block_counts || !run->ts.states || !run->tokens ||
-        !run->targets || !run->order || !run->scratch ||
+        !run->targets || !run->order || !run->scratch || !run->grad_sumsq ||
         (embed_rows && (!run->embed_distinct || !run->embed_index || !run->embed_sums)) ||
         (run->stream ? grads_init_streamed(&run->g, m, r->freeze_embeddings, embed_rows)
                      : grads_init_slots(&run->g, m, n_active, r->freeze_embeddings,
@@ -797,6 +801,8 @@ static void teardown(struct run *run)
     free(run->order);
     if (run->scratch)
         run->m->be->free(run->scratch);
+    if (run->grad_sumsq)
+        run->m->be->free(run->grad_sumsq);
     free(run->embed_distinct);
     free(run->embed_index);
     if (run->embed_sums)
@@ -882,7 +888,7 @@ enum train_result train_run(struct model *m, const struct recipe *r,
         }
         select_blocks(&run);
         grads_zero_except_blocks(&run.g); /* the first micro-batch writes those */
-        run.stream_sumsq = 0;
+        m->be->zero(run.grad_sumsq, sizeof *run.grad_sumsq);
         if (m->lora) {
             lora_zero_grads(m->lora);
             m->lora->training = 1;

@@ -4,10 +4,10 @@
  * Sum of squares (for gradient-norm clipping), scaling, the Adam moment and
  * direction update, and the decoupled-weight-decay AdamW apply, all over flat
  * fp32 arrays of n elements (semantics in engine/backend.h). Elementwise ops
- * split the range statically across OpenMP threads. sumsq reduces a fixed
+ * split the range statically across OpenMP threads. sumsq_add reduces a fixed
  * number of contiguous blocks in double (each in SIMD lanes, summed in a
  * fixed order) and adds the block sums in order, so its result does not
- * depend on the thread count.
+ * depend on the thread count, then adds that total to the accumulator.
  */
 #include <math.h>
 
@@ -16,7 +16,7 @@
 /* Blocks of the sumsq reduction: fixed, so the summation order is too. */
 #define SUMSQ_BLOCKS 64
 
-double cpu_sumsq(const float *x, size_t n)
+void cpu_sumsq_add(double *acc, const float *x, size_t n)
 {
     double part[SUMSQ_BLOCKS];
     size_t per = (n + SUMSQ_BLOCKS - 1) / SUMSQ_BLOCKS;
@@ -35,7 +35,7 @@ double cpu_sumsq(const float *x, size_t n)
     double total = 0.0;
     for (int b = 0; b < SUMSQ_BLOCKS; b++)
         total += part[b];
-    return total;
+    *acc += total;
 }
 
 void cpu_scale(float *x, size_t n, float a)

@@ -216,7 +216,7 @@ static const struct backend cuda_backend = {
     .crossentropy_fwd_bwd = cu_crossentropy_fwd_bwd,
     .add_inplace = cu_add_inplace,
     .dropout = cu_dropout,
-    .sumsq = cu_sumsq,
+    .sumsq_add = cu_sumsq_add,
     .scale = cu_scale,
     .adam_direction = cu_adam_direction,
     .apply_update = cu_apply_update,
@@ -272,7 +272,7 @@ static int open_device(void)
         snprintf(init_err, sizeof init_err, "cuSOLVER cannot be initialised on %s", prop.name);
         return -1;
     }
-    if (cudaMalloc((void **)&cuda_ctx.reduce, (SUMSQ_BLOCKS + 1) * sizeof(double)) != cudaSuccess ||
+    if (cudaMalloc((void **)&cuda_ctx.reduce, SUMSQ_BLOCKS * sizeof(double)) != cudaSuccess ||
         cudaMalloc((void **)&cuda_ctx.flag, sizeof(int)) != cudaSuccess) {
         snprintf(init_err, sizeof init_err, "out of GPU memory on %s at start", prop.name);
         return -1;

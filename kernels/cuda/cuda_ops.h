@@ -17,7 +17,8 @@
  * Index arrays (tokens, targets) are host memory in the backend contract;
  * cuda_stage_ints copies them into a device buffer on the backend's stream.
  * Everything runs on one stream, in order; the host waits only where a
- * result comes back (sumsq, download, lowrank_basis).
+ * result comes back (download, lowrank_basis, error) or a host buffer is
+ * handed over (upload).
  */
 #ifndef OWLORE_CUDA_OPS_H
 #define OWLORE_CUDA_OPS_H
@@ -68,7 +69,7 @@ struct cuda_ctx {
     cusolverDnHandle_t solver;
     int *ints;          /* staging for host index arrays */
     size_t ints_cap;    /* elements */
-    double *reduce;     /* (SUMSQ_BLOCKS + 1) doubles for sumsq */
+    double *reduce;     /* SUMSQ_BLOCKS doubles: sumsq_add's block sums */
     int *flag;          /* one int for finiteness checks */
     int fast_bf16;      /* 1: matrix products round their fp32 operands to
                            bf16 on bf16 tensor cores (OWLORE_CUDA_MATH=bf16) */
@@ -234,7 +235,7 @@ void cu_adamw_bf16(unsigned short *w, float *m, float *v, const float *g, size_t
                    float beta2, float eps, float step, float decay, unsigned long long seed);
 void cu_bf16_add_round(unsigned short *w, const float *d, size_t n, float decay,
                        unsigned long long seed);
-double cu_sumsq(const float *x, size_t n);
+void cu_sumsq_add(double *acc, const float *x, size_t n);
 void cu_scale(float *x, size_t n, float a);
 void cu_adam_direction(float *dir, float *m, float *v, const float *g, size_t n,
                        float beta1, float beta2, float eps);

@@ -4,10 +4,11 @@
  * moments and direction, and the decoupled-weight-decay AdamW apply
  * (semantics in engine/backend.h).
  *
- * Elementwise kernels are grid-stride loops. sumsq reduces in double over a
- * fixed grid of SUMSQ_BLOCKS blocks, each a fixed contiguous range, then adds
- * the block sums in order in one block: the result depends on n alone, not
- * on the device or the schedule.
+ * Elementwise kernels are grid-stride loops. sumsq_add reduces in double
+ * over a fixed grid of SUMSQ_BLOCKS blocks, each a fixed contiguous range,
+ * then one thread adds the block sums in order onto the accumulator: the
+ * result depends on n alone, not on the device or the schedule, and nothing
+ * waits for it.
  */
 #include "cuda_ops.h"
 
@@ -39,29 +40,24 @@ static __global__ void sumsq_partial(double *part, const float *x, size_t n, siz
         part[blockIdx.x] = acc;
 }
 
-/* part[nb] = sum of part[0..nb-1] in order */
-static __global__ void sumsq_total(double *part, int nb)
+/* *acc += the sum of part[0..nb-1] in order */
+static __global__ void sumsq_total(double *acc, const double *part, int nb)
 {
     double t = 0.0;
     for (int b = 0; b < nb; b++)
         t += part[b];
-    part[nb] = t;
+    *acc += t;
 }
 
-double cu_sumsq(const float *x, size_t n)
+void cu_sumsq_add(double *acc, const float *x, size_t n)
 {
-    double total = 0.0;
     if (n == 0)
-        return 0.0;
+        return;
     size_t per = (n + SUMSQ_BLOCKS - 1) / SUMSQ_BLOCKS;
     sumsq_partial<<<SUMSQ_BLOCKS, CUDA_THREADS, 0, cuda_ctx.stream>>>(cuda_ctx.reduce, x, n, per);
     CK_LAUNCH();
-    sumsq_total<<<1, 1, 0, cuda_ctx.stream>>>(cuda_ctx.reduce, SUMSQ_BLOCKS);
+    sumsq_total<<<1, 1, 0, cuda_ctx.stream>>>(acc, cuda_ctx.reduce, SUMSQ_BLOCKS);
     CK_LAUNCH();
-    CK_CUDA(cudaMemcpyAsync(&total, cuda_ctx.reduce + SUMSQ_BLOCKS, sizeof total,
-                            cudaMemcpyDeviceToHost, cuda_ctx.stream));
-    CK_CUDA(cudaStreamSynchronize(cuda_ctx.stream));
-    return total;
 }
 
 static __global__ void scale_kernel(float *x, size_t n, float a)

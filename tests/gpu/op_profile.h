@@ -29,7 +29,7 @@ enum prof_op {
 static const char *const prof_names[P_COUNT] = {
     "matmul", "embedding_fwd", "embedding_bwd", "rmsnorm_fwd", "rmsnorm_bwd", "rope_fwd",
     "rope_bwd", "attention_fwd", "attention_bwd", "swiglu_fwd", "swiglu_bwd",
-    "crossentropy_fwd_bwd", "add_inplace", "copy", "zero", "sumsq", "scale",
+    "crossentropy_fwd_bwd", "add_inplace", "copy", "zero", "sumsq_add", "scale",
     "adam_direction", "apply_update", "bf16_expand", "bf16_round", "matmul_bf16",
     "embedding_fwd_bf16", "adamw_bf16", "bf16_add_round"};
 
@@ -168,12 +168,11 @@ static void prof_zero(void *p, size_t bytes)
     prof.real->zero(p, bytes);
     PROF_END(P_ZERO);
 }
-static double prof_sumsq(const float *x, size_t n)
+static void prof_sumsq_add(double *acc, const float *x, size_t n)
 {
     PROF_BEGIN;
-    double s = prof.real->sumsq(x, n);
+    prof.real->sumsq_add(acc, x, n);
     PROF_END(P_SUMSQ);
-    return s;
 }
 static void prof_scale(float *x, size_t n, float a)
 {
@@ -243,7 +242,7 @@ static struct backend op_profile_wrap(const struct backend *be, float *word)
     w.add_inplace = prof_add_inplace;
     w.copy = prof_copy;
     w.zero = prof_zero;
-    w.sumsq = prof_sumsq;
+    w.sumsq_add = prof_sumsq_add;
     w.scale = prof_scale;
     w.adam_direction = prof_adam;
     w.apply_update = prof_update;
