@@ -7,9 +7,10 @@
  * machine without a GPU or driver it returns NULL with the reason, and
  * nothing else in this directory is ever called.
  *
- * Memory: alloc is cudaMalloc plus a zero fill (the contract's calloc); a
- * failed allocation returns NULL (the engine reports out of memory) and is
- * not recorded as a backend failure. upload/download/zero/copy run on the
+ * Memory: alloc is cudaMalloc plus a zero fill (the contract's calloc),
+ * tried again after trimming the stream-ordered pool when the device is
+ * full; a failed allocation returns NULL (the engine reports out of memory)
+ * and is not recorded as a backend failure. upload/download/zero/copy run on the
  * stream; download waits for it, so the host sees finished results.
  *
  * Matrix products use plain fp32 (TF32 off) so that the backend matches the
@@ -85,6 +86,25 @@ void cuda_scratch_free(void *p)
     CK_CUDA(cudaFreeAsync(p, cuda_ctx.stream));
 }
 
+/* cudaMalloc; when the device is full, once more after the stream-ordered
+ * pool (linalg.cu's scratch, cached between refreshes) has handed what it
+ * holds back to the device. Leaves no error recorded. */
+static cudaError_t device_malloc(void **p, size_t bytes)
+{
+    cudaMemPool_t pool;
+    if (cudaMalloc(p, bytes) == cudaSuccess)
+        return cudaSuccess;
+    cudaGetLastError();
+    if (cudaStreamSynchronize(cuda_ctx.stream) != cudaSuccess ||
+        cudaDeviceGetDefaultMemPool(&pool, cuda_ctx.device) != cudaSuccess ||
+        cudaMemPoolTrimTo(pool, 0) != cudaSuccess || cudaMalloc(p, bytes) != cudaSuccess) {
+        cudaGetLastError();
+        *p = NULL;
+        return cudaErrorMemoryAllocation;
+    }
+    return cudaSuccess;
+}
+
 float *cuda_grow(float **buf, size_t *cap, size_t n)
 {
     if (n <= *cap)
@@ -93,9 +113,7 @@ float *cuda_grow(float **buf, size_t *cap, size_t n)
     CK_CUDA(cudaFree(*buf));
     *buf = NULL;
     *cap = 0;
-    if (cudaMalloc((void **)buf, n * sizeof(float)) != cudaSuccess) {
-        cudaGetLastError();
-        *buf = NULL;
+    if (device_malloc((void **)buf, n * sizeof(float)) != cudaSuccess) {
         cuda_fail(__FILE__, __LINE__, "cudaMalloc(scratch)", "out of GPU memory");
         return NULL;
     }
@@ -120,8 +138,7 @@ const int *cuda_stage_ints(const int *host, size_t n)
         CK_CUDA(cudaFree(cuda_ctx.ints));
         cuda_ctx.ints = NULL;
         cuda_ctx.ints_cap = 0;
-        if (cudaMalloc((void **)&cuda_ctx.ints, n * sizeof(int)) != cudaSuccess) {
-            cudaGetLastError();
+        if (device_malloc((void **)&cuda_ctx.ints, n * sizeof(int)) != cudaSuccess) {
             cuda_fail(__FILE__, __LINE__, "cudaMalloc(index staging)",
                       "out of GPU memory");
             cuda_ctx.ints = NULL;
@@ -138,10 +155,8 @@ const int *cuda_stage_ints(const int *host, size_t n)
 static void *cu_alloc(size_t bytes)
 {
     void *p = NULL;
-    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
-        cudaGetLastError(); /* not sticky: clear it, the caller reports */
-        return NULL;
-    }
+    if (device_malloc(&p, bytes ? bytes : 1) != cudaSuccess)
+        return NULL; /* the caller reports */
     if (cudaMemsetAsync(p, 0, bytes, cuda_ctx.stream) != cudaSuccess) {
         cudaGetLastError();
         cudaFree(p);
@@ -268,7 +283,8 @@ static int open_device(void)
         return -1;
     }
     if (cusolverDnCreate(&cuda_ctx.solver) != CUSOLVER_STATUS_SUCCESS ||
-        cusolverDnSetStream(cuda_ctx.solver, cuda_ctx.stream) != CUSOLVER_STATUS_SUCCESS) {
+        cusolverDnSetStream(cuda_ctx.solver, cuda_ctx.stream) != CUSOLVER_STATUS_SUCCESS ||
+        cusolverDnCreateSyevjInfo(&cuda_ctx.syevj) != CUSOLVER_STATUS_SUCCESS) {
         snprintf(init_err, sizeof init_err, "cuSOLVER cannot be initialised on %s", prop.name);
         return -1;
     }

@@ -67,6 +67,9 @@ struct cuda_ctx {
     cudaStream_t stream;
     cublasHandle_t blas;
     cusolverDnHandle_t solver;
+    syevjInfo_t syevj;  /* syevj's settings and report (linalg.cu), kept for
+                           the process: a call may still write it after it
+                           returns */
     int *ints;          /* staging for host index arrays */
     size_t ints_cap;    /* elements */
     double *reduce;     /* SUMSQ_BLOCKS doubles: sumsq_add's block sums */
@@ -79,7 +82,11 @@ struct cuda_ctx {
 };
 extern struct cuda_ctx cuda_ctx;
 
-/* Device copy of n host ints (valid until the next call), NULL on failure. */
+/* Device copy of n host ints (valid until the next call), NULL on failure.
+ * host is ordinary pageable memory, which cudaMemcpyAsync stages into the
+ * driver's pinned buffers before it returns, so the caller may reuse or
+ * free it at once (embedding_bwd frees its plan); pinned host memory
+ * would need a wait first. */
 const int *cuda_stage_ints(const int *host, size_t n);
 /* Sample the device's memory in use (after every cudaMalloc, so the peak
  * of backend->peak_bytes sees each growth). */

@@ -248,9 +248,9 @@ static void cholesky_qr3(double *ad, int rows, int cols, double *g, double *work
  * noted in *status; -1 only when the work could not be queued */
 static int orthonormalise_cholesky(float *a, int rows, int cols, int *dinfo, int *status)
 {
-    int lwork = 0;
-    CK_SOLVER(cusolverDnDpotrf_bufferSize(cuda_ctx.solver, CUBLAS_FILL_MODE_UPPER, cols, NULL,
-                                          cols, &lwork));
+    int lwork = 0; /* the size query takes a matrix but only its shape counts */
+    CK_SOLVER(cusolverDnDpotrf_bufferSize(cuda_ctx.solver, CUBLAS_FILL_MODE_UPPER, cols,
+                                          cuda_ctx.reduce, cols, &lwork));
     const size_t n = (size_t)rows * cols;
     double *ad = cuda_failed() ? NULL
                                : (double *)cuda_scratch(2 * (n + (size_t)cols * cols + lwork));
@@ -323,9 +323,12 @@ static void transpose(float *c, const float *a, int lda, int rows, int cols)
 
 /* c (M,N) = op(a) op(b), column-major, fp32 in and out. The products with
  * the gradient pass sketch = 1: on TF32 tensor cores when the backend's
- * math mode is tf32 or bf16 (cuda_ctx.linalg_tf32), the range finder's
- * subspace being an approximation anyway; the others follow the handle's
- * math mode. */
+ * math mode is tf32 or bf16 (cuda_ctx.linalg_tf32). Their rounding (about
+ * 1e-3 relative) tilts the sketch's subspace and, through B, the choice of
+ * the top r directions within it, by about that much over the relative
+ * singular-value gap at r: the finder approximates the subspace anyway, and
+ * gpu_refresh measures the captured share in both modes. The others follow
+ * the handle's math mode. */
 static void gemm(int sketch, cublasOperation_t ta, cublasOperation_t tb, int M, int N, int K,
                  const float *a, int lda, const float *b, int ldb, float *c, int ldc)
 {
@@ -374,29 +377,23 @@ static int eig_device(double *g, double *ev, int l, int jacobi, int *dinfo, int 
 {
     const cusolverEigMode_t job = CUSOLVER_EIG_MODE_VECTOR;
     const cublasFillMode_t up = CUBLAS_FILL_MODE_UPPER;
-    syevjInfo_t params = NULL;
     int lwork = 0;
-    if (jacobi) {
-        CK_SOLVER(cusolverDnCreateSyevjInfo(&params));
-        if (!cuda_failed())
-            CK_SOLVER(cusolverDnDsyevj_bufferSize(cuda_ctx.solver, job, up, l, g, l, ev, &lwork,
-                                                  params));
-    } else {
+    if (jacobi)
+        CK_SOLVER(cusolverDnDsyevj_bufferSize(cuda_ctx.solver, job, up, l, g, l, ev, &lwork,
+                                              cuda_ctx.syevj));
+    else
         CK_SOLVER(cusolverDnDsyevd_bufferSize(cuda_ctx.solver, job, up, l, g, l, ev, &lwork));
-    }
     double *work = cuda_failed() ? NULL : (double *)cuda_scratch(2 * (size_t)lwork);
     if (work) {
         if (jacobi)
             CK_SOLVER(cusolverDnDsyevj(cuda_ctx.solver, job, up, l, g, l, ev, work, lwork, dinfo,
-                                       params));
+                                       cuda_ctx.syevj));
         else
             CK_SOLVER(cusolverDnDsyevd(cuda_ctx.solver, job, up, l, g, l, ev, work, lwork,
                                        dinfo));
         note_info(status, dinfo);
         cuda_scratch_free(work);
     }
-    if (params)
-        cusolverDnDestroySyevjInfo(params);
     return work && !cuda_failed() ? 0 : -1;
 }
 
@@ -458,10 +455,12 @@ static int basis_exact(float *vec, const float *G, int m, int n, int r, int side
 {
     const int d = side == 0 ? n : m, e = side == 0 ? m : n;
     const int tall = d >= e, rows = tall ? d : e, k = tall ? e : d;
-    float *buf = cuda_scratch((size_t)rows * k + (size_t)rows * k + (size_t)k * k + k);
+    /* Y, then U (rows,k) when tall, else V^T (k,k); then the k values */
+    const size_t factor = tall ? (size_t)rows * k : (size_t)k * k;
+    float *buf = cuda_scratch((size_t)rows * k + factor + k);
     if (!buf)
         return -1;
-    float *y = buf, *u = y + (size_t)rows * k, *vt = u + (size_t)rows * k, *s = vt + (size_t)k * k;
+    float *y = buf, *u = y + (size_t)rows * k, *vt = u, *s = u + factor;
     /* Y = X (tall) or X^T; X = Gc (side 0) or Gc^T */
     if ((side == 0) != tall)
         transpose(y, G, n, rows, k);

@@ -384,54 +384,82 @@ static void test_lowrank(void)
     unsetenv("OWLORE_CUDA_EIG");
 }
 
-/* A gradient of rank 3 below the finder's l = 18 columns: CholeskyQR3's
- * factorisations fail and the finder runs again by Householder QR. The
- * basis beyond the rank is arbitrary, so instead of the CPU's P the check
- * is that P's span holds G: ||G - P P^T G|| / ||G|| (side 1) or
- * ||G - G P^T P|| / ||G|| (side 0) <= 1e-5. */
+/* The finder's l = 18 columns on gradients of rank below them: P must be
+ * orthonormal and its span must hold G, ||G - P P^T G|| / ||G|| (side 1)
+ * or ||G - G P^T P|| / ||G|| (side 0) <= 1e-5 (the basis beyond the rank is
+ * arbitrary, so the CPU's P is no reference). */
+static void check_basis_holds(const char *what, const float *g, int m, int n, int side)
+{
+    const int r = 8, len = side ? m : n;
+    float *p = malloc((size_t)r * len * sizeof(float));
+    float *G = put(gpu, g, (size_t)m * n), *P = gpu->alloc((size_t)r * len * sizeof(float));
+    unsigned long long rng = 7;
+    int rc = gpu->lowrank_basis(P, G, m, n, r, side, 1, 10, 2, &rng);
+    gpu->download(p, P, (size_t)r * len * sizeof(float));
+    double num = 0, den = 0, orth = 0;
+    for (int i = 0; i < m; i++) /* residual of G row i (side 0) or column j (side 1) */
+        for (int j = 0; j < n; j++) {
+            double proj = 0;
+            for (int k = 0; k < r; k++) {
+                double c = 0; /* coefficient of G's row i / column j on vector k */
+                for (int t = 0; t < len; t++)
+                    c += side ? (double)p[(size_t)t * r + k] * g[(size_t)t * n + j]
+                              : (double)p[(size_t)k * len + t] * g[(size_t)i * n + t];
+                proj += c * (side ? p[(size_t)i * r + k] : p[(size_t)k * len + j]);
+            }
+            double e = g[(size_t)i * n + j] - proj;
+            num += e * e;
+            den += (double)g[(size_t)i * n + j] * g[(size_t)i * n + j];
+        }
+    for (int k = 0; k < r; k++) /* |<p_k, p_k2> - [k == k2]| */
+        for (int k2 = 0; k2 < r; k2++) {
+            double dot = 0;
+            for (int t = 0; t < len; t++)
+                dot += side ? (double)p[(size_t)t * r + k] * p[(size_t)t * r + k2]
+                            : (double)p[(size_t)k * len + t] * p[(size_t)k2 * len + t];
+            orth = fmax(orth, fabs(dot - (k == k2)));
+        }
+    char why[512], name[64];
+    double res = rc != 0 ? INFINITY : den > 0 ? num / den : 0.0;
+    int bad = !(res <= 1e-5) || !(orth <= 1e-5) || gpu->error(why, sizeof why);
+    snprintf(name, sizeof name, "lowrank_basis %s side=%d", what, side);
+    printf("%s %-28s nmse %.3e orth %.1e tol 1e-05\n", bad ? "FAIL" : "PASS", name, res, orth);
+    failures += bad;
+    free(p);
+    gpu->free(G);
+    gpu->free(P);
+}
+
+/* Three gradients of rank below l. A dense rank-3 product: fp32 rounding
+ * fills the sketch's other columns, so CholeskyQR3 (in double) may succeed
+ * on a Gram matrix of condition about 1e14 and its Q must still be right.
+ * Three nonzero columns (side 0) or rows (side 1): the sketch has exactly
+ * three nonzero rows, CholeskyQR3's second factorisation fails (as in a
+ * host emulation with LAPACK's dpotrf) and the finder runs again by
+ * Householder QR. Zero: the first one fails. */
 static void test_lowrank_rank_deficient(void)
 {
-    const int shapes[2][2] = {{96, 40}, {40, 96}}, rank = 3, r = 8;
+    const int shapes[2][2] = {{96, 40}, {40, 96}}, rank = 3, lines[3] = {1, 17, 30};
     for (int s = 0; s < 2; s++) {
         const int m = shapes[s][0], n = shapes[s][1], side = m >= n ? 0 : 1;
-        const int len = side ? m : n;
         float *a = host_rand((size_t)m * rank, 1), *b = host_rand((size_t)rank * n, 1);
-        float *g = calloc((size_t)m * n, sizeof(float)), *p = malloc((size_t)r * len * sizeof(float));
+        float *g = calloc((size_t)m * n, sizeof(float));
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)
                 for (int k = 0; k < rank; k++)
                     g[(size_t)i * n + j] += a[(size_t)i * rank + k] * b[(size_t)k * n + j];
-        float *G = put(gpu, g, (size_t)m * n), *P = gpu->alloc((size_t)r * len * sizeof(float));
-        unsigned long long rng = 7;
-        int rc = gpu->lowrank_basis(P, G, m, n, r, side, 1, 10, 2, &rng);
-        gpu->download(p, P, (size_t)r * len * sizeof(float));
-        double num = 0, den = 0;
-        for (int i = 0; i < m; i++) /* residual of G row i (side 0) or column i (side 1) */
-            for (int j = 0; j < n; j++) {
-                double proj = 0;
-                for (int k = 0; k < r; k++) {
-                    double c = 0; /* coefficient of G's row i / column j on vector k */
-                    for (int t = 0; t < len; t++)
-                        c += side ? (double)p[(size_t)t * r + k] * g[(size_t)t * n + j]
-                                  : (double)p[(size_t)k * len + t] * g[(size_t)i * n + t];
-                    proj += c * (side ? p[(size_t)i * r + k] : p[(size_t)k * len + j]);
-                }
-                double e = g[(size_t)i * n + j] - proj;
-                num += e * e;
-                den += (double)g[(size_t)i * n + j] * g[(size_t)i * n + j];
-            }
-        char why[512], name[64];
-        double res = rc == 0 ? num / den : INFINITY;
-        int bad = !(res <= 1e-5) || gpu->error(why, sizeof why);
-        snprintf(name, sizeof name, "lowrank_basis rank 3 side=%d", side);
-        printf("%s %-28s nmse %.3e tol 1e-05\n", bad ? "FAIL" : "PASS", name, res);
-        failures += bad;
+        check_basis_holds("rank 3", g, m, n, side);
+        memset(g, 0, (size_t)m * n * sizeof(float));
+        for (int k = 0; k < rank; k++) /* side 0: columns lines[k]; side 1: rows */
+            for (int t = 0; t < (side ? n : m); t++)
+                g[side ? (size_t)lines[k] * n + t : (size_t)t * n + lines[k]] =
+                    a[(size_t)(t % m) * rank + k] + 0.5f;
+        check_basis_holds("3 lines", g, m, n, side);
+        memset(g, 0, (size_t)m * n * sizeof(float));
+        check_basis_holds("zero", g, m, n, side);
         free(a);
         free(b);
         free(g);
-        free(p);
-        gpu->free(G);
-        gpu->free(P);
     }
 }
 
