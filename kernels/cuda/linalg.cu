@@ -16,8 +16,12 @@
  *   Omega (e,l) Gaussian;  Q = orth(X Omega) (d,l)
  *   power_iters times: Z = orth(X^T Q) (e,l);  Q = orth(X Z)
  *   B^T = X^T Q (e,l) = W S Ut^T;  vec = Q Ut[:, :r]
- * orth() is shifted CholeskyQR3 in double (cuBLAS syrk/trsm + cuSOLVER
- * potrf); when one of its factorisations fails (a gradient of rank below
+ * orth() is shifted CholeskyQR in double (cuBLAS syrk/trsm + cuSOLVER
+ * potrf): three passes (CholeskyQR3) for the last Q, which must be
+ * orthonormal, one shifted pass for the bases between the power
+ * iterations, which only need to be well conditioned (each product's span
+ * does not depend on the basis it is given: 7 passes instead of 15 at
+ * q = 2). When one of the factorisations fails (a gradient of rank below
  * l), the whole finder runs again from the same Omega with Householder QR
  * (cusolverDnSgeqrf + cusolverDnSorgqr). Ut[:, :r] are the top eigenvectors
  * of B B^T (l,l), in double, by cuSOLVER's syevd, its syevj or LAPACK on the
@@ -148,7 +152,7 @@ static void gaussian_fill(float *om, int e, int l, unsigned long long *state)
  * A refresh queues its work without waiting for the device: each
  * factorisation's info word and the output's finiteness are folded into one
  * status word on the device, read back after the orthonormalisations (a
- * failed CholeskyQR3 is redone by Householder QR before the eigenproblem
+ * failed CholeskyQR is redone by Householder QR before the eigenproblem
  * sees it) and once at the end. */
 
 /* *status = 1 when *info is not 0 */
@@ -217,16 +221,17 @@ static __global__ void shift_diagonal(double *g, int n, int rows)
         g[(size_t)i * n + i] += shift;
 }
 
-/* ad (rows,cols) column-major double := its Q factor by shifted CholeskyQR3:
- * three passes of G = A^T A (the first shifted so the factorisation exists
- * for any numerically full-rank A), G = R^T R, A = A R^-1. A factorisation
- * that fails is noted in *status; the passes after it compute garbage that
- * the caller throws away. */
-static void cholesky_qr3(double *ad, int rows, int cols, double *g, double *work, int lwork,
-                         int *dinfo, int *status)
+/* ad (rows,cols) column-major double := its Q factor by shifted CholeskyQR:
+ * passes of G = A^T A (the first shifted so the factorisation exists for
+ * any numerically full-rank A), G = R^T R, A = A R^-1. One pass leaves A
+ * well conditioned, three (CholeskyQR3) orthonormal to double rounding. A
+ * factorisation that fails is noted in *status; the passes after it
+ * compute garbage that the caller throws away. */
+static void cholesky_qr(double *ad, int rows, int cols, int passes, double *g, double *work,
+                        int lwork, int *dinfo, int *status)
 {
     const double one = 1.0, zero = 0.0;
-    for (int pass = 0; pass < 3; pass++) {
+    for (int pass = 0; pass < passes; pass++) {
         CK_BLAS(cublasDsyrk(cuda_ctx.blas, CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_T, cols, rows,
                             &one, ad, rows, &zero, g, cols));
         if (pass == 0) {
@@ -242,11 +247,13 @@ static void cholesky_qr3(double *ad, int rows, int cols, double *g, double *work
     }
 }
 
-/* a (rows,cols) column-major float := an orthonormal basis of its columns by
- * shifted CholeskyQR3 in double (a few BLAS-3 calls: much faster on the GPU
- * than Householder QR of a tall, thin matrix); a failed factorisation is
- * noted in *status; -1 only when the work could not be queued */
-static int orthonormalise_cholesky(float *a, int rows, int cols, int *dinfo, int *status)
+/* a (rows,cols) column-major float := a basis of its columns by shifted
+ * CholeskyQR in double, passes as in cholesky_qr (a few BLAS-3 calls: much
+ * faster on the GPU than Householder QR of a tall, thin matrix); a failed
+ * factorisation is noted in *status; -1 only when the work could not be
+ * queued */
+static int orthonormalise_cholesky(float *a, int rows, int cols, int passes, int *dinfo,
+                                   int *status)
 {
     int lwork = 0; /* the size query takes a matrix but only its shape counts */
     CK_SOLVER(cusolverDnDpotrf_bufferSize(cuda_ctx.solver, CUBLAS_FILL_MODE_UPPER, cols,
@@ -259,7 +266,7 @@ static int orthonormalise_cholesky(float *a, int rows, int cols, int *dinfo, int
     double *g = ad + n, *work = g + (size_t)cols * cols;
     to_double<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(ad, a, n);
     CK_LAUNCH();
-    cholesky_qr3(ad, rows, cols, g, work, lwork, dinfo, status);
+    cholesky_qr(ad, rows, cols, passes, g, work, lwork, dinfo, status);
     to_float<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(a, ad, n);
     CK_LAUNCH();
     cuda_scratch_free(ad);
@@ -267,7 +274,7 @@ static int orthonormalise_cholesky(float *a, int rows, int cols, int *dinfo, int
 }
 
 /* a (rows,cols) column-major := an orthonormal basis of its columns by
- * Householder QR (cuSOLVER geqrf + orgqr): the fallback when CholeskyQR3
+ * Householder QR (cuSOLVER geqrf + orgqr): the fallback when CholeskyQR
  * fails; failures noted in *status, -1 when the work could not be queued */
 static int orthonormalise_householder(float *a, int rows, int cols, float *tau, int *dinfo,
                                       int *status)
@@ -287,11 +294,12 @@ static int orthonormalise_householder(float *a, int rows, int cols, float *tau, 
     return cuda_failed() ? -1 : 0;
 }
 
-static int orthonormalise(float *a, int rows, int cols, int householder, float *tau,
+/* a basis of a's columns: orthonormal when last, else well conditioned */
+static int orthonormalise(float *a, int rows, int cols, int last, int householder, float *tau,
                           int *dinfo, int *status)
 {
     return householder ? orthonormalise_householder(a, rows, cols, tau, dinfo, status)
-                       : orthonormalise_cholesky(a, rows, cols, dinfo, status);
+                       : orthonormalise_cholesky(a, rows, cols, last ? 3 : 1, dinfo, status);
 }
 
 /* Thin SVD of y (rows,cols) column-major, rows >= cols (y is destroyed):
@@ -478,8 +486,9 @@ static int basis_exact(float *vec, const float *G, int m, int n, int r, int side
 }
 
 /* q (d,l) := an orthonormal basis of the range finder's subspace, z (e,l)
- * scratch, by CholeskyQR3 or, with householder, Householder QR; failed
- * factorisations noted in *status, -1 when the work could not be queued */
+ * scratch, by shifted CholeskyQR or, with householder, Householder QR;
+ * failed factorisations noted in *status, -1 when the work could not be
+ * queued */
 static int range_basis(float *q, float *z, float *tau, const float *G, int n, int d, int e,
                        int l, int side, int power_iters, int householder,
                        unsigned long long *rng, int *dinfo, int *status)
@@ -488,14 +497,14 @@ static int range_basis(float *q, float *z, float *tau, const float *G, int n, in
     const cublasOperation_t opxt = side == 0 ? CUBLAS_OP_T : CUBLAS_OP_N; /* X^T */
     gaussian_fill(z, e, l, rng);
     gemm(1, opx, CUBLAS_OP_N, d, l, e, G, n, z, e, q, d); /* Q = X Omega */
-    if (orthonormalise(q, d, l, householder, tau, dinfo, status))
+    if (orthonormalise(q, d, l, power_iters == 0, householder, tau, dinfo, status))
         return -1;
     for (int it = 0; it < power_iters; it++) {
         gemm(1, opxt, CUBLAS_OP_N, e, l, d, G, n, q, d, z, e); /* Z = X^T Q */
-        if (orthonormalise(z, e, l, householder, tau, dinfo, status))
+        if (orthonormalise(z, e, l, 0, householder, tau, dinfo, status))
             return -1;
         gemm(1, opx, CUBLAS_OP_N, d, l, e, G, n, z, e, q, d); /* Q = X Z */
-        if (orthonormalise(q, d, l, householder, tau, dinfo, status))
+        if (orthonormalise(q, d, l, it == power_iters - 1, householder, tau, dinfo, status))
             return -1;
     }
     return 0;
@@ -516,7 +525,7 @@ static int basis_randomized(float *vec, const float *G, int m, int n, int r, int
     if (!buf)
         return -1;
     float *z = buf, *q = z + (size_t)e * l, *vt = q + (size_t)d * l, *tau = vt + (size_t)l * l;
-    /* CholeskyQR3 first; if any of its factorisations failed (a gradient
+    /* CholeskyQR first; if any of its factorisations failed (a gradient
      * of rank below l), the whole finder again by Householder QR, from the
      * same Gaussian matrix */
     for (int householder = 0; householder < 2 && rc != 0; householder++) {

@@ -431,12 +431,12 @@ static void check_basis_holds(const char *what, const float *g, int m, int n, in
 }
 
 /* Three gradients of rank below l. A dense rank-3 product: fp32 rounding
- * fills the sketch's other columns, so CholeskyQR3 (in double) may succeed
+ * fills the sketch's other columns, so CholeskyQR (in double) may succeed
  * on a Gram matrix of condition about 1e14 and its Q must still be right.
- * Three nonzero columns (side 0) or rows (side 1): the sketch has exactly
- * three nonzero rows, CholeskyQR3's second factorisation fails (as in a
- * host emulation with LAPACK's dpotrf) and the finder runs again by
- * Householder QR. Zero: the first one fails. */
+ * Three nonzero columns (side 0) or rows (side 1): the sketches have
+ * exactly three nonzero rows, the second factorisation of the last
+ * CholeskyQR3 fails (as in a host emulation with LAPACK's dpotrf) and the
+ * finder runs again by Householder QR. Zero: the first one fails. */
 static void test_lowrank_rank_deficient(void)
 {
     const int shapes[2][2] = {{96, 40}, {40, 96}}, rank = 3, lines[3] = {1, 17, 30};

@@ -20,9 +20,10 @@
  *   host_dsyevd     the same by LAPACKE on the host, with both copies
  *   householder_d   cusolverDnSgeqrf + Sorgqr of (d,l) (linalg.cu's fallback)
  * composed: the finder with q power iterations, from the parts, for each
- * eigensolver: (2q+2) sgemm (fp32) + (q+1) orthonormalisations of d rows
- * and q of e rows (each 3 x dsyrk + dpotrf + dtrsm, CholeskyQR3) + dsyrk_e
- * + the eigensolver. gpu_refresh's measured time minus this is the rest
+ * eigensolver, as linalg.cu runs it: (2q+2) sgemm (fp32) + shifted
+ * CholeskyQR passes (each dsyrk + dpotrf + dtrsm), q + 3 of d rows (one
+ * for each basis between the power iterations, three for the last) and q
+ * of e rows + dsyrk_e + the eigensolver. gpu_refresh's measured time minus this is the rest
  * (conversions to double, finiteness and sign passes, scratch). One JSON line:
  *   {"d", "e", "l", "parts_ms": {name: ms}, "composed_ms": {"dsyevd": [q0,
  *    q1, q2], "dsyevj": [...], "host_dsyevd": [...]}, "failed": msg or null}
@@ -395,13 +396,13 @@ int main(int argc, char **argv)
         printf("%s\"%s\": %.4f", i ? ", " : "", parts[i].name, 1e3 * sec[i]);
     printf("}, \"composed_ms\": {");
     const char *eig[] = {"dsyevd", "dsyevj", "host_dsyevd"};
-    const double ortho_d = 3 * (ms("dsyrk_d", sec) + ms("dpotrf", sec) + ms("dtrsm_d", sec));
-    const double ortho_e = 3 * (ms("dsyrk_e", sec) + ms("dpotrf", sec) + ms("dtrsm_e", sec));
+    const double pass_d = ms("dsyrk_d", sec) + ms("dpotrf", sec) + ms("dtrsm_d", sec);
+    const double pass_e = ms("dsyrk_e", sec) + ms("dpotrf", sec) + ms("dtrsm_e", sec);
     for (int k = 0; k < 3; k++) {
         printf("%s\"%s\": [", k ? ", " : "", eig[k]);
         for (int q = 0; q <= 2; q++)
             printf("%s%.4f", q ? ", " : "",
-                   (2 * q + 2) * ms("sgemm_fp32", sec) + (q + 1) * ortho_d + q * ortho_e +
+                   (2 * q + 2) * ms("sgemm_fp32", sec) + (q + 3) * pass_d + q * pass_e +
                        ms("dsyrk_e", sec) + ms(eig[k], sec));
         printf("]");
     }
