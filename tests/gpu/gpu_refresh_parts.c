@@ -18,6 +18,10 @@
  *   dsyevd          the (l,l) eigenproblem on the device (what linalg.cu does)
  *   dsyevj          the same by cuSOLVER's Jacobi method
  *   host_dsyevd     the same by LAPACKE on the host, with both copies
+ *   xsyev_batch7/35 7 or 35 such eigenproblems in one cusolverDnXsyevBatched
+ *                   call (a block's refreshes, an OwLore resample's): what
+ *                   deferring a step's eigenproblems and batching them would
+ *                   cost against 7 or 35 dsyevd
  *   householder_d   cusolverDnSgeqrf + Sorgqr of (d,l) (linalg.cu's fallback)
  * composed: the finder with q power iterations, from the parts, for each
  * eigensolver, as linalg.cu runs it: (2q+2) sgemm (fp32) + shifted
@@ -39,6 +43,7 @@
 #include <lapacke.h>
 
 #define REPEATS 9
+#define BATCH_MAX 35
 
 struct ctx {
     int d, e, l;
@@ -54,6 +59,11 @@ struct ctx {
     int *info;
     int lwork, flwork;
     syevjInfo_t jparams;
+    double *gb, *gb0, *evb;    /* BATCH_MAX copies of g and g0, their values */
+    int *infob;
+    void *bwork, *hwork;       /* the batched solver's workspaces */
+    size_t bwork_bytes, hwork_bytes;
+    cusolverDnParams_t params;
     const char *failed;
 };
 
@@ -195,6 +205,36 @@ static void host_syevd(struct ctx *c)
     check(c, cudaStreamSynchronize(c->stream) == cudaSuccess, "sync");
 }
 
+static void reset_gb(struct ctx *c)
+{
+    restore(c, c->gb, c->gb0, (size_t)BATCH_MAX * c->l * c->l * sizeof(double));
+}
+
+static void syev_batched(struct ctx *c, int count)
+{
+    int info[BATCH_MAX];
+    check(c, cusolverDnXsyevBatched(c->solver, c->params, CUSOLVER_EIG_MODE_VECTOR,
+                                    CUBLAS_FILL_MODE_UPPER, c->l, CUDA_R_64F, c->gb, c->l,
+                                    CUDA_R_64F, c->evb, CUDA_R_64F, c->bwork, c->bwork_bytes,
+                                    c->hwork, c->hwork_bytes, c->infob, count) ==
+                 CUSOLVER_STATUS_SUCCESS, "cusolverDnXsyevBatched");
+    check(c, cudaMemcpyAsync(info, c->infob, count * sizeof(int), cudaMemcpyDeviceToHost,
+                             c->stream) == cudaSuccess, "info copy");
+    check(c, cudaStreamSynchronize(c->stream) == cudaSuccess, "sync");
+    for (int i = 0; i < count; i++)
+        check(c, info[i] == 0, "a batched eigenproblem reported failure");
+}
+
+static void syev_batch7(struct ctx *c)
+{
+    syev_batched(c, 7);
+}
+
+static void syev_batch35(struct ctx *c)
+{
+    syev_batched(c, BATCH_MAX);
+}
+
 static void reset_y(struct ctx *c)
 {
     sgemm(c);
@@ -233,6 +273,8 @@ static const struct part parts[] = {
     {"dsyevd", reset_g, syevd},
     {"dsyevj", reset_g, syevj},
     {"host_dsyevd", reset_g, host_syevd},
+    {"xsyev_batch7", reset_gb, syev_batch7},
+    {"xsyev_batch35", reset_gb, syev_batch35},
     {"householder_d", reset_y, householder},
 };
 #define N_PARTS (sizeof parts / sizeof parts[0])
@@ -357,17 +399,37 @@ static void setup(struct ctx *c)
     c->flwork = lq > lo ? lq : lo;
     c->work = device_zeros(c, (size_t)c->lwork * sizeof(double));
     c->fwork = device_zeros(c, (size_t)c->flwork * sizeof(float));
+    c->gb = device_zeros(c, (size_t)BATCH_MAX * ll * sizeof(double));
+    c->gb0 = device_zeros(c, (size_t)BATCH_MAX * ll * sizeof(double));
+    c->evb = device_zeros(c, (size_t)BATCH_MAX * c->l * sizeof(double));
+    c->infob = device_zeros(c, BATCH_MAX * sizeof(int));
+    check(c, cusolverDnCreateParams(&c->params) == CUSOLVER_STATUS_SUCCESS, "params");
+    if (c->failed)
+        return;
+    for (int i = 0; i < BATCH_MAX; i++)
+        restore(c, c->gb0 + (size_t)i * ll, c->g0, ll * sizeof(double));
+    check(c, cusolverDnXsyevBatched_bufferSize(
+                 c->solver, c->params, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_UPPER, c->l,
+                 CUDA_R_64F, c->gb, c->l, CUDA_R_64F, c->evb, CUDA_R_64F, &c->bwork_bytes,
+                 &c->hwork_bytes, BATCH_MAX) == CUSOLVER_STATUS_SUCCESS,
+          "batched workspace query");
+    c->bwork = device_zeros(c, c->bwork_bytes ? c->bwork_bytes : 1);
+    c->hwork = malloc(c->hwork_bytes ? c->hwork_bytes : 1);
+    check(c, c->hwork != NULL, "out of host memory");
 }
 
 static void teardown(struct ctx *c)
 {
     void *dev[] = {c->x, c->om, c->y, c->ad, c->ad0, c->ae, c->g, c->g0, c->ev, c->info,
-                   c->tau, c->work, c->fwork};
+                   c->tau, c->work, c->fwork, c->gb, c->gb0, c->evb, c->infob, c->bwork};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i])
             cudaFree(dev[i]);
     free(c->hg);
     free(c->hev);
+    free(c->hwork);
+    if (c->params)
+        cusolverDnDestroyParams(c->params);
 }
 
 static double ms(const char *name, const double *sec)
