@@ -121,6 +121,11 @@ struct backend {
      * (read acc with download). Equal inputs give equal sums: the order of
      * the reduction depends on n alone. */
     void (*sumsq_add)(double *acc, const float *x, size_t n);
+    /* acc[j] (cols doubles in this backend's memory) += the sum over rows i
+     * of x[i,j]^2, x (rows, cols) row-major: each column adds its rows in
+     * order, in double (outlier calibration's input statistics); queued, not
+     * waited for. */
+    void (*col_sumsq_add)(double *acc, const float *x, int rows, int cols);
     /* x (n) *= a */
     void (*scale)(float *x, size_t n, float a);
     /* Adam moments and direction, elementwise over n:

@@ -169,6 +169,11 @@ void model_free(struct model *m);
 /* Move the parameters to backend be (model_move.c); -1 with err on failure,
  * the model then unchanged. */
 int model_move(struct model *m, const struct backend *be, char *err, size_t errlen);
+/* dst := a copy of src's parameters on backend be (model_move.c), src a
+ * model with fp32 parameters in host memory, left as it is; model_free
+ * releases dst. -1 with err on failure (dst then holds nothing). */
+int model_copy_to(struct model *dst, const struct model *src, const struct backend *be,
+                  char *err, size_t errlen);
 
 /* ---- bf16 storage (model_bf16.c) ---- */
 /* Store a host model (CPU backend) in bf16, rounded to nearest: the

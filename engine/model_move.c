@@ -7,6 +7,10 @@
  * shifted to the same offsets in the new allocation, the old memory freed.
  * A model stored in bf16 (model_bf16.c) moves the same way: its one
  * allocation holds the final norm, the stage and the bf16 tensors.
+ *
+ * model_copy_to leaves the host model where it is and makes a second one
+ * on the target backend (outlier calibration's forward passes on a GPU,
+ * while the ratios read the host weights).
  */
 #include <stdio.h>
 
@@ -46,5 +50,25 @@ int model_move(struct model *m, const struct backend *be, char *err, size_t errl
     m->be->free(m->mem);
     m->mem = mem;
     m->be = be;
+    return 0;
+}
+
+int model_copy_to(struct model *dst, const struct model *src, const struct backend *be,
+                  char *err, size_t errlen)
+{
+    if (src->blocks16 || !src->be->host_memory) {
+        snprintf(err, errlen, "only a model with fp32 parameters in host memory is copied");
+        return -1;
+    }
+    if (model_init(dst, &src->cfg, be) != 0) {
+        snprintf(err, errlen, "out of %s memory for a copy of the model's parameters "
+                 "(%.2f GiB)", be->name, (double)src->mem_bytes / (1 << 30));
+        return -1;
+    }
+    be->upload(dst->mem, src->mem, src->mem_bytes);
+    if (be->error(err, errlen)) {
+        model_free(dst);
+        return -1;
+    }
     return 0;
 }

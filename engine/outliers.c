@@ -33,13 +33,16 @@
 
 /* ---- statistics ---- */
 
-int channel_stats_init(struct channel_stats *st, const struct model_config *c)
+int channel_stats_init(struct channel_stats *st, const struct model_config *c,
+                       const struct backend *be)
 {
     size_t L = c->n_layers, D = c->dim, F = c->hidden_dim;
     size_t QD = (size_t)c->n_heads * c->head_dim;
     memset(st, 0, sizeof *st);
     st->n_layers = c->n_layers;
-    st->mem = calloc(L * (D + QD + D + F), sizeof(double));
+    st->be = be;
+    st->n = L * (D + QD + D + F);
+    st->mem = be->alloc(st->n * sizeof(double)); /* zero-filled */
     if (!st->mem)
         return -1;
     double *attn = st->mem, *o = attn + L * D, *ffn = o + L * QD, *down = ffn + L * D;
@@ -52,7 +55,8 @@ int channel_stats_init(struct channel_stats *st, const struct model_config *c)
 
 void channel_stats_free(struct channel_stats *st)
 {
-    free(st->mem);
+    if (st->mem)
+        st->be->free(st->mem);
     memset(st, 0, sizeof *st);
 }
 
@@ -61,27 +65,35 @@ void channel_stats_add(struct channel_stats *st, const struct model *m,
 {
     const struct model_config *c = &m->cfg;
     const size_t cap = (size_t)a->B * a->T;
-    const long N = (long)B * T;
+    const int N = B * T;
     const int QD = c->n_heads * c->head_dim;
     /* the four distinct linear inputs: activation, width, statistics */
     const float *src[4] = {a->attn_in, a->attn_out, a->ffn_in, a->ffn_h};
     const int width[4] = {c->dim, QD, c->dim, c->hidden_dim};
     double *dst[4] = {st->sumsq[LIN_Q], st->sumsq[LIN_O], st->sumsq[LIN_GATE],
                       st->sumsq[LIN_DOWN]};
-    const int tasks = 4 * c->n_layers;
-
-#pragma omp parallel for schedule(dynamic)
-    for (int t = 0; t < tasks; t++) {
-        const int l = t / 4, k = t % 4, w = width[k];
-        const float *x = src[k] + (size_t)l * cap * w; /* (N, w) of layer l */
-        double *s = dst[k] + (size_t)l * w;            /* (w) */
-        for (long n = 0; n < N; n++) {
-            const float *row = x + (size_t)n * w;
-            for (int j = 0; j < w; j++)
-                s[j] += (double)row[j] * row[j];
-        }
-    }
+    for (int l = 0; l < c->n_layers; l++)
+        for (int k = 0; k < 4; k++) /* (N, w) of layer l into (w) */
+            st->be->col_sumsq_add(dst[k] + (size_t)l * width[k],
+                                  src[k] + (size_t)l * cap * width[k], N, width[k]);
     st->tokens += N;
+}
+
+int channel_stats_to_host(struct channel_stats *st)
+{
+    if (st->be->host_memory)
+        return 0;
+    const struct backend *cpu = backend_cpu();
+    double *host = cpu->alloc(st->n * sizeof(double));
+    if (!host)
+        return -1;
+    st->be->download(host, st->mem, st->n * sizeof(double));
+    for (int k = 0; k < LIN_COUNT; k++)
+        st->sumsq[k] = host + (st->sumsq[k] - st->mem);
+    st->be->free(st->mem);
+    st->be = cpu;
+    st->mem = host;
+    return 0;
 }
 
 /* ---- ratios ---- */
@@ -410,38 +422,52 @@ static int check_options(const struct model *m, const struct outliers_options *o
     return 0;
 }
 
-/* statistics from forward passes over the calibration windows, then ratios */
+/* statistics from forward passes over the calibration windows, then ratios;
+ * the passes on a copy of the parameters on o->device when it has room */
 static int calibrate(const struct model *m, const struct outliers_options *o,
-                     double *ratios, char *err, size_t errlen)
+                     double *ratios, struct outliers_info *info, char *err, size_t errlen)
 {
     const struct model_config *c = &m->cfg;
     const int T = o->seq_len;
     int B = o->batch;
     struct channel_stats st;
     struct activations a;
+    struct model copy;
+    const struct model *fm = m; /* the forward passes' model */
     int rc = -1;
 
+    if (o->device && o->device != m->be) {
+        if (model_copy_to(&copy, m, o->device, info->device_note,
+                          sizeof info->device_note) == 0)
+            fm = &copy;
+    }
     if (B == 0) {
         B = o->n_seqs < AUTO_BATCH_MAX ? o->n_seqs : AUTO_BATCH_MAX;
         while (B > 1 && model_activation_floats(c, B, T, 0) * sizeof(float) > AUTO_ACT_BYTES)
             B--;
     }
     B = B < o->n_seqs ? B : o->n_seqs;
-    if (channel_stats_init(&st, c) != 0) {
-        snprintf(err, errlen, "out of memory for the outlier statistics");
-        return -1;
+    if (channel_stats_init(&st, c, fm->be) != 0) {
+        snprintf(err, errlen, "out of %s memory for the outlier statistics", fm->be->name);
+        goto out_model;
     }
-    if (activations_init(&a, m, B, T) != 0) {
-        snprintf(err, errlen, "out of memory for calibration activations "
-                 "(%d x %d tokens, %.1f GB)", B, T,
+    if (activations_init(&a, fm, B, T) != 0) {
+        snprintf(err, errlen, "out of %s memory for calibration activations "
+                 "(%d x %d tokens, %.1f GB)", fm->be->name, B, T,
                  model_activation_floats(c, B, T, 0) * sizeof(float) / 1e9);
-        channel_stats_free(&st);
-        return -1;
+        goto out_stats;
     }
     for (int s = 0; s < o->n_seqs; s += B) {
         int b = o->n_seqs - s < B ? o->n_seqs - s : B;
-        model_forward(m, &a, o->tokens + (size_t)s * T, b, T);
-        channel_stats_add(&st, m, &a, b, T);
+        model_forward(fm, &a, o->tokens + (size_t)s * T, b, T);
+        channel_stats_add(&st, fm, &a, b, T);
+    }
+    info->calibrated_on = fm->be->name;
+    if (fm->be->error(err, errlen))
+        goto out;
+    if (channel_stats_to_host(&st) != 0) {
+        snprintf(err, errlen, "out of memory for the outlier statistics");
+        goto out;
     }
     for (int k = 0; k < LIN_COUNT; k++) {
         int rows, cols;
@@ -462,8 +488,12 @@ static int calibrate(const struct model *m, const struct outliers_options *o,
     }
     rc = 0;
 out:
-    activations_free(&a, m);
+    activations_free(&a, fm);
+out_stats:
     channel_stats_free(&st);
+out_model:
+    if (fm == &copy)
+        model_free(&copy);
     return rc;
 }
 
@@ -519,7 +549,7 @@ int outliers_compute(const struct model *m, const struct outliers_options *o,
         }
     }
     if (o->tokens) {
-        if (calibrate(m, o, ratios, err, errlen) != 0)
+        if (calibrate(m, o, ratios, info, err, errlen) != 0)
             return -1;
     } else if (outlier_ratios(m, NULL, o->tau, ratios) != 0) {
         snprintf(err, errlen, "out of memory for the outlier ratios");

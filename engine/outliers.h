@@ -28,25 +28,33 @@
 /* Per-channel input statistics of every linear layer. */
 struct channel_stats {
     int n_layers;
+    const struct backend *be;  /* whose memory holds mem */
     double *mem;               /* one allocation */
+    size_t n;                  /* doubles in mem */
     double *sumsq[LIN_COUNT];  /* per linear id: (L, in_features) views into
                                   mem (q/k/v may share one view, as may
                                   gate/up: they read the same input) */
     long tokens;               /* tokens seen */
 };
 
-/* Zeroed statistics for config c; -1 when out of memory. */
-int channel_stats_init(struct channel_stats *st, const struct model_config *c);
+/* Zeroed statistics for config c in backend be's memory; -1 when out of
+ * memory. */
+int channel_stats_init(struct channel_stats *st, const struct model_config *c,
+                       const struct backend *be);
 void channel_stats_free(struct channel_stats *st);
 /* Accumulate the statistics of the activations saved by the last
- * model_forward(m, a, tokens, B, T) (host memory). Each channel sums its
- * tokens in order, so the result does not depend on the thread count. */
+ * model_forward(m, a, tokens, B, T), m on st's backend (col_sumsq_add).
+ * Each channel sums its tokens in order, so the result depends neither on
+ * the thread count nor on the backend. */
 void channel_stats_add(struct channel_stats *st, const struct model *m,
                        const struct activations *a, int B, int T);
+/* The statistics in host memory (a download when they are elsewhere), as
+ * outlier_ratios reads them; -1 when out of memory (st unchanged). */
+int channel_stats_to_host(struct channel_stats *st);
 
-/* D_l (L) from the statistics (NULL: all s_j = 1) at threshold tau. Reads
- * the fp32 weights in host memory (not bf16 storage): two streaming passes,
- * nothing materialised. 0, or -1 when a small per-block buffer cannot be
+/* D_l (L) from the statistics (NULL: all s_j = 1; else in host memory) at
+ * threshold tau. Reads the fp32 weights in host memory (not bf16 storage):
+ * two streaming passes, nothing materialised. 0, or -1 when a small per-block buffer cannot be
  * allocated. */
 int outlier_ratios(const struct model *m, const struct channel_stats *st,
                    double tau, double *ratios);
@@ -69,6 +77,11 @@ struct outliers_options {
     int no_cache;              /* 1: neither read nor write the cache */
     const char *model_digest;  /* hex SHA-256 of the parameters when the caller
                                   has it already; NULL: computed here */
+    const struct backend *device; /* the calibration's forward passes on a
+                                  copy of the parameters there (a GPU), the
+                                  host model left as it is; NULL, or no room
+                                  for the copy (info says so): on the
+                                  model's own backend */
 };
 
 struct outliers_info {
@@ -79,6 +92,9 @@ struct outliers_info {
     char cache_file[4096];     /* "" when the cache was not used */
     char warning[512];         /* "" or why the cache could not be used or
                                   written (the ratios are still valid) */
+    const char *calibrated_on; /* the backend of the forward passes (its
+                                  name), NULL when there were none */
+    char device_note[512];     /* "" or why they did not run on o->device */
 };
 
 /* Calibration digest: SHA-256 of int32 n_seqs, int32 seq_len, then the

@@ -4,13 +4,15 @@
  *
  *   owlore outliers --model PATH [--data FILE] [--tau T] [--samples N]
  *                   [--seq S] [--json] [--tokenizer PATH]
+ *                   [--backend cpu|cuda|auto]
  *
  * With --data, calibration runs the model over the first S tokens of the
  * first N windows of S + 1 tokens of the text file, as `owlore train`
  * calibrates (textdata.h; defaults N = 128, S = min(256, max_seq_len)), and
  * the result is cached (outliers.h). Without it the ratios
- * are weight-only (all ||X_j|| = 1). Notes go to stderr, the table or the
- * JSON object to stdout.
+ * are weight-only (all ||X_j|| = 1). The calibration's forward passes run
+ * on --backend (default cpu; on a GPU a copy of the weights is made there).
+ * Notes go to stderr, the table or the JSON object to stdout.
  */
 #include <math.h>
 #include <stdio.h>
@@ -101,7 +103,7 @@ static int print_json(double tau, const double *D, const double *p, int L,
 int cmd_outliers(int argc, char **argv)
 {
     static const char *const known[] = {"--model", "--data", "--tau", "--samples",
-                                        "--seq", "--tokenizer", NULL};
+                                        "--seq", "--tokenizer", "--backend", NULL};
     char **args = malloc(sizeof(char *) * (size_t)(argc + 1));
     int n_args = 0, json = 0, samples = DEFAULT_SAMPLES, seq = 0, rc = 2;
     double tau;
@@ -144,8 +146,16 @@ int cmd_outliers(int argc, char **argv)
         goto done;
     }
     if (!data_path && (cli_opt(n_args, args, "--samples") || cli_opt(n_args, args, "--seq") ||
-                       cli_opt(n_args, args, "--tokenizer"))) {
-        fprintf(stderr, "owlore outliers: --samples, --seq and --tokenizer need --data FILE\n");
+                       cli_opt(n_args, args, "--tokenizer") ||
+                       cli_opt(n_args, args, "--backend"))) {
+        fprintf(stderr, "owlore outliers: --samples, --seq, --tokenizer and --backend need "
+                "--data FILE\n");
+        goto done;
+    }
+    const struct backend *be = backend_select(cli_opt(n_args, args, "--backend"), err,
+                                              sizeof err);
+    if (!be) {
+        fprintf(stderr, "owlore outliers: %s\n", err);
         goto done;
     }
     if (int_opt(n_args, args, "--samples", DEFAULT_SAMPLES, 1, 1 << 20, &samples) != 0)
@@ -170,6 +180,7 @@ int cmd_outliers(int argc, char **argv)
     }
     memset(&o, 0, sizeof o);
     o.tau = tau;
+    o.device = be;
     if (data_path) {
         if (tokenizer_load_for_model(&tok, path, cli_opt(n_args, args, "--tokenizer"),
                                      m.cfg.vocab_size, err, sizeof err) != 0) {
@@ -217,6 +228,11 @@ int cmd_outliers(int argc, char **argv)
     }
     if (info.warning[0])
         fprintf(stderr, "owlore outliers: %s\n", info.warning);
+    if (info.device_note[0])
+        fprintf(stderr, "owlore outliers: calibrating on the host: %s\n", info.device_note);
+    if (info.calibrated_on)
+        fprintf(stderr, "owlore outliers: forward passes on the %s backend\n",
+                info.calibrated_on);
     if (info.cache_hit)
         fprintf(stderr, "owlore outliers: cached result %s\n", info.cache_file);
     else if (info.cache_file[0] && !info.warning[0])

@@ -43,17 +43,18 @@ static void on_sigint(int sig)
     atomic_store(&stop_flag, TRAIN_STOP_PAUSE);
 }
 
-/* D_l by calibration over the first windows of the training data; the
- * model digest it computes is kept for the trainer. */
+/* D_l by calibration over the first windows of the training data, its
+ * forward passes on the training backend be; the model digest it computes
+ * is kept for the trainer. */
 static int calibrate(const struct model *m, const struct recipe *r,
-                     const struct token_windows *w, double *ratios,
-                     char digest[SHA256_HEX_LEN])
+                     const struct token_windows *w, const struct backend *be,
+                     double *ratios, char digest[SHA256_HEX_LEN])
 {
     int n = w->n < r->calib_samples ? w->n : r->calib_samples;
     int *tokens = malloc(sizeof(int) * (size_t)n * w->seq_len);
     struct outliers_options oo = {.tau = r->tau, .tokens = tokens, .n_seqs = n,
                                   .seq_len = w->seq_len,
-                                  .model_digest = digest[0] ? digest : NULL};
+                                  .model_digest = digest[0] ? digest : NULL, .device = be};
     struct outliers_info info;
     char err[512];
     if (!tokens) {
@@ -71,12 +72,15 @@ static int calibrate(const struct model *m, const struct recipe *r,
     }
     if (info.warning[0])
         fprintf(stderr, "owlore train: %s\n", info.warning);
+    if (info.device_note[0])
+        fprintf(stderr, "owlore train: calibrating on the host: %s\n", info.device_note);
     memcpy(digest, info.model_digest, SHA256_HEX_LEN);
     double sum = 0;
     for (int l = 0; l < m->cfg.n_layers; l++)
         sum += ratios[l];
-    printf("outlier ratios (tau %g, %d calibration windows%s):\n", (double)r->tau, n,
-           info.cache_hit ? ", cached" : "");
+    printf("outlier ratios (tau %g, %d calibration windows, %s%s):\n", (double)r->tau, n,
+           info.cache_hit ? "cached" : "computed on ",
+           info.cache_hit || !info.calibrated_on ? "" : info.calibrated_on);
     for (int l = 0; l < m->cfg.n_layers; l++)
         printf("  block %2d  D %.4f%%  p %.4f\n", l, ratios[l], sum > 0 ? ratios[l] / sum : 0);
     return 0;
@@ -279,7 +283,7 @@ int cmd_train(int argc, char **argv)
 
     if (r.sampling == SAMPLING_OWL) {
         ratios = calloc((size_t)m.cfg.n_layers, sizeof(double));
-        if (!ratios || calibrate(&m, &r, &tw, ratios, digest) != 0)
+        if (!ratios || calibrate(&m, &r, &tw, be, ratios, digest) != 0)
             goto out;
     }
     struct train_opts o = {

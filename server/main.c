@@ -31,7 +31,8 @@ static const struct {
      "                              [--limit N] [--max-new N] [--template NAME] [--json]\n"
      "                              held-out loss, multiple-choice / exact-match accuracy"},
     {"outliers", cmd_outliers, "--model PATH [--data FILE] [--tau T] [--samples N] [--seq S]\n"
-     "                              [--json]   layer outlier ratios and sampling probabilities"},
+     "                              [--backend cpu|cuda|auto] [--json]\n"
+     "                              layer outlier ratios and sampling probabilities"},
     {"tokenize", cmd_tokenize, "--model PATH [--tokenizer PATH] [--chat [--template NAME]]\n"
      "                              token ids of stdin (text, or one conversation as JSON)"},
     {"serve", cmd_serve, "[--host ADDR] [--port N] [--data-dir DIR] [--threads N]\n"

@@ -167,15 +167,17 @@ static void on_progress(void *ctx, const struct train_event *ev)
     event(jr, "info", "metrics", msg, data);
 }
 
-/* Outlier ratios over the first calibration windows (owl methods). */
+/* Outlier ratios over the first calibration windows (owl methods), the
+ * forward passes on dev (NULL: the host); info says where they ran. */
 static int calibrate(const struct model *m, const struct recipe *r, const struct token_windows *w,
-                     const char *cache_dir, double *ratios, char *err, size_t errlen)
+                     const char *cache_dir, const struct backend *dev, double *ratios,
+                     struct outliers_info *info, char *err, size_t errlen)
 {
     int n = w->n < r->calib_samples ? w->n : r->calib_samples;
     int *tokens = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1) * (size_t)w->seq_len);
     struct outliers_options oo = {.tau = r->tau, .tokens = tokens, .n_seqs = n,
-                                  .seq_len = w->seq_len, .cache_dir = cache_dir};
-    struct outliers_info info;
+                                  .seq_len = w->seq_len, .cache_dir = cache_dir,
+                                  .device = dev};
     if (!tokens) {
         snprintf(err, errlen, "out of memory for calibration");
         return -1;
@@ -183,7 +185,7 @@ static int calibrate(const struct model *m, const struct recipe *r, const struct
     for (int i = 0; i < n; i++)
         memcpy(tokens + (size_t)i * w->seq_len, w->ids + (size_t)i * (w->seq_len + 1),
                sizeof(int) * (size_t)w->seq_len);
-    int rc = outliers_compute(m, &oo, ratios, &info, err, errlen);
+    int rc = outliers_compute(m, &oo, ratios, info, err, errlen);
     free(tokens);
     return rc;
 }
@@ -265,15 +267,32 @@ static enum train_result train_job(struct job_run *jr, struct job_error *je)
     struct token_windows tw = ds_windows_view(&train), vw = ds_windows_view(&val);
     if (!j->validation_file)
         vw = (struct token_windows){NULL, 0, r.seq_len, NULL};
+    /* the GPU when one opens, else the CPU: the calibration's forward passes
+     * (on a copy of the weights) and the training run there */
+    const struct backend *dev = backend_select("auto", err, sizeof err);
+    if (!dev) {
+        je->code = "training_failed";
+        snprintf(je->message, sizeof je->message, "%s", err);
+        goto out;
+    }
     if (r.sampling == SAMPLING_OWL) {
+        struct outliers_info info;
+        char note[700];
         snprintf(cache, sizeof cache, "%s/cache", svc->data_dir);
         ratios = calloc((size_t)m.cfg.n_layers, sizeof(double));
-        if (!ratios || calibrate(&m, &r, &tw, cache, ratios, err, sizeof err) != 0) {
+        if (!ratios || calibrate(&m, &r, &tw, cache, dev, ratios, &info, err, sizeof err) != 0) {
             je->code = "calibration_failed";
             snprintf(je->message, sizeof je->message, "%s",
                      ratios ? err : "out of memory for the outlier ratios");
             goto out;
         }
+        if (info.cache_hit)
+            snprintf(note, sizeof note, "Outlier ratios read from the cache");
+        else
+            snprintf(note, sizeof note, "Outlier ratios computed on the %s backend%s%.500s",
+                     info.calibrated_on ? info.calibrated_on : "cpu",
+                     info.device_note[0] ? ": " : "", info.device_note);
+        event(jr, "info", "message", note, NULL);
     }
     if (j->resume_checkpoint) {
         struct store_checkpoint c;
@@ -295,16 +314,13 @@ static enum train_result train_job(struct job_run *jr, struct job_error *je)
         .outlier_ratios = ratios, .outlier_tau = r.tau, .base_model_id = model_path,
         .progress = on_progress, .ctx = jr, .stop = &q.stop, .quiet = 1,
     };
-    /* the GPU when one opens, else the CPU; the model was loaded and
-     * calibrated on the host */
-    const struct backend *dev = backend_select("auto", err, sizeof err);
     char digest[SHA256_HEX_LEN] = "";
-    if (dev && r.bf16_weights) {
-        if (model_store_bf16_digested(&m, digest, err, sizeof err) != 0)
-            dev = NULL;
+    int stored = 1;
+    if (r.bf16_weights) {
+        stored = model_store_bf16_digested(&m, digest, err, sizeof err) == 0;
         o.base_model_digest = digest;
     }
-    if (!dev || model_move(&m, dev, err, sizeof err) != 0) {
+    if (!stored || model_move(&m, dev, err, sizeof err) != 0) {
         je->code = "training_failed";
         snprintf(je->message, sizeof je->message, "%s", err);
         goto out;

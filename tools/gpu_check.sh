@@ -44,6 +44,9 @@
 #       ../shared/data; skipped when absent), 40 OwLore steps each with a
 #       checkpoint; per-step losses from metrics.jsonl compared (<= 1e-3);
 #       once more on cuda with --bf16-weights 1 (<= 2e-2 of the cpu fp32).
+#       Each run has its own outlier cache, so each calibrates: the cpu
+#       run on the host, the cuda runs on the GPU; the D_l they print must
+#       agree to 0.01 points.
 #   (e) the service: `owlore serve` with stories260K, an Alpaca file uploaded
 #       and an OwLore job created over HTTP; the start-up log must name the
 #       GPU, the job must succeed and its events must say it trained on the
@@ -128,7 +131,7 @@ owlore=${OWLORE_BIN:-$BUILD/owlore}
 if [ -f "$data/models/stories260K/stories260K.bin" ] && [ -x "$owlore" ]; then
     for run in cpu cuda cuda-bf16; do
         bf16=0; case $run in *-bf16) bf16=1 ;; esac
-        timeout 120 "$owlore" train --backend ${run%-bf16} \
+        OWLORE_CACHE_DIR="$tmp/cache-$run" timeout 120 "$owlore" train --backend ${run%-bf16} \
             --model "$data/models/stories260K/stories260K.bin" \
             --data "$data/datasets/tinystories/tinystories_val.txt" --method owlore --gamma 2 \
             --rank 16 --steps 40 --batch 8 --seq 128 --lr 5e-4 --bf16-weights $bf16 \

@@ -125,6 +125,26 @@ if lc is not None or lg is not None:
     res["cli"].update({"cuda_bf16": lb, "bf16_max_rel_diff": rel, "bf16_pass": good})
     print("owlore train --bf16-weights 1 on cuda: final loss %s, max rel to cpu fp32 %.2e "
           "(<= 2e-2)  %s" % (lb[-1:], rel, "PASS" if good else "FAIL"))
+def calibration(run):
+    """where a product run's outlier ratios were computed, and the D_l it printed"""
+    try:
+        lines = open(os.path.join(tmp, run + ".log")).read().splitlines()
+    except OSError:
+        return None, []
+    where = next((l.split("computed on ")[1].rstrip("):") for l in lines
+                  if l.startswith("outlier ratios") and "computed on " in l), None)
+    d = [float(l.split()[3].rstrip("%")) for l in lines
+         if l.startswith("  block ") and len(l.split()) > 3 and l.split()[2] == "D"]
+    return where, d
+(wc, dc), (wg, dg) = calibration("cli-cpu"), calibration("cli-cuda")
+if dc or dg:
+    diff = max((abs(a - b) for a, b in zip(dc, dg)), default=float("inf"))
+    good = wc == "cpu" and wg == "cuda" and len(dc) == len(dg) > 0 and diff <= 0.01
+    ok &= good
+    res["calibration"] = {"cpu": dc, "cuda": dg, "computed_on": [wc, wg],
+                          "max_abs_diff": diff, "pass": good}
+    print("outlier ratios computed on %s and %s: D_l max |diff| %.4f points (<= 0.01)  %s"
+          % (wc, wg, diff, "PASS" if good else "FAIL"))
 try:
     res["serve"] = json.loads(open(os.path.join(tmp, "serve.txt")).read().strip().splitlines()[-1])
 except (OSError, ValueError, IndexError):

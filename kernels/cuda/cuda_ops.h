@@ -243,6 +243,7 @@ void cu_adamw_bf16(unsigned short *w, float *m, float *v, const float *g, size_t
 void cu_bf16_add_round(unsigned short *w, const float *d, size_t n, float decay,
                        unsigned long long seed);
 void cu_sumsq_add(double *acc, const float *x, size_t n);
+void cu_col_sumsq_add(double *acc, const float *x, int rows, int cols);
 void cu_scale(float *x, size_t n, float a);
 void cu_adam_direction(float *dir, float *m, float *v, const float *g, size_t n,
                        float beta1, float beta2, float eps);

@@ -11,7 +11,8 @@
  * bit for bit, on every fp32/bf16 class (NaN, infinities, denormals, values
  * that round into an infinity), at odd lengths and offsets, with a rounding
  * seed whose seed + i wraps, and past 2^32 elements (skipped when the GPU
- * lacks the 26 GB: a SKIP line). The fused updates of bf16 weights
+ * lacks the 26 GB: a SKIP line), as must col_sumsq_add (calibration's
+ * per-column sums, added in the same order). The fused updates of bf16 weights
  * (adamw_bf16, bf16_add_round) are compared widened, by nmse (an fp32
  * rounding apart before the stochastic rounding may move a weight by one
  * bf16 step). matmul_bf16 (weights in bf16) is checked
@@ -731,6 +732,27 @@ static void test_bf16_large(void)
     free(g16);
 }
 
+/* Calibration statistics: each column's squares added in row order, in
+ * double, onto accumulators that hold something already (twice, so the
+ * second call adds to the first): bit for bit the CPU's. */
+static void test_col_sumsq(void)
+{
+    enum { ROWS = 333, COLS = 1000 };
+    struct pair x = pair_rand((size_t)ROWS * COLS, 3);
+    double *c = malloc(COLS * sizeof *c), *g = gpu->alloc(COLS * sizeof *g);
+    for (int j = 0; j < COLS; j++)
+        c[j] = 0.25 * j;
+    gpu->upload(g, c, COLS * sizeof *c);
+    for (int k = 0; k < 2; k++) {
+        cpu->col_sumsq_add(c, x.c, ROWS, COLS);
+        gpu->col_sumsq_add(g, x.g, ROWS, COLS);
+    }
+    report_bits("col_sumsq_add", bits_differ(g, c, COLS, sizeof *c), COLS);
+    free(c);
+    gpu->free(g);
+    pair_free(&x);
+}
+
 int main(int argc, char **argv)
 {
     char err[512];
@@ -764,6 +786,7 @@ int main(int argc, char **argv)
     test_swiglu();
     test_crossentropy();
     test_elementwise();
+    test_col_sumsq();
     test_lowrank();
     test_lowrank_rank_deficient();
     test_bf16();

@@ -12,6 +12,8 @@ afterwards.
     over refresh time + refresh period x step time, exactly;
   - one cuda loss 2e-3 relative off the cpu one (tolerance 1e-3): FAIL,
     exit 1;
+  - the product runs' outlier ratios, computed on the cpu and on cuda:
+    compared; one D_l 0.02 points off (tolerance 0.01): FAIL, exit 1;
   - a run cut short (the 135M cuda result and the product runs missing):
     exit 1, those pieces marked failed, the rest still summarised.
 Prints PASS/FAIL lines; exits non-zero on a failure.
@@ -49,6 +51,15 @@ def write(folder, name, obj):
         f.write("log line\n" + json.dumps(obj) + "\n")
 
 
+def calibration_log(folder, run, where, d):
+    """the outlier-ratio lines `owlore train` prints"""
+    with open(os.path.join(folder, run + ".log"), "w") as f:
+        f.write("outlier ratios (tau 13, 128 calibration windows, computed on %s):\n" % where)
+        for l, x in enumerate(d):
+            f.write("  block %2d  D %.4f%%  p %.4f\n" % (l, x, x / sum(d)))
+        f.write("step 1/40 | loss 1.8000\n")
+
+
 def complete_folder(folder):
     with open(os.path.join(folder, "parity.txt"), "w") as f:
         f.write("PASS matmul ta=0 tb=0             nmse 2.9e-14 tol 1e-07\n")
@@ -68,6 +79,8 @@ def complete_folder(folder):
           {"backend": "cuda", "math": "fp32", "exact_s": 1.5,
            "runs": [{"eig": "syevd", "power_iters": 2, "seconds": 0.004, "captured": 0.998}],
            "failed": None})
+    for run, where in (("cli-cpu", "cpu"), ("cli-cuda", "cuda")):
+        calibration_log(folder, run, where, [0.4105, 0.3663, 0.2030])
     for run in ("cli-cpu", "cli-cuda", "cli-cuda-bf16"):
         os.makedirs(os.path.join(folder, run))
         with open(os.path.join(folder, run, "metrics.jsonl"), "w") as f:
@@ -103,6 +116,17 @@ def main():
                 f"MFU {100 * mfu:.2f}%, refresh {100 * share:.2f}%")
         t.check("product_runs_compared", res.get("cli", {}).get("pass") is True
                 and res["cli"].get("bf16_pass") is True, json.dumps(res.get("cli"))[:500])
+        t.check("calibrations_compared", res.get("calibration", {}).get("pass") is True
+                and res["calibration"]["computed_on"] == ["cpu", "cuda"],
+                json.dumps(res.get("calibration")))
+
+        moved = os.path.join(work, "moved")
+        shutil.copytree(full, moved)
+        calibration_log(moved, "cli-cuda", "cuda", [0.4105, 0.3863, 0.2030])
+        rc, text, res = summarise(moved)
+        t.check("ratio_off_by_0.02_points_fails", rc == 1 and res is not None
+                and res["calibration"]["pass"] is False and res["cli"]["pass"] is True,
+                f"exit {rc}: {text[-800:]}")
 
         off = os.path.join(work, "off")
         shutil.copytree(full, off)

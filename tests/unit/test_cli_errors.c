@@ -1,6 +1,6 @@
 /*
- * test_cli_errors.c: bad input to `owlore train` and `owlore plan` gives a
- * clear error before any work starts.
+ * test_cli_errors.c: bad input to `owlore train`, `owlore plan` and
+ * `owlore outliers` gives a clear error before any work starts.
  *
  * Requirement: gamma larger than the number of blocks, rank <= 0, tau <= 0,
  * a learning rate that is not a positive number, a resume directory from
@@ -388,6 +388,30 @@ static void test_resume(void)
     free(metrics_before);
 }
 
+/* `owlore outliers --backend`: only with --data (it places the calibration's
+ * forward passes), a name it knows, and then it says where they ran. */
+static void test_outliers_backend(void)
+{
+    struct result res;
+    test_begin("outliers: --backend needs --data and a known name, and says where it ran");
+    const char *no_data[] = {"--model", model_path, "--backend", "cpu", NULL};
+    run_cli(cmd_outliers, "outliers", no_data, &res);
+    CHECK_MSG(res.rc == 2 && strstr(res.err, "need --data") && !res.out[0], "rc %d: %s",
+              res.rc, res.err);
+    const char *unknown[] = {"--model", model_path, "--data", sample_path, "--backend", "tpu",
+                             NULL};
+    run_cli(cmd_outliers, "outliers", unknown, &res);
+    CHECK_MSG(res.rc == 2 && strstr(res.err, "unknown backend 'tpu'") && !res.out[0],
+              "rc %d: %s", res.rc, res.err);
+    const char *cpu[] = {"--model", model_path, "--data", sample_path, "--samples", "2",
+                         "--seq", "32", "--backend", "cpu", "--json", NULL};
+    run_cli(cmd_outliers, "outliers", cpu, &res);
+    CHECK_MSG(res.rc == 0 && strstr(res.err, "forward passes on the cpu backend") &&
+                  res.out[0] == '{',
+              "rc %d: %s", res.rc, res.err);
+    test_end();
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -412,6 +436,7 @@ int main(int argc, char **argv)
     test_train_missing_data();
     test_plan_bad_input();
     test_resume();
+    test_outliers_backend();
 
     test_remove_tree(root);
     return test_finish();

@@ -14,7 +14,11 @@
  *     recomputation from a second forward pass (identical sums and counts)
  *     and from single-sequence passes (equal up to rounding);
  *   - outliers_compute's cache: miss, hit with identical ratios, corrupt or
- *     stale entries recomputed and rewritten.
+ *     stale entries recomputed and rewritten;
+ *   - calibration on another backend (o.device: the CPU's operations behind
+ *     a table that says its memory is not the host's, as a GPU's is not):
+ *     the same ratios bit for bit, the statistics downloaded; with no room
+ *     there, the host's passes and a note saying why.
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -290,7 +294,7 @@ static int calib[NSEQ * SEQ];
 static int library_stats(struct channel_stats *st)
 {
     struct activations a;
-    if (channel_stats_init(st, &m.cfg) != 0 || activations_init(&a, &m, BATCH, SEQ) != 0)
+    if (channel_stats_init(st, &m.cfg, m.be) != 0 || activations_init(&a, &m, BATCH, SEQ) != 0)
         return -1;
     for (int s = 0; s < NSEQ; s += BATCH) {
         int b = NSEQ - s < BATCH ? NSEQ - s : BATCH;
@@ -403,6 +407,48 @@ static void test_real_model(void)
         free(single[k]);
     }
     channel_stats_free(&st);
+    test_end();
+}
+
+/* the CPU backend as a device: its operations, but memory the host does not
+ * read directly, and, when cramped, no allocation as large as the model's
+ * parameters */
+static struct backend device;
+static size_t cramp_bytes;
+static void *cramped_alloc(size_t bytes)
+{
+    return bytes >= cramp_bytes ? NULL : backend_cpu()->alloc(bytes);
+}
+
+static void test_device_calibration(void)
+{
+    const int L = m.cfg.n_layers;
+    double r[64];
+    char err[512];
+    struct outliers_info info;
+    struct outliers_options o = {.tau = 13.0, .tokens = calib, .n_seqs = NSEQ,
+                                 .seq_len = SEQ, .batch = BATCH, .no_cache = 1,
+                                 .device = &device};
+    device = *backend_cpu();
+    device.name = "cpu-as-device";
+    device.host_memory = 0;
+
+    test_begin("calibration_on_a_device_equals_the_host");
+    CHECK_MSG(outliers_compute(&m, &o, r, &info, err, sizeof err) == 0, "%s", err);
+    CHECK(memcmp(r, lib_ratios, sizeof(double) * L) == 0);
+    CHECK(info.calibrated_on && strcmp(info.calibrated_on, "cpu-as-device") == 0 &&
+          info.device_note[0] == 0);
+    CHECK(m.be == backend_cpu() && m.w.blocks[0] != NULL); /* the host model as it was */
+    test_end();
+
+    test_begin("calibration_without_room_on_the_device_runs_on_the_host");
+    cramp_bytes = m.mem_bytes;
+    device.alloc = cramped_alloc;
+    CHECK_MSG(outliers_compute(&m, &o, r, &info, err, sizeof err) == 0, "%s", err);
+    CHECK(memcmp(r, lib_ratios, sizeof(double) * L) == 0);
+    CHECK(info.calibrated_on && strcmp(info.calibrated_on, "cpu") == 0);
+    CHECK_MSG(strstr(info.device_note, "out of cpu-as-device memory"), "note: '%s'",
+              info.device_note);
     test_end();
 }
 
@@ -525,6 +571,7 @@ int main(int argc, char **argv)
         test_textdata(&tok);
         test_real_model();
         test_cache();
+        test_device_calibration();
     }
     if (have_tok)
         tokenizer_free(&tok);
