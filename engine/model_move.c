@@ -1,7 +1,7 @@
 /*
  * model_move.c: re-home a loaded model's parameters on another backend.
  *
- * Loaders, outlier calibration and the base-model digest work on host
+ * Loaders, the outlier ratios and the base-model digest work on host
  * memory, so a model is loaded with the CPU backend and moved afterwards:
  * one allocation on the target backend, one upload, the named pointers
  * shifted to the same offsets in the new allocation, the old memory freed.

@@ -295,8 +295,9 @@ int cmd_train(int argc, char **argv)
         .base_model_digest = digest[0] ? digest : NULL,
         .stop = &stop_flag,
     };
-    /* loading, calibration and the digest ran on the host, and bf16 weights
-     * are stored there; train on be */
+    /* loading, the outlier ratios (the calibration's forward passes on be)
+     * and the digest read the host weights, and bf16 weights are stored
+     * there; train on be */
     if (r.bf16_weights && model_store_bf16_digested(&m, digest, err, sizeof err) == 0)
         o.base_model_digest = digest;
     if ((r.bf16_weights && !m.blocks16) || model_move(&m, be, err, sizeof err) != 0) {
