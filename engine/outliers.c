@@ -394,6 +394,12 @@ static int check_options(const struct model *m, const struct outliers_options *o
                  "blocks are stored in bf16");
         return -1;
     }
+    if (!m->be->host_memory) {
+        snprintf(err, errlen, "outlier calibration reads the weights in host memory: it "
+                 "runs before the model moves to the %s backend (options.device)",
+                 m->be->name);
+        return -1;
+    }
     if (!(o->tau > 0.0) || !isfinite(o->tau)) {
         snprintf(err, errlen, "outlier threshold tau = %g must be a positive number",
                  o->tau);

@@ -439,6 +439,12 @@ static void test_device_calibration(void)
     CHECK(info.calibrated_on && strcmp(info.calibrated_on, "cpu-as-device") == 0 &&
           info.device_note[0] == 0);
     CHECK(m.be == backend_cpu() && m.w.blocks[0] != NULL); /* the host model as it was */
+    /* a model already on the device is refused: the ratios read host weights */
+    struct model moved = m;
+    moved.be = &device;
+    err[0] = 0;
+    CHECK(outliers_compute(&moved, &o, r, &info, err, sizeof err) == -1 &&
+          strstr(err, "host memory"));
     test_end();
 
     test_begin("calibration_without_room_on_the_device_runs_on_the_host");
