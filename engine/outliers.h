@@ -54,8 +54,8 @@ int channel_stats_to_host(struct channel_stats *st);
 
 /* D_l (L) from the statistics (NULL: all s_j = 1; else in host memory) at
  * threshold tau. Reads the fp32 weights in host memory (not bf16 storage):
- * two streaming passes, nothing materialised. 0, or -1 when a small per-block buffer cannot be
- * allocated. */
+ * two streaming passes, nothing materialised. 0, or -1 when a small
+ * per-block buffer cannot be allocated. */
 int outlier_ratios(const struct model *m, const struct channel_stats *st,
                    double tau, double *ratios);
 
