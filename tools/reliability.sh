@@ -32,7 +32,9 @@ export OWLORE_SHARED OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} # as tests/run.sh
 mkdir -p "$OUT"
 SUMMARY="$OUT/summary.txt"
+FAILURES="$OUT/failures.txt" # the FAIL lines of the suites, shown after the table
 : > "$SUMMARY"
+: > "$FAILURES"
 failed=0
 
 # record CHECK FIGURE OK(0/1)
@@ -45,7 +47,8 @@ record() {
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # Sanitizer reports in a log: ASan, LSan, UBSan, TSan.
-reports() { grep -cE 'ERROR: (Address|Leak|Thread)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$1"; }
+REPORT_RE='ERROR: (Address|Leak|Thread)Sanitizer|WARNING: ThreadSanitizer|runtime error:'
+reports() { grep -cE "$REPORT_RE" "$1"; }
 
 # run_suite NAME BUILD LOG TESTS...: each test from the repository root.
 run_suite() {
@@ -61,6 +64,7 @@ run_suite() {
     pass=$(grep -c '^PASS ' "$log")
     fail=$(grep -c '^FAIL ' "$log")
     n=$(reports "$log")
+    grep -E "^FAIL |^ {5}.*\([^ ]+:[0-9]+\)\$|$REPORT_RE" "$log" | sed "s|^|$name: |" | head -40 >> "$FAILURES"
     echo "$name: $pass passed, $fail failed, $n sanitizer reports ($log)"
     record "$name" "$pass passed, $fail failed, $n reports" \
         "$([ "$fail" -eq 0 ] && [ "$pass" -gt 0 ] && [ "$n" -eq 0 ] && echo 1 || echo 0)"
@@ -177,5 +181,10 @@ fi
 echo
 echo "== reliability summary"
 cat "$SUMMARY"
+if [ -s "$FAILURES" ]; then
+    echo
+    echo "== failed checks (the logs are in $OUT)"
+    cat "$FAILURES"
+fi
 [ "$failed" -eq 0 ] && echo "reliability: all checks passed" || echo "reliability: FAILED"
 exit "$failed"
