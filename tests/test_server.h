@@ -248,22 +248,32 @@ static inline int test_header(const char *head, const char *name, char *out, siz
 /* The statuses a job ends in, for test_wait_job. */
 #define TEST_JOB_FINAL "succeeded|failed|cancelled"
 
-/* Polls GET /v1/fine_tuning/jobs/<id> (as `key`, may be NULL) every 100 ms,
- * at most `tries` times, until its status is one of `want` ("a|b|c"); the
- * job object (decref it), or NULL when it never was. */
+/* Polls GET /v1/fine_tuning/jobs/<id> (as `key`, may be NULL) every 100 ms
+ * until its status is one of `want` ("a|b|c"): the job object (decref it).
+ * NULL after `tries` polls in a row that saw neither that status nor a new
+ * event of the job, so a job that keeps making progress is waited for
+ * however slow the machine is (a loaded one, or under the sanitizers). */
 static inline json_t *test_wait_job(uint16_t port, const char *key, const char *id,
                                     const char *want, int tries)
 {
-    char path[128], wants[128], pat[64];
+    char path[128], events[160], wants[128], pat[64], newest[128] = "";
     snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s", id);
+    snprintf(events, sizeof events, "%s/events?limit=1", path);
     snprintf(wants, sizeof wants, "|%s|", want);
-    for (int i = 0; i < tries; i++) {
-        json_t *j;
+    for (int idle = 0; idle < tries; idle++) {
+        json_t *j, *e;
         test_call(port, "GET", path, key, NULL, NULL, &j);
         snprintf(pat, sizeof pat, "|%s|", str(j, "status"));
         if (strstr(wants, pat))
             return j;
         json_decref(j);
+        test_call(port, "GET", events, key, NULL, NULL, &e);
+        const char *eid = str(json_array_get(json_object_get(e, "data"), 0), "id");
+        if (strcmp(eid, newest) != 0) { /* progress: the newest event changed */
+            snprintf(newest, sizeof newest, "%s", eid);
+            idle = 0;
+        }
+        json_decref(e);
         usleep(100000);
     }
     return NULL;

@@ -34,7 +34,8 @@ static long call(const char *method, const char *path, const char *json, const c
     return test_call(port, method, path, NULL, json, file, out);
 }
 
-/* Polls job `id` until its status is in `want` ("a|b|c", or 120 s). */
+/* Polls job `id` until its status is in `want` ("a|b|c"), or 120 s without
+ * progress. */
 static json_t *wait_status(const char *id, const char *want)
 {
     return test_wait_job(port, NULL, id, want, 1200);

@@ -190,31 +190,6 @@ static int wait_running(const char *id, size_t want)
     return -1;
 }
 
-/* Waits for a terminal status as long as the job makes progress: NULL
- * when its newest event stays the same for 120 s (a slow or loaded machine,
- * as under the sanitizers, only takes longer); else the job object (decref
- * it). */
-static json_t *wait_final(const char *id)
-{
-    char path[256], newest[128] = "";
-    snprintf(path, sizeof path, "/v1/fine_tuning/jobs/%s/events?limit=1", id);
-    for (double until = now_s() + 120; now_s() < until; sleep_ms(100)) {
-        json_t *j = get_job(id), *e = NULL;
-        const char *s = str(j, "status");
-        if (!strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "cancelled"))
-            return j;
-        json_decref(j);
-        call("GET", path, NULL, NULL, &e);
-        const char *eid = str(json_array_get(json_object_get(e, "data"), 0), "id");
-        if (strcmp(eid, newest) != 0) {
-            snprintf(newest, sizeof newest, "%s", eid);
-            until = now_s() + 120;
-        }
-        json_decref(e);
-    }
-    return NULL;
-}
-
 /* The events of job id, oldest last (the API's list object). */
 static json_t *events(const char *id)
 {
@@ -309,7 +284,7 @@ static void test_resume_after_kill(void)
     CHECK_MSG(wait_running(id, 1) == 0, "no checkpoint while running");
     server_kill(SIGKILL);
     CHECK_MSG(server_start() == 0, "restart");
-    json_t *j = wait_final(id);
+    json_t *j = test_wait_job(port, NULL, id, TEST_JOB_FINAL, 1200);
     CHECK_MSG(j && !strcmp(str(j, "status"), "succeeded"), "status %s",
               j ? str(j, "status") : "-");
     json_decref(j);
@@ -338,7 +313,7 @@ static void test_damaged_checkpoint(void)
             damaged++;
     }
     CHECK_MSG(server_start() == 0, "restart");
-    json_t *j = wait_final(id);
+    json_t *j = test_wait_job(port, NULL, id, TEST_JOB_FINAL, 1200);
     CHECK_MSG(j && !strcmp(str(j, "status"), "succeeded"), "status %s",
               j ? str(j, "status") : "-");
     json_decref(j);

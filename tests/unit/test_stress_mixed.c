@@ -116,7 +116,8 @@ static void *client(void *arg)
     return NULL;
 }
 
-/* Polls the job until it ends (300 s at most); its final status. */
+/* Polls the job until it ends (or makes no progress for 300 s); its final
+ * status. */
 static const char *wait_end(char *status, size_t n)
 {
     json_t *j = test_wait_job(port, NULL, job_id, TEST_JOB_FINAL, 3000);

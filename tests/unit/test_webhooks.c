@@ -394,7 +394,8 @@ static void test_other_tenant(void)
     test_end();
 }
 
-/* Polls the job until it is finished (or 120 s); its status, or "". */
+/* Polls the job until it is finished (or 120 s without progress); its
+ * status, or "". */
 static void wait_job(const char *id, char *status, size_t n)
 {
     json_t *j = test_wait_job(port, key_a, id, TEST_JOB_FINAL, 1200);
