@@ -53,7 +53,8 @@ CUDA_OBJ  := $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
 CUDA_LIB  := $(BUILD)/libowlore-cuda.a
 NVCCFLAGS ?= -O3 -arch=sm_90
 NVCCFLAGS += -std=c++20 -Iengine -Xcompiler -Wall,-Wextra,-Werror -Werror all-warnings
-LDLIBS    += $(CUDA_LIB) -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
+# the CUDA objects before the libraries they call (LAPACKE, libm too)
+LDLIBS    := $(CUDA_LIB) $(LDLIBS) -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
              -lcusolver -lcublas -lcudart -lstdc++
 $(BUILD)/obj/engine/backend_select.o: CFLAGS += -DOWLORE_CUDA
 # tests/gpu/gpu_refresh_parts.c calls cuBLAS and cuSOLVER itself

@@ -28,7 +28,11 @@
 #       eigenproblem (OWLORE_CUDA_EIG), with fp32 and with TF32 products
 #       (OWLORE_CUDA_MATH=bf16); then its cuBLAS and cuSOLVER calls timed
 #       one by one (gpu_refresh_parts), with the small eigenproblem also by
-#       Jacobi and on the host, to place it. Then the other rows: OwLore
+#       Jacobi and on the host, to place it; then the step's products
+#       with fp32 operands (weight gradients, GaLore's projections) in
+#       fp32, TF32, bf16 with cuBLAS rounding the operands and with our
+#       kernel rounding them first, and the attention forward and backward
+#       in bf16 mode (gpu_step_parts). Then the other rows: OwLore
 #       without checkpointing in bf16, with checkpointing and bf16 weights
 #       on TF32 products, and every method in fp32 on TF32 products, last
 #       `full` in bf16 (about 95 GB: an H200, not an H100). bf16 runs have
@@ -117,6 +121,10 @@ echo "== (c) what a projector refresh costs (4096 x 11008, rank 128)"
 timeout 90 "$bin/gpu_refresh" cuda >"$tmp/refresh.json" || status=1
 OWLORE_CUDA_MATH=bf16 timeout 90 "$bin/gpu_refresh" cuda >"$tmp/refresh-bf16.json" || status=1
 timeout 60 "$bin/gpu_refresh_parts" >"$tmp/refresh-parts.json" || status=1
+keep
+
+echo "== (c) the products with fp32 operands, each way cuBLAS runs them; attention"
+OWLORE_CUDA_MATH=bf16 timeout 60 "$bin/gpu_step_parts" >"$tmp/step-parts.json" || status=1
 keep
 
 echo "== (c) 7B-shaped benchmark (cuda): the other rows"

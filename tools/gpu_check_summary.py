@@ -58,8 +58,8 @@ for tag, what in (("bf16", "bf16 weights"), ("bf16mm", "bf16 weights and bf16 pr
     print("135m cuda with %s vs cpu fp32: %d steps, max rel %.2e (<= 2e-2)  %s%s"
           % (what, len(lk), rel, "PASS" if good else "FAIL",
              "  " + k["failed"] if k.get("failed") else ""))
-print("\n%-24s %9s %7s %9s %9s %6s %8s  %s" % ("method (7B)", "tokens/s", "MFU",
-      "peak GB", "plan GB", "plan/m", "refresh", "note"))
+print("\n%-24s %9s %7s %9s %9s %6s %8s %8s  %s" % ("method (7B)", "tokens/s", "MFU",
+      "peak GB", "plan GB", "plan/m", "refresh", "1st", "note"))
 for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+bf16+bf16mm", "full+bf16+bf16mm",
              "owlore+ckpt+bf16", "owlore+ckpt", "owlore", "owlore_full_rank", "lisa", "galore",
              "full"):
@@ -69,12 +69,18 @@ for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+bf16+bf16mm", "full+bf16+bf16mm"
     b["mfu"] = mfu
     res["bench"][meth] = b
     gb, plan = b.get("peak_bytes", 0) / 1e9, b.get("plan_peak_bytes", 0) / 1e9
-    rs, period = b.get("refresh_s", 0), b.get("refresh_period", 1)
+    period = b.get("refresh_period", 1)
     step = b.get("batch_tokens", 512) / tps if tps else 0
-    share = rs / (rs + period * step) if rs else 0
+
+    def share_of(rs):
+        return rs / (rs + period * step) if rs else 0
+    # the steady share (the refreshes warm, as in a long run's later
+    # resamples) and the first resample's, which pays for first uses too
+    share = share_of(b.get("refresh_warm_s", b.get("refresh_s", 0)))
     b["refresh_share"] = share
-    print("%-24s %9.1f %6.2f%% %9.2f %9.2f %6.3f %7.2f%%  %s" % (meth, tps, 100 * mfu, gb,
-          plan, plan / gb if gb else 0, 100 * share, b.get("failed") or ""))
+    b["refresh_share_first"] = first = share_of(b.get("refresh_s", 0))
+    print("%-24s %9.1f %6.2f%% %9.2f %9.2f %6.3f %7.2f%% %7.2f%%  %s" % (meth, tps, 100 * mfu,
+          gb, plan, plan / gb if gb else 0, 100 * share, 100 * first, b.get("failed") or ""))
 b = load(f"{tmp}/profile.json")
 prof = b.get("profile", {})
 total = sum(t for _, t in prof.values()) + b.get("refresh_s", 0)
@@ -103,6 +109,21 @@ print("  " + "  ".join("%s %.3f" % kv for kv in rp.get("parts_ms", {}).items()))
 for eig, q in rp.get("composed_ms", {}).items():
     print("  sum of the parts with %-11s for 0, 1, 2 power iterations: %s ms"
           % (eig, ", ".join("%.2f" % t for t in q)))
+mp = load(f"{tmp}/step-parts.json")
+print("\nproducts with fp32 operands (ms, TFLOP/s)%s"
+      % ("  " + mp["failed"] if mp.get("failed") else ""))
+for p in mp.get("products", []):
+    ms = dict(p["ms"])
+    if "narrow" in ms and "bf16" in ms:
+        ms["narrow+bf16"] = ms["narrow"] + ms["bf16"]
+    flop = 2.0 * p["m"] * p["n"] * p["k"]
+    print("  %-13s %5d x %5d x %5d  %s" % (p["name"], p["m"], p["n"], p["k"], "  ".join(
+        "%s %.3f (%.0f)" % (w, t, flop / t / 1e9 if t else 0) for w, t in ms.items()
+        if w != "narrow")))
+if mp.get("attention_ms"):
+    print("  attention at 512 tokens, 32 heads of 128, math %s: forward %.3f ms, backward %.3f ms"
+          % (mp.get("math"), mp["attention_ms"]["fwd"], mp["attention_ms"]["bwd"]))
+res["step_parts"] = mp
 def losses(run):
     try:
         rows = [json.loads(l) for l in open(os.path.join(tmp, run, "metrics.jsonl"))]

@@ -13,12 +13,38 @@
  * With OWLORE_CUDA_MATH=bf16 (backend_cuda.cu) the product goes through
  * cublasGemmEx (cublasGemmStridedBatchedEx) with compute type
  * 32F_FAST_16BF: the same fp32 arrays, each operand rounded to bf16 inside
- * cuBLAS, products on bf16 tensor cores, sums in fp32.
+ * cuBLAS, products on bf16 tensor cores, sums in fp32. A product whose
+ * three sizes are all at least NARROW_MIN (compute-bound: the weight
+ * gradients, dW = dY^T X over the batch's tokens) has its operands rounded
+ * to bf16 by our kernel first, the same rounding, and multiplied by
+ * cuBLAS's bf16 kernels; the others (GaLore's projections, K or M = r, read
+ * or write a gradient-sized array and are bound by memory) leave the
+ * rounding to cuBLAS, which saves the copy.
  * cu_matmul_bf16 multiplies by weights stored in bf16: in that mode the two
  * bf16 operands go to cublasGemmEx as they are (W never widened), and in
  * the others W is widened exactly and multiplied in fp32.
  */
 #include "cuda_ops.h"
+
+/* the smallest size, in each of M, N and K, of a product whose operands bf16
+ * mode narrows itself */
+#define NARROW_MIN 256
+
+/* bf16 copies of the two fp32 operands of a large product in bf16 mode,
+ * grown to the largest product seen */
+static float *narrowed[2];
+static size_t narrowed_cap[2];
+
+/* the stored (rows,cols) array of an operand, ld its row stride, narrowed
+ * to contiguous bf16 in narrowed[slot]; NULL when out of memory (recorded) */
+static const unsigned short *narrow_operand(int slot, const float *X, int rows, int cols, int ld)
+{
+    const size_t half = ((size_t)rows * cols + 1) / 2; /* bf16 in floats, rounded up */
+    unsigned short *x16 = (unsigned short *)cuda_grow(&narrowed[slot], &narrowed_cap[slot], half);
+    if (x16)
+        cu_bf16_narrow(x16, X, rows, cols, ld);
+    return x16;
+}
 
 void cu_matmul(int trans_a, int trans_b, int M, int N, int K, float alpha,
                const float *A, int lda, const float *B, int ldb, float beta,
@@ -28,7 +54,18 @@ void cu_matmul(int trans_a, int trans_b, int M, int N, int K, float alpha,
         return;
     const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    if (cuda_ctx.fast_bf16) /* fp32 in and out, bf16 tensor-core products */
+    if (cuda_ctx.fast_bf16 && M >= NARROW_MIN && N >= NARROW_MIN && K >= NARROW_MIN) {
+        /* a compute-bound product (a weight gradient over the batch's
+         * tokens): both operands rounded to bf16 first, nearest even as
+         * 32F_FAST_16BF does, so that cuBLAS runs its bf16 kernels */
+        const unsigned short *a16 = narrow_operand(0, A, trans_a ? K : M, trans_a ? M : K, lda);
+        const unsigned short *b16 = narrow_operand(1, B, trans_b ? N : K, trans_b ? K : N, ldb);
+        if (!a16 || !b16) /* out of memory, recorded */
+            return;
+        CK_BLAS(cublasGemmEx(cuda_ctx.blas, op_b, op_a, N, M, K, &alpha, b16, CUDA_R_16BF,
+                             trans_b ? K : N, a16, CUDA_R_16BF, trans_a ? M : K, &beta, C,
+                             CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    } else if (cuda_ctx.fast_bf16) /* fp32 in and out, bf16 tensor-core products */
         CK_BLAS(cublasGemmEx(cuda_ctx.blas, op_b, op_a, N, M, K, &alpha, B, CUDA_R_32F, ldb,
                              A, CUDA_R_32F, lda, &beta, C, CUDA_R_32F, ldc,
                              CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_GEMM_DEFAULT));

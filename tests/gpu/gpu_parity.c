@@ -18,7 +18,8 @@
  * bf16 step). matmul_bf16 (weights in bf16) is checked
  * in this fp32 mode, and with the argument bf16-products under
  * OWLORE_CUDA_MATH=bf16 (operands rounded to bf16 on tensor cores) alone,
- * to nmse 1e-4. One line per check: "PASS|FAIL op nmse
+ * to nmse 1e-4, beside matmul on a small product (its operands rounded
+ * inside cuBLAS) and a large one (rounded by our kernel first). One line per check: "PASS|FAIL op nmse
  * tol" ("bits differ in k of n" elements for the bit-exact ones); the exit
  * status is 1 when any check failed, 2 when no GPU opened. Shapes cover
  * GQA, odd sizes, a decode step (Tq = 1 with q_off), ignored targets and
@@ -99,19 +100,21 @@ static void pair_free(struct pair *p)
 #define CHECK(op, p, tol) check(op, (p).g, (p).c, (p).n, tol)
 #define TOL 1e-7
 
-static void test_matmul(void)
+/* matmul on (M,N,K) for each pair of transpose flags, the operands' row
+ * strides pad columns beyond what they use */
+static void test_matmul(int M, int N, int K, int pad, double tol)
 {
-    const int M = 37, N = 53, K = 129;
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
-            struct pair A = pair_rand((size_t)M * K, 1), B = pair_rand((size_t)K * N, 1);
+            int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad;
+            struct pair A = pair_rand((size_t)(ta ? K : M) * lda, 1);
+            struct pair B = pair_rand((size_t)(tb ? N : K) * ldb, 1);
             struct pair C = pair_rand((size_t)M * N, 1);
-            int lda = ta ? M : K, ldb = tb ? K : N;
             cpu->matmul(ta, tb, M, N, K, 0.7f, A.c, lda, B.c, ldb, 0.5f, C.c, N);
             gpu->matmul(ta, tb, M, N, K, 0.7f, A.g, lda, B.g, ldb, 0.5f, C.g, N);
             char name[64];
-            snprintf(name, sizeof name, "matmul ta=%d tb=%d", ta, tb);
-            CHECK(name, C, TOL);
+            snprintf(name, sizeof name, "matmul %dx%dx%d ta=%d tb=%d", M, N, K, ta, tb);
+            CHECK(name, C, tol);
             pair_free(&A);
             pair_free(&B);
             pair_free(&C);
@@ -770,11 +773,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "gpu_parity: bf16-products needs OWLORE_CUDA_MATH=bf16\n");
             return 2;
         }
+        test_matmul(37, 53, 129, 0, 1e-4);  /* operands rounded by cuBLAS */
+        test_matmul(300, 260, 264, 3, 1e-4); /* rounded by our kernel first */
         test_matmul_bf16(1e-4);
         printf("%s: %d failed\n", failures ? "FAIL" : "PASS", failures);
         return failures ? 1 : 0;
     }
-    test_matmul();
+    test_matmul(37, 53, 129, 0, TOL);
+    test_matmul(300, 260, 264, 3, TOL);
     test_matmul_bf16(TOL);
     test_embedding();
     test_rmsnorm();

@@ -26,14 +26,18 @@
  * "plan_peak_bytes" (the planner's fp32 prediction, bf16 storage counted
  * with BF16), "build_s" (model allocated, filled, stored in bf16 and moved),
  * "refresh_s" and "train_s" (time in projector refreshes and in all steps),
+ * "refresh_warm_s" (the refreshes had each found the process warm: per
+ * matrix shape, its calls times the median of its calls after the first,
+ * since a shape's first refresh also pays for first uses that a long run
+ * pays once),
  * "refresh_calls", "refresh_period" (steps between refreshes of a matrix in
  * a long run: the update gap, or the sampling period when that is shorter,
  * since newly sampled blocks start with fresh projectors), "batch_tokens",
  * with GPU_TRAIN_PROFILE=1 also "profile" {op: [calls, seconds]} and
  * "matmul_tflops" (op_profile.h), "failed": message or null}. A run shorter
  * than the period refreshes each trained matrix once, so the steady share of
- * refreshes in a long run is refresh_s / (refresh_s + refresh_period * step
- * time).
+ * refreshes in a long run is refresh_warm_s / (refresh_warm_s +
+ * refresh_period * step time).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,11 +88,15 @@ static int shape(const char *name, struct model_config *c)
     return -1;
 }
 
-/* the backend under test with lowrank_basis timed (host waits on both sides) */
+/* the backend under test with lowrank_basis timed (host waits on both
+ * sides), each call's seconds and shape kept */
+#define CALLS_MAX 4096
 static const struct backend *timed_be;
 static float *sync_word;
 static double refresh_s;
 static int refresh_calls;
+static double call_s[CALLS_MAX];
+static long long call_shape[CALLS_MAX]; /* m, n and side in one key */
 
 static double now_s(void)
 {
@@ -106,9 +114,44 @@ static int timed_lowrank_basis(float *P, const float *G, int m, int n, int r, in
     double t0 = now_s();
     int rc = timed_be->lowrank_basis(P, G, m, n, r, side, method, oversample, power_iters, rng);
     timed_be->download(&w, sync_word, sizeof w);
-    refresh_s += now_s() - t0;
+    double t = now_s() - t0;
+    refresh_s += t;
+    if (refresh_calls < CALLS_MAX) {
+        call_s[refresh_calls] = t;
+        call_shape[refresh_calls] = ((long long)m << 32) | ((long long)n << 1) | (side & 1);
+    }
     refresh_calls++;
     return rc;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The refreshes' seconds had each call found the process warm: per shape,
+ * its calls times the median of its calls after the first (a shape's first
+ * call also pays for cuSOLVER's and the scratch pool's first use, which a
+ * long run pays once; a shape called once keeps its time). */
+static double warm_refresh_s(void)
+{
+    const int n = refresh_calls < CALLS_MAX ? refresh_calls : CALLS_MAX;
+    static double later[CALLS_MAX];
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        int seen = 0, k = 0;
+        for (int j = 0; j < i; j++)
+            seen |= call_shape[j] == call_shape[i];
+        if (seen) /* each shape once, at its first call */
+            continue;
+        for (int j = i + 1; j < n; j++)
+            if (call_shape[j] == call_shape[i])
+                later[k++] = call_s[j];
+        qsort(later, (size_t)k, sizeof(double), cmp_double);
+        total += k ? (k + 1) * later[k / 2] : call_s[i];
+    }
+    return total;
 }
 
 static unsigned long long rng_state = 42;
@@ -170,12 +213,6 @@ static int build(struct model *m, const struct model_config *c, const struct bac
         return -1;
     }
     return 0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv)
@@ -256,10 +293,11 @@ int main(int argc, char **argv)
         printf("%s%.6f", i ? ", " : "", lg.losses[i]);
     printf("], \"tokens_per_s\": %.1f, \"params\": %.0f, \"flops_per_token\": %.4g, "
            "\"peak_bytes\": %zu, \"plan_peak_bytes\": %.0f, \"build_s\": %.3f, "
-           "\"refresh_s\": %.3f, \"train_s\": %.3f, \"refresh_calls\": %d, "
+           "\"refresh_s\": %.3f, \"refresh_warm_s\": %.3f, \"train_s\": %.3f, "
+           "\"refresh_calls\": %d, "
            "\"refresh_period\": %d, \"batch_tokens\": %d, ", tps, N,
-           plan.flops_per_token, peak, plan.total_peak, build_s, refresh_s, train_s,
-           refresh_calls, period, r.batch_size * T);
+           plan.flops_per_token, peak, plan.total_peak, build_s, refresh_s, warm_refresh_s(),
+           train_s, refresh_calls, period, r.batch_size * T);
     if (profile)
         op_profile_json(stdout);
     printf("\"failed\": ");
