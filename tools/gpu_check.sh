@@ -114,7 +114,7 @@ echo "== (c) 7B-shaped benchmark (cuda): OwLore as the paper runs it"
 bench owlore+ckpt+bf16+bf16mm
 
 echo "== (c) where the time goes: that row again, each operation timed"
-GPU_TRAIN_PROFILE=1 OWLORE_CUDA_MATH=bf16 timeout 120 "$bin/gpu_train" cuda 7b owlore 3 1 512 1 1 \
+GPU_TRAIN_PROFILE=1 OWLORE_CUDA_MATH=bf16 timeout 120 "$bin/gpu_train" cuda 7b owlore 4 1 512 1 1 \
     >"$tmp/profile.json"
 
 echo "== (c) what a projector refresh costs (4096 x 11008, rank 128)"

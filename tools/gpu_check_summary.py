@@ -83,15 +83,23 @@ for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+bf16+bf16mm", "full+bf16+bf16mm"
           gb, plan, plan / gb if gb else 0, 100 * share, 100 * first, b.get("failed") or ""))
 b = load(f"{tmp}/profile.json")
 prof = b.get("profile", {})
-total = sum(t for _, t in prof.values()) + b.get("refresh_s", 0)
+# the steps after the first (gpu_train restarts its counts there); the
+# refreshes, which a long run does once per period, at their warm time
+# spread over the period's steps
+steps = max(b.get("steps", 1) - 1, 1)
+refresh = b.get("refresh_warm_s", b.get("refresh_s", 0)) * steps / b.get("refresh_period", 1)
+total = sum(t for _, t in prof.values()) + refresh
 if total > 0:
     res["profile"] = b
-    print("\nwhere the time goes (owlore+ckpt+bf16+bf16mm, 3 steps, a wait around each "
-          "operation): matrix products at %.1f TFLOP/s" % b.get("matmul_tflops", 0))
+    print("\nwhere the time goes (owlore+ckpt+bf16+bf16mm, %d steps after the first, a wait "
+          "around each operation): matrix products at %.1f TFLOP/s"
+          % (steps, b.get("matmul_tflops", 0)))
     rows = sorted(list(prof.items()) + [("lowrank_basis (refresh)",
-                  [b.get("refresh_calls", 0), b.get("refresh_s", 0)])], key=lambda kv: -kv[1][1])
+                  [b.get("refresh_calls", 0) * steps / b.get("refresh_period", 1), refresh])],
+                  key=lambda kv: -kv[1][1])
     for name, (calls, t) in rows:
-        print("  %-24s %7d calls %9.3f s %6.1f%%" % (name, calls, t, 100 * t / total))
+        print("  %-24s %7.1f calls %8.2f ms %6.1f%%  a step"
+              % (name, calls / steps, 1e3 * t / steps, 100 * t / total))
 for name in ("refresh", "refresh-bf16"):
     r = load(f"{tmp}/{name}.json")
     res[name.replace("-", "_")] = r

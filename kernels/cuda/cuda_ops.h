@@ -106,7 +106,9 @@ float *cuda_grow(float **buf, size_t *cap, size_t n);
 unsigned cuda_blocks(size_t n);
 
 #define CUDA_THREADS 256
-#define SUMSQ_BLOCKS 256
+/* sumsq_add's blocks: 8 per SM of 132 fill an H100; at most 1024, the
+ * threads of the one block that adds their sums */
+#define SUMSQ_BLOCKS 1024
 
 /* ---- device helpers ---- */
 /* The two reductions below: a sum and a max. */

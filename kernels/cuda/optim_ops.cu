@@ -5,10 +5,11 @@
  * (semantics in engine/backend.h).
  *
  * Elementwise kernels are grid-stride loops. sumsq_add reduces in double
- * over a fixed grid of SUMSQ_BLOCKS blocks, each a fixed contiguous range,
- * then one thread adds the block sums in order onto the accumulator: the
- * result depends on n alone, not on the device or the schedule, and nothing
- * waits for it.
+ * over a fixed grid of SUMSQ_BLOCKS blocks, each a fixed contiguous range
+ * (enough blocks to fill an H100's SMs, whose loads must be many in flight),
+ * then one block adds the block sums in a fixed order onto the accumulator:
+ * the result depends on n alone, not on the device or the schedule, and
+ * nothing waits for it.
  */
 #include "cuda_ops.h"
 
@@ -27,26 +28,42 @@ void cu_add_inplace(float *y, const float *x, size_t n)
     CK_LAUNCH();
 }
 
-/* part[b] = sum of x[i]^2 over block b's range, in double */
+/* part[b] = sum of x[i]^2 over block b's range, in double. Each thread
+ * keeps SUMSQ_UNROLL sums over strided elements, so that many loads are in
+ * flight (a reduction is bound by memory), and adds them in order. */
+#define SUMSQ_UNROLL 4
 static __global__ void sumsq_partial(double *part, const float *x, size_t n, size_t per)
 {
     __shared__ double sh[32];
-    size_t lo = blockIdx.x * per, hi = lo + per < n ? lo + per : n;
-    double acc = 0.0;
-    for (size_t i = lo + threadIdx.x; i < hi; i += blockDim.x)
-        acc += (double)x[i] * (double)x[i];
-    acc = block_sum_d(acc, sh);
+    const size_t lo = blockIdx.x * per, hi = lo + per < n ? lo + per : n;
+    const size_t step = (size_t)blockDim.x * SUMSQ_UNROLL;
+    double acc[SUMSQ_UNROLL] = {0.0};
+    size_t i = lo + threadIdx.x;
+    for (; i + (SUMSQ_UNROLL - 1) * blockDim.x < hi; i += step)
+#pragma unroll
+        for (int u = 0; u < SUMSQ_UNROLL; u++) {
+            const double v = x[i + u * blockDim.x];
+            acc[u] += v * v;
+        }
+    for (int u = 0; i < hi; i += blockDim.x, u++) /* the tail: fewer than SUMSQ_UNROLL */
+        acc[u] += (double)x[i] * (double)x[i];
+    double t = 0.0;
+#pragma unroll
+    for (int u = 0; u < SUMSQ_UNROLL; u++)
+        t += acc[u];
+    t = block_sum_d(t, sh);
     if (threadIdx.x == 0)
-        part[blockIdx.x] = acc;
+        part[blockIdx.x] = t;
 }
 
-/* *acc += the sum of part[0..nb-1] in order */
-static __global__ void sumsq_total(double *acc, const double *part, int nb)
+/* *acc += the sum of part[0..SUMSQ_BLOCKS-1] by one block of SUMSQ_BLOCKS
+ * threads, in block_sum_d's fixed order */
+static __global__ void sumsq_total(double *acc, const double *part)
 {
-    double t = 0.0;
-    for (int b = 0; b < nb; b++)
-        t += part[b];
-    *acc += t;
+    __shared__ double sh[32];
+    const double t = block_sum_d(part[threadIdx.x], sh);
+    if (threadIdx.x == 0)
+        *acc += t;
 }
 
 void cu_sumsq_add(double *acc, const float *x, size_t n)
@@ -56,7 +73,7 @@ void cu_sumsq_add(double *acc, const float *x, size_t n)
     size_t per = (n + SUMSQ_BLOCKS - 1) / SUMSQ_BLOCKS;
     sumsq_partial<<<SUMSQ_BLOCKS, CUDA_THREADS, 0, cuda_ctx.stream>>>(cuda_ctx.reduce, x, n, per);
     CK_LAUNCH();
-    sumsq_total<<<1, 1, 0, cuda_ctx.stream>>>(acc, cuda_ctx.reduce, SUMSQ_BLOCKS);
+    sumsq_total<<<1, SUMSQ_BLOCKS, 0, cuda_ctx.stream>>>(acc, cuda_ctx.reduce);
     CK_LAUNCH();
 }
 

@@ -318,19 +318,27 @@ static void test_elementwise(void)
     CHECK("apply_update", y, TOL);
     /* on identical input (y already differs by rounding): only the
      * summation order of the double reduction may differ; added twice onto
-     * an accumulator in each backend's memory */
-    struct pair w = pair_rand(n, 1);
-    double sc = 0.0, sg = 0.0, *acc = gpu->alloc(sizeof *acc);
-    cpu->sumsq_add(&sc, w.c, n);
-    cpu->sumsq_add(&sc, w.c, n);
-    gpu->sumsq_add(acc, w.g, n);
-    gpu->sumsq_add(acc, w.g, n);
-    gpu->download(&sg, acc, sizeof sg);
-    gpu->free(acc);
-    double rel = fabs(sc - sg) / sc;
-    pair_free(&w);
-    printf("%s %-28s rel %.3e tol 1e-12\n", rel <= 1e-12 ? "PASS" : "FAIL", "sumsq", rel);
-    failures += !(rel <= 1e-12);
+     * an accumulator in each backend's memory. Lengths: this test's, fewer
+     * than the device's blocks, and a block range that leaves each thread a
+     * tail of 1 to 3 elements beyond its unrolled loads */
+    const size_t lens[] = {n, 5, 1024 * 1027 + 333};
+    for (int t = 0; t < 3; t++) {
+        struct pair w = pair_rand(lens[t], 1);
+        double sc = 0.0, sg = 0.0, *acc = gpu->alloc(sizeof *acc);
+        gpu->zero(acc, sizeof *acc);
+        cpu->sumsq_add(&sc, w.c, lens[t]);
+        cpu->sumsq_add(&sc, w.c, lens[t]);
+        gpu->sumsq_add(acc, w.g, lens[t]);
+        gpu->sumsq_add(acc, w.g, lens[t]);
+        gpu->download(&sg, acc, sizeof sg);
+        gpu->free(acc);
+        double rel = fabs(sc - sg) / sc;
+        pair_free(&w);
+        char name[64];
+        snprintf(name, sizeof name, "sumsq n=%zu", lens[t]);
+        printf("%s %-28s rel %.3e tol 1e-12\n", rel <= 1e-12 ? "PASS" : "FAIL", name, rel);
+        failures += !(rel <= 1e-12);
+    }
     struct pair *all[] = {&y, &x, &m, &v, &dir};
     for (int i = 0; i < 5; i++)
         pair_free(all[i]);

@@ -15,7 +15,10 @@
  *   dsyrk_d/e       the Gram matrix (l,l) of a (d,l) or (e,l) double block
  *   dpotrf          its Cholesky factor, info read back
  *   dtrsm_d/e       A R^-1 for A (d,l) or (e,l)
+ *   dpotrf_batched  the same Cholesky factor by cusolverDnDpotrfBatched with a
+ *                   batch of one (made for small matrices: fewer launches?)
  *   dsyevd          the (l,l) eigenproblem on the device (what linalg.cu does)
+ *   ssyevd          the same in fp32
  *   dsyevj          the same by cuSOLVER's Jacobi method
  *   host_dsyevd     the same by LAPACKE on the host, with both copies
  *   xsyev_batch7/35 7 or 35 such eigenproblems in one cusolverDnXsyevBatched
@@ -58,6 +61,9 @@ struct ctx {
     double *hg, *hev;          /* host (l,l) and l */
     int *info;
     int lwork, flwork;
+    double **gptr;             /* a device array holding g: the batch of one */
+    float *gf, *gf0, *evf, *swork; /* g0 in fp32 and its copy, values, workspace */
+    int slwork;
     syevjInfo_t jparams;
     double *gb, *gb0, *evb;    /* BATCH_MAX copies of g and g0, their values */
     int *infob;
@@ -184,6 +190,27 @@ static void syevd(struct ctx *c)
     read_info(c);
 }
 
+static void potrf_batched(struct ctx *c)
+{
+    check(c, cusolverDnDpotrfBatched(c->solver, CUBLAS_FILL_MODE_UPPER, c->l, c->gptr, c->l,
+                                     c->info, 1) == CUSOLVER_STATUS_SUCCESS,
+          "dpotrfBatched");
+    read_info(c);
+}
+
+static void reset_gf(struct ctx *c)
+{
+    restore(c, c->gf, c->gf0, (size_t)c->l * c->l * sizeof(float));
+}
+
+static void ssyevd(struct ctx *c)
+{
+    check(c, cusolverDnSsyevd(c->solver, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_UPPER, c->l,
+                              c->gf, c->l, c->evf, c->swork, c->slwork, c->info) ==
+                 CUSOLVER_STATUS_SUCCESS, "ssyevd");
+    read_info(c);
+}
+
 static void syevj(struct ctx *c)
 {
     check(c, cusolverDnDsyevj(c->solver, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_UPPER, c->l,
@@ -268,9 +295,11 @@ static const struct part parts[] = {
     {"dsyrk_d", set_fp32, syrk_d},
     {"dsyrk_e", NULL, syrk_e},
     {"dpotrf", reset_g, potrf},
+    {"dpotrf_batched", reset_g, potrf_batched},
     {"dtrsm_d", factor_g, trsm_d},
     {"dtrsm_e", factor_g, trsm_e},
     {"dsyevd", reset_g, syevd},
+    {"ssyevd", reset_gf, ssyevd},
     {"dsyevj", reset_g, syevj},
     {"host_dsyevd", reset_g, host_syevd},
     {"xsyev_batch7", reset_gb, syev_batch7},
@@ -380,6 +409,18 @@ static void setup(struct ctx *c)
         hg0[(size_t)i * c->l + i] += c->d;
     check(c, hg0 && cudaMemcpy(c->g0, hg0, ll * sizeof(double), cudaMemcpyHostToDevice) ==
                         cudaSuccess, "copy");
+    float *hf0 = malloc(ll * sizeof(float)); /* g0 in fp32, for ssyevd */
+    for (size_t i = 0; hg0 && hf0 && i < ll; i++)
+        hf0[i] = (float)hg0[i];
+    c->gf = device_zeros(c, ll * sizeof(float));
+    c->gf0 = device_zeros(c, ll * sizeof(float));
+    c->evf = device_zeros(c, (size_t)c->l * sizeof(float));
+    c->gptr = device_zeros(c, sizeof(double *));
+    check(c, !c->failed && hf0 && cudaMemcpy(c->gf0, hf0, ll * sizeof(float),
+                                             cudaMemcpyHostToDevice) == cudaSuccess &&
+                 cudaMemcpy(c->gptr, &c->g, sizeof(double *), cudaMemcpyHostToDevice) ==
+                     cudaSuccess, "copy");
+    free(hf0);
     free(hg0);
     int lp = 0, le = 0, lj = 0, lq = 0, lo = 0;
     check(c, cusolverDnDpotrf_bufferSize(c->solver, CUBLAS_FILL_MODE_UPPER, c->l, c->g, c->l,
@@ -395,6 +436,11 @@ static void setup(struct ctx *c)
                  cusolverDnSorgqr_bufferSize(c->solver, c->d, c->l, c->l, c->y, c->d, c->tau,
                                              &lo) == CUSOLVER_STATUS_SUCCESS,
           "workspace query");
+    check(c, cusolverDnSsyevd_bufferSize(c->solver, CUSOLVER_EIG_MODE_VECTOR,
+                                         CUBLAS_FILL_MODE_UPPER, c->l, c->gf, c->l, c->evf,
+                                         &c->slwork) == CUSOLVER_STATUS_SUCCESS,
+          "workspace query");
+    c->swork = device_zeros(c, (size_t)(c->slwork > 0 ? c->slwork : 1) * sizeof(float));
     c->lwork = lp > le ? (lp > lj ? lp : lj) : (le > lj ? le : lj);
     c->flwork = lq > lo ? lq : lo;
     c->work = device_zeros(c, (size_t)c->lwork * sizeof(double));
@@ -421,7 +467,8 @@ static void setup(struct ctx *c)
 static void teardown(struct ctx *c)
 {
     void *dev[] = {c->x, c->om, c->y, c->ad, c->ad0, c->ae, c->g, c->g0, c->ev, c->info,
-                   c->tau, c->work, c->fwork, c->gb, c->gb0, c->evb, c->infob, c->bwork};
+                   c->tau, c->work, c->fwork, c->gb, c->gb0, c->evb, c->infob, c->bwork,
+                   c->gptr, c->gf, c->gf0, c->evf, c->swork};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i])
             cudaFree(dev[i]);

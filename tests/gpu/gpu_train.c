@@ -34,7 +34,7 @@
  * a long run: the update gap, or the sampling period when that is shorter,
  * since newly sampled blocks start with fresh projectors), "batch_tokens",
  * with GPU_TRAIN_PROFILE=1 also "profile" {op: [calls, seconds]} and
- * "matmul_tflops" (op_profile.h), "failed": message or null}. A run shorter
+ * "matmul_tflops" (op_profile.h) of the steps after the first, "failed": message or null}. A run shorter
  * than the period refreshes each trained matrix once, so the steady share of
  * refreshes in a long run is refresh_warm_s / (refresh_warm_s +
  * refresh_period * step time).
@@ -53,6 +53,7 @@
 
 struct log {
     int steps;
+    int profile; /* GPU_TRAIN_PROFILE: counts restart after step 1 */
     atomic_int stop;
     float losses[1024];
     double tps[1024];
@@ -64,6 +65,8 @@ static void on_step(void *ctx, const struct train_event *ev)
     struct log *lg = ctx;
     if (ev->step < 1 || lg->n >= 1024)
         return;
+    if (ev->step == 1 && lg->profile)
+        op_profile_reset();
     lg->losses[lg->n] = ev->loss;
     lg->tps[lg->n++] = ev->tokens_per_s;
     if (ev->step >= lg->steps)
@@ -235,7 +238,7 @@ int main(int argc, char **argv)
     struct backend wrapped = profile ? op_profile_wrap(timed_be, sync_word) : *timed_be;
     wrapped.lowrank_basis = timed_lowrank_basis;
     const struct backend *be = &wrapped;
-    struct log lg = {.steps = atoi(argv[4])};
+    struct log lg = {.steps = atoi(argv[4]), .profile = profile};
     struct recipe r;
     recipe_defaults(&r, meth);
     r.batch_size = argc > 5 ? atoi(argv[5]) : 4;

@@ -9,12 +9,14 @@
  * microseconds per call and serialise the host with the device, so profiled
  * steps are slower than plain ones: the shares, not the total, are the
  * point. Projector refreshes (lowrank_basis) are timed by gpu_train itself.
- * Used by gpu_train (GPU_TRAIN_PROFILE=1).
+ * Used by gpu_train (GPU_TRAIN_PROFILE=1), which calls op_profile_reset after
+ * the first step, so the totals are those of steady steps.
  */
 #ifndef OWLORE_OP_PROFILE_H
 #define OWLORE_OP_PROFILE_H
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "backend.h"
@@ -253,6 +255,15 @@ static struct backend op_profile_wrap(const struct backend *be, float *word)
     w.adamw_bf16 = prof_adamw_bf16;
     w.bf16_add_round = prof_add_round;
     return w;
+}
+
+/* forgets what was counted so far (a run's first step, which also pays for
+ * first uses: cuBLAS's kernels loaded, scratch grown) */
+static void op_profile_reset(void)
+{
+    memset(prof.calls, 0, sizeof prof.calls);
+    memset(prof.seconds, 0, sizeof prof.seconds);
+    prof.matmul_flops = 0;
 }
 
 /* The totals as JSON members: "profile": {op: [calls, seconds], ...},
