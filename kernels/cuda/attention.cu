@@ -60,7 +60,7 @@
 /* bytes of one score scratch buffer: the GEMM path takes a head whose (Tq,nk)
  * fp32 scores fit (Tq = nk = 2048 exactly does), the flash path the rest */
 #define SCORE_CAP ((size_t)16 << 20)
-#define ROW_THREADS 128   /* threads per score row (GEMM path row kernels) */
+#define ROW_THREADS 256   /* threads per block of the GEMM path's row kernels, a warp a row */
 
 /* ---- flash path kernels (and D_i, which both paths use) ---- */
 
@@ -346,47 +346,55 @@ attn_dkv_kernel(float *dk, float *dv, const float *dout, const float *q, const f
 
 /* ---- GEMM path: row kernels over the score scratch ---- */
 
-/* One block per row of s (n,Tq,nk), row = c*Tq + i for chunk head c: the
- * causal softmax of the scaled scores in place (P, 0 for keys past q_off+i)
- * and lse[c*lse_stride + i] = max + log(sum). */
+/* One warp per row of s (n,Tq,nk), rows rows, row = c*Tq + i for chunk
+ * head c: the causal softmax of the scaled scores in place (P, 0 for keys
+ * past q_off+i) and lse[c*lse_stride + i] = max + log(sum). A warp's
+ * reductions are shuffles (every lane ends with the same value); a row's
+ * few KB stay in cache between its passes. */
 static __global__ void __launch_bounds__(ROW_THREADS)
-attn_softmax_rows_kernel(float *s, float *lse, int Tq, int nk, int q_off, size_t lse_stride)
+attn_softmax_rows_kernel(float *s, float *lse, size_t rows, int Tq, int nk, int q_off,
+                         size_t lse_stride)
 {
-    __shared__ float shm[32];
-    __shared__ double shd[32];
-    const size_t row = blockIdx.x, c = row / Tq;
+    const size_t row = (size_t)blockIdx.x * (ROW_THREADS / 32) + threadIdx.x / 32;
+    const int lane = threadIdx.x & 31;
+    if (row >= rows) /* the whole warp */
+        return;
+    const size_t c = row / Tq;
     const int i = (int)(row % Tq), nv = q_off + i + 1; /* visible keys */
     float *sr = s + row * nk;
     float mx = -INFINITY;
-    for (int j = threadIdx.x; j < nv; j += blockDim.x)
+    for (int j = lane; j < nv; j += 32)
         mx = sr[j] > mx ? sr[j] : mx;
-    mx = block_max(mx, shm);
+    mx = warp_max(mx);
     double sum = 0.0;
-    for (int j = threadIdx.x; j < nv; j += blockDim.x) {
+    for (int j = lane; j < nv; j += 32) {
         sr[j] = expf(sr[j] - mx);
         sum += sr[j];
     }
-    sum = block_sum_d(sum, shd);
+    sum = warp_sum_d(sum);
     const float inv = (float)(1.0 / sum);
-    for (int j = threadIdx.x; j < nk; j += blockDim.x) /* a thread rescales its own */
+    for (int j = lane; j < nk; j += 32) /* a lane rescales its own */
         sr[j] = j < nv ? sr[j] * inv : 0.0f;
-    if (threadIdx.x == 0)
+    if (lane == 0)
         lse[c * lse_stride + i] = mx + (float)log(sum);
 }
 
-/* One block per row of p, dp (n,T,T), row = c*T + i: p holds scale Q K^T and
- * becomes P = exp(S - lse_i), dp holds dO V^T and becomes
+/* One warp per row of p, dp (n,T,T), rows rows, row = c*T + i: p holds
+ * scale Q K^T and becomes P = exp(S - lse_i), dp holds dO V^T and becomes
  * dS = P o (dP - D_i) * scale, both 0 for keys past i. lse, Dd are read at
  * c*stat_stride + i. */
 static __global__ void __launch_bounds__(ROW_THREADS)
-attn_dscores_rows_kernel(float *p, float *dp, const float *lse, const float *Dd, int T,
-                         size_t stat_stride, float scale)
+attn_dscores_rows_kernel(float *p, float *dp, const float *lse, const float *Dd, size_t rows,
+                         int T, size_t stat_stride, float scale)
 {
-    const size_t row = blockIdx.x, c = row / T;
+    const size_t row = (size_t)blockIdx.x * (ROW_THREADS / 32) + threadIdx.x / 32;
+    if (row >= rows)
+        return;
+    const size_t c = row / T;
     const int i = (int)(row % T);
     const float li = lse[c * stat_stride + i], Di = Dd[c * stat_stride + i];
     float *pr = p + row * T, *dpr = dp + row * T;
-    for (int j = threadIdx.x; j < T; j += blockDim.x) {
+    for (int j = threadIdx.x & 31; j < T; j += 32) {
         float pj = 0.0f, dsj = 0.0f;
         if (j <= i) {
             pj = expf(pr[j] - li);
@@ -395,6 +403,12 @@ attn_dscores_rows_kernel(float *p, float *dp, const float *lse, const float *Dd,
         pr[j] = pj;
         dpr[j] = dsj;
     }
+}
+
+/* blocks of the row kernels for `rows` rows, a warp each */
+static unsigned row_blocks(size_t rows)
+{
+    return (unsigned)((rows + ROW_THREADS / 32 - 1) / (ROW_THREADS / 32));
 }
 
 void cu_attention_init(void)
@@ -454,9 +468,10 @@ static void attn_fwd_gemm(float *out, float *lse, const float *q, const float *k
                 const size_t ko = (size_t)b * Tk * ldk + (size_t)g0 * hd;
                 cu_matmul_strided(0, 1, Tq, nk, hd, scale, q + qo, ldq, sq, k + ko, ldk, hd,
                                   0.0f, s, nk, area, n);
-                attn_softmax_rows_kernel<<<(unsigned)(n * Tq), ROW_THREADS, 0,
+                attn_softmax_rows_kernel<<<row_blocks((size_t)n * Tq), ROW_THREADS, 0,
                                            cuda_ctx.stream>>>(
-                    s, lse + ((size_t)b * H + h0) * Tq, Tq, nk, q_off, (size_t)group * Tq);
+                    s, lse + ((size_t)b * H + h0) * Tq, (size_t)n * Tq, Tq, nk, q_off,
+                    (size_t)group * Tq);
                 CK_LAUNCH();
                 cu_matmul_strided(0, 0, Tq, hd, nk, 1.0f, s, nk, area, v + ko, ldk, hd, 0.0f,
                                   out + qo, ldq, sq, n);
@@ -494,9 +509,9 @@ static void attn_bwd_gemm(float *dq, float *dk, float *dv, const float *dout,
                                   p, T, area, n);
                 cu_matmul_strided(0, 1, T, T, hd, 1.0f, dout + qo, ldq, sq, v + ko, ldk, hd,
                                   0.0f, dp, T, area, n);
-                attn_dscores_rows_kernel<<<(unsigned)(n * T), ROW_THREADS, 0,
+                attn_dscores_rows_kernel<<<row_blocks((size_t)n * T), ROW_THREADS, 0,
                                            cuda_ctx.stream>>>(
-                    p, dp, lse + so, rowdot + so, T, (size_t)group * T, scale);
+                    p, dp, lse + so, rowdot + so, (size_t)n * T, T, (size_t)group * T, scale);
                 CK_LAUNCH();
                 cu_matmul_strided(1, 0, T, hd, T, 1.0f, p, T, area, dout + qo, ldq, sq, beta,
                                   dv + ko, ldk, hd, n);

@@ -200,6 +200,14 @@ static void test_rope(void)
     cpu->rope_bwd(x.c, B, T, nh, hd, 5, 500000.0f);
     gpu->rope_bwd(x.g, B, T, nh, hd, 5, 500000.0f);
     CHECK("rope_bwd", x, TOL);
+    /* positions past those seen so far (the CUDA table grows), then a head
+     * width not seen (it is rebuilt) */
+    cpu->rope_fwd(x.c, B, T, nh, hd, 700, 500000.0f);
+    gpu->rope_fwd(x.g, B, T, nh, hd, 700, 500000.0f);
+    CHECK("rope_fwd pos0=700", x, TOL);
+    cpu->rope_fwd(x.c, B, T, nh * 2, hd / 2, 3, 500000.0f);
+    gpu->rope_fwd(x.g, B, T, nh * 2, hd / 2, 3, 500000.0f);
+    CHECK("rope_fwd hd=32", x, TOL);
     pair_free(&x);
 }
 
