@@ -42,7 +42,10 @@
 #       the planner's fp32 prediction; the share of training time spent
 #       refreshing GaLore projectors in a long run (a short run refreshes
 #       every trained matrix once: refresh time over refresh time +
-#       refresh_period x the median step time).
+#       refresh_period x the median step time), steady (gpu_train's warm
+#       refresh time) and for the first resample (which also pays for
+#       first uses); the profiled run's shares are those of the steps after
+#       its first.
 #   (d) the product path: `owlore train --backend cpu|cuda` on the real
 #       stories260K model and TinyStories text (from OWLORE_SHARED, default
 #       ../shared/data; skipped when absent), 40 OwLore steps each with a
