@@ -121,6 +121,11 @@ struct backend {
      * (read acc with download). Equal inputs give equal sums: the order of
      * the reduction depends on n alone. */
     void (*sumsq_add)(double *acc, const float *x, size_t n);
+    /* *acc += the dot product of x (n) and y (n), in double, on the same
+     * terms as sumsq_add (queued; the order depends on n alone): streamed
+     * GaLore's sum of squares of a weight gradient from its factors' Grams
+     * (train.c). */
+    void (*dot_add)(double *acc, const float *x, const float *y, size_t n);
     /* acc[j] (cols doubles in this backend's memory) += the sum over rows i
      * of x[i,j]^2, x (rows, cols) row-major: each column adds its rows in
      * order, in double (outlier calibration's input statistics); queued, not

@@ -22,7 +22,8 @@
  * slot needs no zeroing first. When g->piece_done is set, a trainable
  * block's nine gradient tensors take turns in its one slot and piece_done
  * takes each as soon as it is complete (streamed gradients, one micro-batch
- * a step, always written whole).
+ * a step, always written whole); piece_factors, when set, may take a linear
+ * layer's gradient as its two factors instead, and then it is never formed.
  * LoRA adapters (m->lora) add their input gradient to each linear layer's
  * and accumulate their own gradients; with adapters every block is walked.
  */
@@ -49,6 +50,19 @@ static void done(const struct model_grads *g, int l, int piece)
 {
     if (g->piece_done)
         g->piece_done(g->piece_done_ctx, l, piece);
+}
+
+/* The weight gradient of linear layer `piece` of trainable block l,
+ * dst (rows, cols) (+)= dY^T (rows, N) X (N, cols), then done; or, when
+ * g->piece_factors takes dY and X instead, neither. */
+static void weight_grad(const struct backend *be, const struct model_grads *g, int l, int piece,
+                        int rows, int cols, int N, const float *dy, const float *x, float beta,
+                        float *dst)
+{
+    if (g->piece_factors && g->piece_factors(g->piece_done_ctx, l, piece, dy, x, N))
+        return;
+    be->matmul(1, 0, rows, cols, N, 1.0f, dy, rows, x, cols, beta, dst, cols);
+    done(g, l, piece);
 }
 
 /* 1 when a trainable block's gradients are written, not added to */
@@ -111,10 +125,8 @@ void model_backward(const struct model *m, struct activations *a,
         model_block_product(m, l, LIN_DOWN, 0, N, F, D, dres, 0.0f, a->d_h);
         if (m->lora)
             lora_backward(m->lora, l, LIN_DOWN, h, dres, a->d_h, N);
-        if (train) {
-            be->matmul(1, 0, D, F, N, 1.0f, dres, D, h, F, wbeta, gw.w_down, F);
-            done(g, l, 8);
-        }
+        if (train)
+            weight_grad(be, g, l, 8, D, F, N, dres, h, wbeta, gw.w_down);
         be->swiglu_bwd(a->d_gate, a->d_up, a->d_h, gate, up, N, F);
         model_block_product(m, l, LIN_GATE, 0, N, D, F, a->d_gate, 0.0f, dn);
         model_block_product(m, l, LIN_UP, 0, N, D, F, a->d_up, 1.0f, dn);
@@ -123,10 +135,8 @@ void model_backward(const struct model *m, struct activations *a,
             lora_backward(m->lora, l, LIN_UP, hn, a->d_up, dn, N);
         }
         if (train) {
-            be->matmul(1, 0, F, D, N, 1.0f, a->d_gate, F, hn, D, wbeta, gw.w_gate, D);
-            done(g, l, 6);
-            be->matmul(1, 0, F, D, N, 1.0f, a->d_up, F, hn, D, wbeta, gw.w_up, D);
-            done(g, l, 7);
+            weight_grad(be, g, l, 6, F, D, N, a->d_gate, hn, wbeta, gw.w_gate);
+            weight_grad(be, g, l, 7, F, D, N, a->d_up, hn, wbeta, gw.w_up);
         }
         clear_written_gain(be, g, gw.ffn_norm, train, D);
         be->rmsnorm_bwd(dres, gw.ffn_norm, dn, mid, w.ffn_norm,
@@ -142,10 +152,8 @@ void model_backward(const struct model *m, struct activations *a,
         model_block_product(m, l, LIN_O, 0, N, QD, D, dres, 0.0f, a->d_attn);
         if (m->lora)
             lora_backward(m->lora, l, LIN_O, att, dres, a->d_attn, N);
-        if (train) {
-            be->matmul(1, 0, D, QD, N, 1.0f, dres, D, att, QD, wbeta, gw.wo, QD);
-            done(g, l, 4);
-        }
+        if (train)
+            weight_grad(be, g, l, 4, D, QD, N, dres, att, wbeta, gw.wo);
         be->attention_bwd(a->d_q, a->d_k, a->d_v, a->d_attn, q, k, v, att, lse,
                           B, T, H, KV, hd);
         be->rope_bwd(a->d_q, B, T, H, hd, 0, c->rope_theta);
@@ -159,12 +167,9 @@ void model_backward(const struct model *m, struct activations *a,
             lora_backward(m->lora, l, LIN_V, xn, a->d_v, dn, N);
         }
         if (train) {
-            be->matmul(1, 0, QD, D, N, 1.0f, a->d_q, QD, xn, D, wbeta, gw.wq, D);
-            done(g, l, 1);
-            be->matmul(1, 0, KVD, D, N, 1.0f, a->d_k, KVD, xn, D, wbeta, gw.wk, D);
-            done(g, l, 2);
-            be->matmul(1, 0, KVD, D, N, 1.0f, a->d_v, KVD, xn, D, wbeta, gw.wv, D);
-            done(g, l, 3);
+            weight_grad(be, g, l, 1, QD, D, N, a->d_q, xn, wbeta, gw.wq);
+            weight_grad(be, g, l, 2, KVD, D, N, a->d_k, xn, wbeta, gw.wk);
+            weight_grad(be, g, l, 3, KVD, D, N, a->d_v, xn, wbeta, gw.wv);
         }
         clear_written_gain(be, g, gw.attn_norm, train, D);
         be->rmsnorm_bwd(dres, gw.attn_norm, dn, x, w.attn_norm,

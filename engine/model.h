@@ -90,6 +90,12 @@ struct model_grads {
      * calls this as soon as it is complete, to take it before the next one
      * overwrites it. */
     void (*piece_done)(void *ctx, int l, int piece);
+    /* With streamed gradients, optionally: offered a linear layer's weight
+     * gradient as its factors, G (rows, cols) = dY^T X with dY (N, rows)
+     * and X (N, cols) row-major, before its product; returns 1 when it took
+     * them (the product and piece_done are then skipped), 0 to have G
+     * formed and passed to piece_done as usual. */
+    int (*piece_factors)(void *ctx, int l, int piece, const float *dy, const float *x, int N);
     void *piece_done_ctx;
     /* 1 for a step's first micro-batch: model_backward writes the trainable
      * blocks' gradients instead of adding to them (the products with beta

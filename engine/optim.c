@@ -17,7 +17,9 @@
  *           (beta = 0), which bf16_add_round adds, decays and rounds back.
  * optim_project and optim_step_projected are GaLore's two halves, which
  * optim_step runs back to back; the trainer may run them apart (projecting
- * each block's gradient as backward finishes it, train.c).
+ * each block's gradient as backward finishes it, train.c), and between
+ * refreshes may project from the gradient's factors (optim_project_factors:
+ * two thin products instead of the gradient's product and its projection).
  * State memory is one backend allocation: m, v, then P for GaLore.
  */
 #include <math.h>
@@ -103,12 +105,18 @@ void optim_state_free(struct optim_state *s)
     *s = (struct optim_state){0};
 }
 
+int optim_refresh_due(const struct optim_state *s, const struct galore_hparams *gh)
+{
+    return s->refreshes == 0 || gh->update_proj_gap <= 0 ||
+           (s->step + s->phase) % gh->update_proj_gap == 0;
+}
+
 /* Refresh P when due (optim.h). -1 only when there is no P to fall back on. */
 static int refresh_projector(struct optim_state *s, const float *g,
                              const struct galore_hparams *gh,
                              unsigned long long *rng, char *err, size_t errlen)
 {
-    if (s->refreshes > 0 && (s->step + s->phase) % gh->update_proj_gap != 0)
+    if (!optim_refresh_due(s, gh))
         return 0;
     if (s->be->lowrank_basis(s->proj, g, s->rows, s->cols, s->rank, s->side,
                              gh->svd_method, gh->oversample, gh->power_iters,
@@ -156,6 +164,42 @@ int optim_project(struct optim_state *s, const float *g, float *R,
     else /* R (r,cols) = P^T (r,rows) G (rows,cols) */
         be->matmul(1, 0, r, cols, rows, 1.0f, s->proj, r, g, cols, 0.0f, R, cols);
     return 0;
+}
+
+void optim_project_factors(const struct optim_state *s, const float *dy, const float *x, int N,
+                           float *R, float *tmp)
+{
+    const struct backend *be = s->be;
+    const int rows = s->rows, cols = s->cols, r = s->rank;
+    if (s->side == 0) { /* tmp (N,r) = X (N,cols) P^T;  R (rows,r) = dY^T (rows,N) tmp */
+        be->matmul(0, 1, N, r, cols, 1.0f, x, cols, s->proj, cols, 0.0f, tmp, r);
+        be->matmul(1, 0, rows, r, N, 1.0f, dy, rows, tmp, r, 0.0f, R, r);
+    } else { /* tmp (N,r) = dY (N,rows) P;  R (r,cols) = tmp^T (r,N) X (N,cols) */
+        be->matmul(0, 0, N, r, rows, 1.0f, dy, rows, s->proj, r, 0.0f, tmp, r);
+        be->matmul(1, 0, r, cols, N, 1.0f, tmp, r, x, cols, 0.0f, R, cols);
+    }
+}
+
+/* r' of a (rows, cols) tensor at requested rank */
+static double effective_rank(int rows, int cols, int rank)
+{
+    int r, side;
+    size_t msize, psize;
+    layout(rows, cols, rank, &r, &side, &msize, &psize);
+    return r;
+}
+
+double optim_flops_from_factors(int rows, int cols, int rank, int N)
+{
+    return 2.0 * N * ((double)N + effective_rank(rows, cols, rank)) * ((double)rows + cols);
+}
+
+int optim_use_factors(int rows, int cols, int rank, int N, size_t scratch_floats)
+{
+    const double r = effective_rank(rows, cols, rank);
+    const double from_gradient = 2.0 * ((double)N + r) * rows * cols;
+    return r > 0 && 2.0 * N * N + N * r <= (double)scratch_floats &&
+           optim_flops_from_factors(rows, cols, rank, N) < from_gradient;
 }
 
 /* The projected step's Adam direction N, in place in R, and the factor

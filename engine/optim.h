@@ -98,6 +98,27 @@ void optim_step_projected(struct optim_state *s, float *w, float *R,
                           const struct adamw_hparams *h, const struct galore_hparams *gh,
                           float lr);
 
+/* GaLore's projection from the factors of a weight gradient G = dY^T X
+ * (rows, cols) over N token rows, dY (N, rows) and X (N, cols) row-major,
+ * without forming G:
+ *   right: R (rows,r) = dY^T (X P^T),   left: R (r,cols) = (dY P)^T X,
+ * the inner (N, r) product in tmp. Only while no refresh is due (a refresh
+ * needs G itself); optim_refresh_due says when one is (always for a
+ * tensor that has no P yet or no valid gap). */
+int optim_refresh_due(const struct optim_state *s, const struct galore_hparams *gh);
+void optim_project_factors(const struct optim_state *s, const float *dy, const float *x, int N,
+                           float *R, float *tmp);
+/* 1 when a (rows, cols) tensor at requested rank over N token rows takes
+ * its projected gradient R and the sum of squares of G (gradient clipping)
+ * from the factors: when that takes fewer FLOPs than from G (its product,
+ * 2 N rows cols, and its projection, 2 r' rows cols) and the Grams and the
+ * inner product fit a scratch of scratch_floats (2 N^2 + N r'). */
+int optim_use_factors(int rows, int cols, int rank, int N, size_t scratch_floats);
+/* FLOPs of the factored way: the two (N, r') products, 2 N r' (rows +
+ * cols), and the Grams dY dY^T and X X^T, whose elementwise product sums to
+ * |G|^2, 2 N^2 (rows + cols). */
+double optim_flops_from_factors(int rows, int cols, int rank, int N);
+
 /* The same three for weights stored in bf16 (model_bf16.c): each updates w
  * in fp32 and rounds it back stochastically, element i of w drawing its
  * noise from seed + i (backend.h bf16_round), without an fp32 copy of w.

@@ -57,7 +57,11 @@
  * weight gradients 2*N_trainable (frozen blocks skip their weight-gradient
  * products), plus the attention term. With frozen embeddings the backward
  * below the lowest trained block is skipped too, so the figure is then an
- * upper bound. Throughput = FLOPs per token / a sustained rate:
+ * upper bound. On the steps between projector refreshes, the fp32 engine
+ * takes a streamed GaLore linear layer's gradient from its factors when
+ * that is cheaper (small batches), and its 2 rows cols a token become the
+ * factored way's (optim_use_factors); the figure counts that steady state.
+ * Throughput = FLOPs per token / a sustained rate:
  *   fp32 CPU  150 GFLOP/s: bench_train_step on the 2-core AVX-512 Xeon
  *             this engine is developed on measured 155-164 GFLOP/s for the
  *             SmolLM2-135M-shaped model (B 1, T 256, 2 OpenMP threads,
@@ -104,6 +108,25 @@ static size_t max_scratch(const struct model_config *c, int rank)
             s = t;
     }
     return s;
+}
+
+/* FLOPs per token that one trained block saves on the steps between
+ * projector refreshes where streamed GaLore takes a linear layer's
+ * projected gradient from its factors (optim_use_factors, as the trainer
+ * decides with the scratch it sizes): its product, 2 rows cols a token, for
+ * the factored way's. */
+static double factored_savings(const struct model_config *c, const struct recipe *r, int N)
+{
+    double saved = 0;
+    if (!recipe_streams_gradients(r))
+        return 0;
+    for (int id = 0; id < LIN_COUNT; id++) {
+        int rows, cols;
+        model_linear_offset(c, (enum linear_id)id, &rows, &cols);
+        if (optim_use_factors(rows, cols, r->galore.rank, N, max_scratch(c, r->galore.rank)))
+            saved += 2.0 * rows * cols - optim_flops_from_factors(rows, cols, r->galore.rank, N) / N;
+    }
+    return saved;
 }
 
 void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
@@ -169,7 +192,8 @@ void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
     p->total_peak = p->total_static + p->activations + p->workspace;
 
     double attn = 12.0 * L * cfg->n_heads * cfg->head_dim * (double)T;
-    p->flops_per_token = 2 * n_params + 2 * n_params + 2 * n_grads + attn;
+    p->flops_per_token = 2 * n_params + 2 * n_params + 2 * n_grads + attn -
+                         (dtype == PLAN_FP32 ? active * factored_savings(cfg, r, B * T) : 0);
     p->tokens_per_s = (dtype == PLAN_BF16 ? PLAN_GPU_FLOPS : PLAN_CPU_FLOPS) /
                       p->flops_per_token;
 }

@@ -12,7 +12,10 @@
  * block-sized slot per active block, or, with streamed GaLore gradients
  * (recipe_streams_gradients), one slot the size of a block's largest tensor
  * that backward fills with one gradient tensor at a time and the trainer
- * empties into the block's projected gradients (stream_piece).
+ * empties into the block's projected gradients (stream_piece); between
+ * projector refreshes a linear layer's projected gradient and sum of
+ * squares come from its two factors instead when that is cheaper (small
+ * batches: stream_factors), and its gradient is never formed.
  *
  * bf16 storage (recipe bf16_weights, model_bf16.c): each tensor of an
  * active block, the embedding and the head step in place, updated in fp32
@@ -438,6 +441,41 @@ static void stream_piece(void *ctx, int l, int p)
     }
 }
 
+/* model_backward's piece_factors when streaming: between refreshes, take
+ * linear layer p of block l from its factors dY (N, rows), X (N, cols)
+ * when that is cheaper than forming G and fits the scratch (which backward
+ * leaves unused): |G|^2 = sum (dY dY^T) o (X X^T) into the step's sum of
+ * squares, R by optim_project_factors. 0 leaves the piece to stream_piece. */
+static int stream_factors(void *ctx, int l, int p, const float *dy, const float *x, int N)
+{
+    struct run *run = ctx;
+    const struct backend *be = run->m->be;
+    const int i = 1 + PIECES * l + p;
+    struct named_tensor w;
+    if (run->stream_failed)
+        return 1; /* the step fails anyway */
+    model_tensor_at(&run->m->cfg, &run->m->w, i, &w);
+    const size_t grams = (size_t)N * N;
+    if (!optim_use_factors(w.rows, w.cols, tensor_rank(run, i), N, run->scratch_floats))
+        return 0;
+    struct optim_state *s = tensor_state(run, i, run->stream_err, sizeof run->stream_err);
+    if (!s) {
+        run->stream_failed = 1;
+        return 1;
+    }
+    if (optim_refresh_due(s, &run->r->galore))
+        return 0;
+    float *gy = run->scratch, *gx = gy + grams; /* (N, N) each */
+    be->matmul(0, 1, N, N, w.rows, 1.0f, dy, w.rows, dy, w.rows, 0.0f, gy, N);
+    be->matmul(0, 1, N, N, w.cols, 1.0f, x, w.cols, x, w.cols, 0.0f, gx, N);
+    be->dot_add(run->grad_sumsq, gy, gx, grams);
+    optim_project_factors(s, dy, x, N,
+                          run->projected + (size_t)active_index(run, l) * run->proj_block +
+                              run->proj_off[p],
+                          gx + grams);
+    return 1;
+}
+
 /* The embedding's AdamW step from its sparse gradient: the dense gradient
  * rebuilt a scratch's worth of rows at a time (zeros, plus the summed rows
  * of the distinct tokens among them, scattered), each range stepping in
@@ -632,6 +670,7 @@ static int setup_stream(struct run *run, int n_active)
     run->proj_block = off;
     run->projected = run->m->be->alloc(sizeof(float) * off * (size_t)n_active);
     run->g.piece_done = stream_piece;
+    run->g.piece_factors = stream_factors;
     run->g.piece_done_ctx = run;
     return run->projected ? 0 : -1;
 }

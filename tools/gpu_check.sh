@@ -33,7 +33,9 @@
 #       fp32, TF32, bf16 with cuBLAS rounding the operands and with our
 #       kernel rounding them first, and the attention forward and backward
 #       in bf16 mode (gpu_step_parts). Then the other rows: OwLore
-#       without checkpointing in bf16, with checkpointing and bf16 weights
+#       without checkpointing in bf16, both at micro-batch 4 x 512 too
+#       (rows @4: how the step's efficiency grows with its tokens), with
+#       checkpointing and bf16 weights
 #       on TF32 products, and every method in fp32 on TF32 products, last
 #       `full` in bf16 (about 95 GB: an H200, not an H100). bf16 runs have
 #       120 s, the others 60 s. Per row: tokens/s; MFU = FLOPs executed
@@ -102,13 +104,14 @@ OWLORE_CUDA_MATH=bf16 timeout 120 "$bin/gpu_train" cuda 135m owlore 20 2 128 0 1
     >"$tmp/train-135m-cuda-bf16mm.json" || status=1
 keep
 
-# one 7B row: RUN is METHOD[+ckpt][+bf16[+bf16mm]]
+# one 7B row: RUN is METHOD[+ckpt][+bf16[+bf16mm]][@B] (micro-batch B x 512, default 1)
 bench() {
     ckpt=0; case $1 in *+ckpt*) ckpt=1 ;; esac
     bf16=0 limit=60; case $1 in *+bf16*) bf16=1 limit=120 ;; esac
-    math=tf32; case $1 in *+bf16mm) math=bf16 ;; esac
-    OWLORE_CUDA_MATH=$math timeout $limit "$bin/gpu_train" cuda 7b "${1%%+*}" 4 1 512 $ckpt \
-        $bf16 >"$tmp/bench-$1.json"
+    math=tf32; case $1 in *+bf16mm*) math=bf16 ;; esac
+    batch=1; case $1 in *@*) batch=${1##*@} ;; esac
+    OWLORE_CUDA_MATH=$math timeout $limit "$bin/gpu_train" cuda 7b "${1%%[+@]*}" 4 $batch 512 \
+        $ckpt $bf16 >"$tmp/bench-$1.json"
     keep
 }
 
@@ -131,8 +134,8 @@ OWLORE_CUDA_MATH=bf16 timeout 60 "$bin/gpu_step_parts" >"$tmp/step-parts.json" |
 keep
 
 echo "== (c) 7B-shaped benchmark (cuda): the other rows"
-for run in owlore+bf16+bf16mm owlore+ckpt+bf16 owlore+ckpt owlore owlore_full_rank lisa galore \
-    full full+bf16+bf16mm; do
+for run in owlore+bf16+bf16mm owlore+ckpt+bf16+bf16mm@4 owlore+bf16+bf16mm@4 owlore+ckpt+bf16 \
+    owlore+ckpt owlore owlore_full_rank lisa galore full full+bf16+bf16mm; do
     bench $run
 done
 

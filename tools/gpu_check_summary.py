@@ -58,11 +58,11 @@ for tag, what in (("bf16", "bf16 weights"), ("bf16mm", "bf16 weights and bf16 pr
     print("135m cuda with %s vs cpu fp32: %d steps, max rel %.2e (<= 2e-2)  %s%s"
           % (what, len(lk), rel, "PASS" if good else "FAIL",
              "  " + k["failed"] if k.get("failed") else ""))
-print("\n%-24s %9s %7s %9s %9s %6s %8s %8s  %s" % ("method (7B)", "tokens/s", "MFU",
+print("\n%-26s %9s %7s %9s %9s %6s %8s %8s  %s" % ("method (7B)", "tokens/s", "MFU",
       "peak GB", "plan GB", "plan/m", "refresh", "1st", "note"))
-for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+bf16+bf16mm", "full+bf16+bf16mm",
-             "owlore+ckpt+bf16", "owlore+ckpt", "owlore", "owlore_full_rank", "lisa", "galore",
-             "full"):
+for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+bf16+bf16mm", "owlore+ckpt+bf16+bf16mm@4",
+             "owlore+bf16+bf16mm@4", "full+bf16+bf16mm", "owlore+ckpt+bf16", "owlore+ckpt",
+             "owlore", "owlore_full_rank", "lisa", "galore", "full"):
     b = load(f"{tmp}/bench-{meth}.json")
     tps = b.get("tokens_per_s", 0.0)
     mfu = tps * b.get("flops_per_token", 0.0) / peak
@@ -79,7 +79,7 @@ for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+bf16+bf16mm", "full+bf16+bf16mm"
     share = share_of(b.get("refresh_warm_s", b.get("refresh_s", 0)))
     b["refresh_share"] = share
     b["refresh_share_first"] = first = share_of(b.get("refresh_s", 0))
-    print("%-24s %9.1f %6.2f%% %9.2f %9.2f %6.3f %7.2f%% %7.2f%%  %s" % (meth, tps, 100 * mfu,
+    print("%-26s %9.1f %6.2f%% %9.2f %9.2f %6.3f %7.2f%% %7.2f%%  %s" % (meth, tps, 100 * mfu,
           gb, plan, plan / gb if gb else 0, 100 * share, 100 * first, b.get("failed") or ""))
 b = load(f"{tmp}/profile.json")
 prof = b.get("profile", {})

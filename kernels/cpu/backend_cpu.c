@@ -89,6 +89,7 @@ static const struct backend cpu_backend = {
     .add_inplace = cpu_add_inplace,
     .dropout = cpu_dropout,
     .sumsq_add = cpu_sumsq_add,
+    .dot_add = cpu_dot_add,
     .col_sumsq_add = cpu_col_sumsq_add,
     .scale = cpu_scale,
     .adam_direction = cpu_adam_direction,

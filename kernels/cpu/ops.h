@@ -79,6 +79,7 @@ static inline uint64_t hash64(uint64_t z)
 
 /* optimizer arithmetic (optim_ops.c, linalg.c) */
 void cpu_sumsq_add(double *acc, const float *x, size_t n);
+void cpu_dot_add(double *acc, const float *x, const float *y, size_t n);
 void cpu_col_sumsq_add(double *acc, const float *x, int rows, int cols);
 void cpu_scale(float *x, size_t n, float a);
 void cpu_adam_direction(float *dir, float *m, float *v, const float *g, size_t n,

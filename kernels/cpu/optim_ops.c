@@ -1,13 +1,14 @@
 /*
  * optim_ops.c: the optimizer's elementwise arithmetic on the CPU.
  *
- * Sum of squares (for gradient-norm clipping), scaling, the Adam moment and
- * direction update, and the decoupled-weight-decay AdamW apply, all over flat
- * fp32 arrays of n elements (semantics in engine/backend.h). Elementwise ops
- * split the range statically across OpenMP threads. sumsq_add reduces a fixed
- * number of contiguous blocks in double (each in SIMD lanes, summed in a
- * fixed order) and adds the block sums in order, so its result does not
- * depend on the thread count, then adds that total to the accumulator.
+ * Sum of squares and dot product (for gradient-norm clipping), scaling, the
+ * Adam moment and direction update, and the decoupled-weight-decay AdamW
+ * apply, all over flat fp32 arrays of n elements (semantics in
+ * engine/backend.h). Elementwise ops split the range statically across
+ * OpenMP threads. dot_add (and sumsq_add, its x . x) reduces a fixed number
+ * of contiguous blocks in double (each in SIMD lanes, summed in a fixed
+ * order) and adds the block sums in order, so its result does not depend on
+ * the thread count, then adds that total to the accumulator.
  */
 #include <math.h>
 
@@ -16,7 +17,9 @@
 /* Blocks of the sumsq reduction: fixed, so the summation order is too. */
 #define SUMSQ_BLOCKS 64
 
-void cpu_sumsq_add(double *acc, const float *x, size_t n)
+/* *acc += sum of x[i] * y[i] over SUMSQ_BLOCKS contiguous blocks, each in
+ * SIMD lanes, the block sums added in order */
+void cpu_dot_add(double *acc, const float *x, const float *y, size_t n)
 {
     double part[SUMSQ_BLOCKS];
     size_t per = (n + SUMSQ_BLOCKS - 1) / SUMSQ_BLOCKS;
@@ -29,13 +32,18 @@ void cpu_sumsq_add(double *acc, const float *x, size_t n)
             hi = n;
 #pragma omp simd reduction(+ : acc)
         for (size_t i = lo; i < hi; i++)
-            acc += (double)x[i] * (double)x[i];
+            acc += (double)x[i] * (double)y[i];
         part[b] = acc;
     }
     double total = 0.0;
     for (int b = 0; b < SUMSQ_BLOCKS; b++)
         total += part[b];
     *acc += total;
+}
+
+void cpu_sumsq_add(double *acc, const float *x, size_t n)
+{
+    cpu_dot_add(acc, x, x, n);
 }
 
 void cpu_scale(float *x, size_t n, float a)

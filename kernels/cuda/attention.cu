@@ -1,6 +1,11 @@
 /*
  * attention.cu: causal grouped-query attention, forward and backward, on one
- * of two paths chosen by the size of one head's score matrix.
+ * of three paths. In the bf16 math mode (OWLORE_CUDA_MATH=bf16) the training
+ * shape (q_off = 0, Tq = Tk) at head widths 64 and 128 takes the tensor-core
+ * path of attention_tc.cu (q, k, v, dout, P and dS rounded to bf16, sums in
+ * fp32; the backward's D_i below is computed here first). Every other call,
+ * and every call in fp32 mode, takes the GEMM path or the flash path below,
+ * chosen by the size of one head's score matrix.
  *
  * Layouts (backend.h): q (B,Tq,H,hd); k, v (B,Tk,KV,hd); query head h reads
  * kv head g = h / group, group = H/KV; query row i sits at absolute position
@@ -43,9 +48,9 @@
  *   in order and the queries i >= j in order,
  *     dV_j = sum P_ij dO_i,  dK_j = sum dS_ij Q_i
  *
- * Both paths: exponentials use expf (no fast math); no atomics, each output
- * element has one owner (a thread, or a cuBLAS product) and a fixed order of
- * summation, so results are deterministic.
+ * All three paths: exponentials use expf (no fast math); no atomics, each
+ * output element has one owner (a thread, a warp or a cuBLAS product) and a
+ * fixed order of summation, so results are deterministic.
  */
 #include <math.h>
 
@@ -419,6 +424,7 @@ void cu_attention_init(void)
                                  (int)dq_smem(HD_MAX)));
     CK_CUDA(cudaFuncSetAttribute(attn_dkv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                  (int)dkv_smem(HD_MAX)));
+    cu_attention_tc_init();
 }
 
 /* the head width is a model property: one past HD_MAX fails the job */
@@ -554,6 +560,9 @@ void cu_attention_fwd(float *out, float *lse, const float *q, const float *k,
 {
     if (B <= 0 || Tq <= 0 || check_head_dim(hd))
         return;
+    if (cuda_ctx.fast_bf16 && q_off == 0 && Tq == Tk &&
+        cu_attention_tc_fwd(out, lse, q, k, v, B, Tq, H, KV, hd) == 0)
+        return;
     const int heads = heads_per_chunk(Tq, q_off + Tq, KV);
     if (heads > 0)
         attn_fwd_gemm(out, lse, q, k, v, B, Tq, Tk, q_off, H, KV, hd, heads);
@@ -574,6 +583,9 @@ void cu_attention_bwd(float *dq, float *dk, float *dv, const float *dout,
     attn_rowdot_kernel<<<(unsigned)((rows * 32 + 255) / 256), 256, 0, cuda_ctx.stream>>>(
         rowdot, dout, out, B, T, H, hd);
     CK_LAUNCH();
+    if (cuda_ctx.fast_bf16 &&
+        cu_attention_tc_bwd(dq, dk, dv, dout, q, k, v, rowdot, lse, B, T, H, KV, hd) == 0)
+        return;
     const int heads = heads_per_chunk(T, T, KV);
     if (heads > 0)
         attn_bwd_gemm(dq, dk, dv, dout, q, k, v, lse, B, T, H, KV, hd, heads);

@@ -232,6 +232,7 @@ static const struct backend cuda_backend = {
     .add_inplace = cu_add_inplace,
     .dropout = cu_dropout,
     .sumsq_add = cu_sumsq_add,
+    .dot_add = cu_dot_add,
     .col_sumsq_add = cu_col_sumsq_add,
     .scale = cu_scale,
     .adam_direction = cu_adam_direction,

@@ -72,7 +72,7 @@ struct cuda_ctx {
                            returns */
     int *ints;          /* staging for host index arrays */
     size_t ints_cap;    /* elements */
-    double *reduce;     /* SUMSQ_BLOCKS doubles: sumsq_add's block sums */
+    double *reduce;     /* SUMSQ_BLOCKS doubles: dot_add's block sums */
     int *flag;          /* one int for finiteness checks */
     int fast_bf16;      /* 1: matrix products round their fp32 operands to
                            bf16 on bf16 tensor cores (OWLORE_CUDA_MATH=bf16) */
@@ -224,6 +224,17 @@ void cu_attention_bwd(float *dq, float *dk, float *dv, const float *dout,
                       int H, int KV, int hd);
 /* raise the shared-memory limits of the attention kernels (once, at init) */
 void cu_attention_init(void);
+/* Tensor-core attention of the bf16 math mode (attention_tc.cu), training
+ * shape only (q_off = 0, Tq = Tk = T), hd 64 or 128; Dd (B,H,T) holds
+ * D_i = dO_i . O_i. 0 when it ran, -1 when it declines the shape (the
+ * caller takes another path). cu_attention_tc_init raises its kernels'
+ * shared-memory limits (from cu_attention_init). */
+int cu_attention_tc_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                        int B, int T, int H, int KV, int hd);
+int cu_attention_tc_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                        const float *k, const float *v, const float *Dd, const float *lse,
+                        int B, int T, int H, int KV, int hd);
+void cu_attention_tc_init(void);
 void cu_swiglu_fwd(float *h, const float *gate, const float *up, int N, int F);
 void cu_swiglu_bwd(float *dgate, float *dup, const float *dh, const float *gate,
                    const float *up, int N, int F);
@@ -245,6 +256,7 @@ void cu_adamw_bf16(unsigned short *w, float *m, float *v, const float *g, size_t
 void cu_bf16_add_round(unsigned short *w, const float *d, size_t n, float decay,
                        unsigned long long seed);
 void cu_sumsq_add(double *acc, const float *x, size_t n);
+void cu_dot_add(double *acc, const float *x, const float *y, size_t n);
 void cu_col_sumsq_add(double *acc, const float *x, int rows, int cols);
 void cu_scale(float *x, size_t n, float a);
 void cu_adam_direction(float *dir, float *m, float *v, const float *g, size_t n,

@@ -1,15 +1,15 @@
 /*
  * optim_ops.cu: elementwise arithmetic on flat fp32 arrays of n elements:
- * the residual add, sum of squares (gradient clipping), scaling, the Adam
- * moments and direction, and the decoupled-weight-decay AdamW apply
- * (semantics in engine/backend.h).
+ * the residual add, sum of squares and dot product (gradient clipping),
+ * scaling, the Adam moments and direction, and the decoupled-weight-decay
+ * AdamW apply (semantics in engine/backend.h).
  *
- * Elementwise kernels are grid-stride loops. sumsq_add reduces in double
- * over a fixed grid of SUMSQ_BLOCKS blocks, each a fixed contiguous range
- * (enough blocks to fill an H100's SMs, whose loads must be many in flight),
- * then one block adds the block sums in a fixed order onto the accumulator:
- * the result depends on n alone, not on the device or the schedule, and
- * nothing waits for it.
+ * Elementwise kernels are grid-stride loops. dot_add (and sumsq_add, its
+ * x . x) reduces in double over a fixed grid of SUMSQ_BLOCKS blocks, each a
+ * fixed contiguous range (enough blocks to fill an H100's SMs, whose loads
+ * must be many in flight), then one block adds the block sums in a fixed
+ * order onto the accumulator: the result depends on n alone, not on the
+ * device or the schedule, and nothing waits for it.
  */
 #include "cuda_ops.h"
 
@@ -28,11 +28,14 @@ void cu_add_inplace(float *y, const float *x, size_t n)
     CK_LAUNCH();
 }
 
-/* part[b] = sum of x[i]^2 over block b's range, in double. Each thread
- * keeps SUMSQ_UNROLL sums over strided elements, so that many loads are in
- * flight (a reduction is bound by memory), and adds them in order. */
+/* part[b] = sum of x[i] * y[i] over block b's range, in double (y == x:
+ * the sum of squares, x read once). Each thread keeps SUMSQ_UNROLL sums
+ * over strided elements, so that many loads are in flight (a reduction is
+ * bound by memory), and adds them in order. */
 #define SUMSQ_UNROLL 4
-static __global__ void sumsq_partial(double *part, const float *x, size_t n, size_t per)
+template <bool SQUARES>
+static __global__ void dot_partial(double *part, const float *x, const float *y, size_t n,
+                                   size_t per)
 {
     __shared__ double sh[32];
     const size_t lo = blockIdx.x * per, hi = lo + per < n ? lo + per : n;
@@ -42,11 +45,13 @@ static __global__ void sumsq_partial(double *part, const float *x, size_t n, siz
     for (; i + (SUMSQ_UNROLL - 1) * blockDim.x < hi; i += step)
 #pragma unroll
         for (int u = 0; u < SUMSQ_UNROLL; u++) {
-            const double v = x[i + u * blockDim.x];
-            acc[u] += v * v;
+            const double a = x[i + u * blockDim.x];
+            acc[u] += a * (SQUARES ? a : (double)y[i + u * blockDim.x]);
         }
-    for (int u = 0; i < hi; i += blockDim.x, u++) /* the tail: fewer than SUMSQ_UNROLL */
-        acc[u] += (double)x[i] * (double)x[i];
+    for (int u = 0; i < hi; i += blockDim.x, u++) { /* the tail: fewer than SUMSQ_UNROLL */
+        const double a = x[i];
+        acc[u] += a * (SQUARES ? a : (double)y[i]);
+    }
     double t = 0.0;
 #pragma unroll
     for (int u = 0; u < SUMSQ_UNROLL; u++)
@@ -58,7 +63,7 @@ static __global__ void sumsq_partial(double *part, const float *x, size_t n, siz
 
 /* *acc += the sum of part[0..SUMSQ_BLOCKS-1] by one block of SUMSQ_BLOCKS
  * threads, in block_sum_d's fixed order */
-static __global__ void sumsq_total(double *acc, const double *part)
+static __global__ void dot_total(double *acc, const double *part)
 {
     __shared__ double sh[32];
     const double t = block_sum_d(part[threadIdx.x], sh);
@@ -66,15 +71,25 @@ static __global__ void sumsq_total(double *acc, const double *part)
         *acc += t;
 }
 
-void cu_sumsq_add(double *acc, const float *x, size_t n)
+void cu_dot_add(double *acc, const float *x, const float *y, size_t n)
 {
     if (n == 0)
         return;
     size_t per = (n + SUMSQ_BLOCKS - 1) / SUMSQ_BLOCKS;
-    sumsq_partial<<<SUMSQ_BLOCKS, CUDA_THREADS, 0, cuda_ctx.stream>>>(cuda_ctx.reduce, x, n, per);
+    if (y == x)
+        dot_partial<true><<<SUMSQ_BLOCKS, CUDA_THREADS, 0, cuda_ctx.stream>>>(cuda_ctx.reduce,
+                                                                             x, y, n, per);
+    else
+        dot_partial<false><<<SUMSQ_BLOCKS, CUDA_THREADS, 0, cuda_ctx.stream>>>(cuda_ctx.reduce,
+                                                                              x, y, n, per);
     CK_LAUNCH();
-    sumsq_total<<<1, SUMSQ_BLOCKS, 0, cuda_ctx.stream>>>(acc, cuda_ctx.reduce);
+    dot_total<<<1, SUMSQ_BLOCKS, 0, cuda_ctx.stream>>>(acc, cuda_ctx.reduce);
     CK_LAUNCH();
+}
+
+void cu_sumsq_add(double *acc, const float *x, size_t n)
+{
+    cu_dot_add(acc, x, x, n);
 }
 
 static __global__ void scale_kernel(float *x, size_t n, float a)

@@ -19,12 +19,17 @@
  * in this fp32 mode, and with the argument bf16-products under
  * OWLORE_CUDA_MATH=bf16 (operands rounded to bf16 on tensor cores) alone,
  * to nmse 1e-4, beside matmul on a small product (its operands rounded
- * inside cuBLAS) and a large one (rounded by our kernel first). One line per check: "PASS|FAIL op nmse
+ * inside cuBLAS) and a large one (rounded by our kernel first), and
+ * attention on that mode's tensor-core path (attention_tc.cu: the training
+ * shape at head widths 64 and 128, the 7B shape among them; its decode and
+ * continuation checks take the GEMM path, whose products round to bf16 in
+ * that mode too). One line per check: "PASS|FAIL op nmse
  * tol" ("bits differ in k of n" elements for the bit-exact ones); the exit
  * status is 1 when any check failed, 2 when no GPU opened. Shapes cover
  * GQA, odd sizes, a decode step (Tq = 1 with q_off), ignored targets and
- * both attention paths (the label says which: [gemm] while one head's
- * scores fit the CUDA score cap of 16 MiB, [flash] past it).
+ * every attention path (the label says which: [gemm] while one head's
+ * scores fit the CUDA score cap of 16 MiB, [flash] past it, [tc] the
+ * tensor-core path of bf16-products).
  */
 #include <math.h>
 #include <stdint.h>
@@ -211,17 +216,21 @@ static void test_rope(void)
     pair_free(&x);
 }
 
-/* attention check `what`, labelled with the CUDA path it takes */
-static void check_attn(const char *what, const char *path, struct pair p)
+/* attention check `what` to nmse tol, labelled with the CUDA path it takes */
+static void check_attn(const char *what, const char *path, struct pair p, double tol)
 {
     char name[96];
     snprintf(name, sizeof name, "attention_%s [%s]", what, path);
-    CHECK(name, p, TOL);
+    CHECK(name, p, tol);
 }
 
-/* path: the CUDA path of the (T,T) training shape, "gemm" or "flash" */
-static void test_attention(const char *path, int B, int T, int H, int KV, int hd)
+/* path: the CUDA path of the (T,T) training shape, "gemm", "flash" or "tc"
+ * (bf16 mode's tensor cores); the decode step and the continuation (q_off >
+ * 0) never take "tc", they take the GEMM path (in bf16 mode its cuBLAS
+ * products round their operands to bf16 too, hence the same tol) */
+static void test_attention(const char *path, int B, int T, int H, int KV, int hd, double tol)
 {
+    const char *cont = strcmp(path, "tc") == 0 ? "gemm" : path; /* the continuation's */
     size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KV * hd;
     struct pair q = pair_rand(nq, 1), k = pair_rand(nk, 1), v = pair_rand(nk, 1);
     struct pair o = pair_rand(nq, 1), lse = pair_rand((size_t)B * H * T, 1);
@@ -231,30 +240,30 @@ static void test_attention(const char *path, int B, int T, int H, int KV, int hd
     cpu->attention_fwd(o.c, lse.c, q.c, k.c, v.c, B, T, T, 0, H, KV, hd);
     gpu->attention_fwd(o.g, lse.g, q.g, k.g, v.g, B, T, T, 0, H, KV, hd);
     snprintf(name, sizeof name, "fwd T=%d H=%d/%d hd=%d", T, H, KV, hd);
-    check_attn(name, path, o);
-    check_attn("fwd lse", path, lse);
+    check_attn(name, path, o, tol);
+    check_attn("fwd lse", path, lse, tol);
     cpu->attention_bwd(dq.c, dk.c, dv.c, dout.c, q.c, k.c, v.c, o.c, lse.c, B, T, H, KV, hd);
     gpu->attention_bwd(dq.g, dk.g, dv.g, dout.g, q.g, k.g, v.g, o.g, lse.g, B, T, H, KV, hd);
-    check_attn("bwd dq", path, dq);
-    check_attn("bwd dk", path, dk);
-    check_attn("bwd dv", path, dv);
+    check_attn("bwd dq", path, dq, tol);
+    check_attn("bwd dk", path, dk, tol);
+    check_attn("bwd dv", path, dv, tol);
     /* a decode step: one query row at position T-1 over T keys, whose
      * (1,T) scores always take the GEMM path */
     struct pair o1 = pair_rand((size_t)B * H * hd, 1), l1 = pair_rand((size_t)B * H, 1);
     struct pair q1 = pair_rand((size_t)B * H * hd, 1);
     cpu->attention_fwd(o1.c, l1.c, q1.c, k.c, v.c, B, 1, T, T - 1, H, KV, hd);
     gpu->attention_fwd(o1.g, l1.g, q1.g, k.g, v.g, B, 1, T, T - 1, H, KV, hd);
-    check_attn("fwd decode", "gemm", o1);
-    check_attn("fwd decode lse", "gemm", l1);
+    check_attn("fwd decode", "gemm", o1, tol);
+    check_attn("fwd decode lse", "gemm", l1, tol);
     /* a continuation: Tc query rows at positions off.. over T keys, the last
-     * off of which no row sees (same path as the training shape) */
+     * off of which no row sees (the training shape's path, but gemm for tc) */
     const int off = T / 200 + 1, Tc = T - 2 * off;
     struct pair oc = pair_rand((size_t)B * Tc * H * hd, 1), lc = pair_rand((size_t)B * H * Tc, 1);
     struct pair qc = pair_rand((size_t)B * Tc * H * hd, 1);
     cpu->attention_fwd(oc.c, lc.c, qc.c, k.c, v.c, B, Tc, T, off, H, KV, hd);
     gpu->attention_fwd(oc.g, lc.g, qc.g, k.g, v.g, B, Tc, T, off, H, KV, hd);
-    check_attn("fwd q_off", path, oc);
-    check_attn("fwd q_off lse", path, lc);
+    check_attn("fwd q_off", cont, oc, tol);
+    check_attn("fwd q_off lse", cont, lc, tol);
     struct pair *all[] = {&q, &k, &v, &o, &lse, &dq, &dk, &dv, &dout, &o1, &l1, &q1,
                           &oc, &lc, &qc};
     for (int i = 0; i < 15; i++)
@@ -330,20 +339,27 @@ static void test_elementwise(void)
      * than the device's blocks, and a block range that leaves each thread a
      * tail of 1 to 3 elements beyond its unrolled loads */
     const size_t lens[] = {n, 5, 1024 * 1027 + 333};
-    for (int t = 0; t < 3; t++) {
-        struct pair w = pair_rand(lens[t], 1);
+    for (int t = 0; t < 6; t++) { /* sumsq_add, then dot_add (w . u) */
+        const size_t len = lens[t % 3];
+        struct pair w = pair_rand(len, 1), u = pair_rand(len, 1);
         double sc = 0.0, sg = 0.0, *acc = gpu->alloc(sizeof *acc);
         gpu->zero(acc, sizeof *acc);
-        cpu->sumsq_add(&sc, w.c, lens[t]);
-        cpu->sumsq_add(&sc, w.c, lens[t]);
-        gpu->sumsq_add(acc, w.g, lens[t]);
-        gpu->sumsq_add(acc, w.g, lens[t]);
+        for (int k = 0; k < 2; k++) {
+            if (t < 3) {
+                cpu->sumsq_add(&sc, w.c, len);
+                gpu->sumsq_add(acc, w.g, len);
+            } else {
+                cpu->dot_add(&sc, w.c, u.c, len);
+                gpu->dot_add(acc, w.g, u.g, len);
+            }
+        }
         gpu->download(&sg, acc, sizeof sg);
         gpu->free(acc);
-        double rel = fabs(sc - sg) / sc;
+        double rel = fabs(sc - sg) / fabs(sc);
         pair_free(&w);
+        pair_free(&u);
         char name[64];
-        snprintf(name, sizeof name, "sumsq n=%zu", lens[t]);
+        snprintf(name, sizeof name, "%s n=%zu", t < 3 ? "sumsq" : "dot", len);
         printf("%s %-28s rel %.3e tol 1e-12\n", rel <= 1e-12 ? "PASS" : "FAIL", name, rel);
         failures += !(rel <= 1e-12);
     }
@@ -792,6 +808,13 @@ int main(int argc, char **argv)
         test_matmul(37, 53, 129, 0, 1e-4);  /* operands rounded by cuBLAS */
         test_matmul(300, 260, 264, 3, 1e-4); /* rounded by our kernel first */
         test_matmul_bf16(1e-4);
+        /* the tensor-core attention path: q, k, v, dout, P and dS rounded to
+         * bf16 (relative error up to 2^-8, about 2^-9 rms, each), sums in
+         * fp32; the dot products' relative errors add up to an nmse of about
+         * 1e-5 in dq, dk (three roundings deep), less in out and dv */
+        test_attention("tc", 1, 512, 32, 32, 128, 1e-4); /* the 7B shape */
+        test_attention("tc", 2, 77, 4, 2, 64, 1e-4);     /* tails, GQA */
+        test_attention("tc", 1, 300, 8, 2, 128, 1e-4);   /* tails, groups of 4 */
         printf("%s: %d failed\n", failures ? "FAIL" : "PASS", failures);
         return failures ? 1 : 0;
     }
@@ -801,10 +824,10 @@ int main(int argc, char **argv)
     test_embedding();
     test_rmsnorm();
     test_rope();
-    test_attention("gemm", 2, 77, 4, 2, 64);
-    test_attention("gemm", 1, 130, 8, 8, 128);
-    test_attention("gemm", 2, 40, 8, 4, 8);
-    test_attention("flash", 1, 2100, 2, 1, 64); /* 2100^2 floats > 16 MiB */
+    test_attention("gemm", 2, 77, 4, 2, 64, TOL);
+    test_attention("gemm", 1, 130, 8, 8, 128, TOL);
+    test_attention("gemm", 2, 40, 8, 4, 8, TOL);
+    test_attention("flash", 1, 2100, 2, 1, 64, TOL); /* 2100^2 floats > 16 MiB */
     test_swiglu();
     test_crossentropy();
     test_elementwise();

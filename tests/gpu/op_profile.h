@@ -23,7 +23,7 @@
 
 enum prof_op {
     P_MATMUL, P_EMBED_F, P_EMBED_B, P_RMS_F, P_RMS_B, P_ROPE_F, P_ROPE_B, P_ATT_F,
-    P_ATT_B, P_SWIGLU_F, P_SWIGLU_B, P_CE, P_ADD, P_COPY, P_ZERO, P_SUMSQ, P_SCALE,
+    P_ATT_B, P_SWIGLU_F, P_SWIGLU_B, P_CE, P_ADD, P_COPY, P_ZERO, P_SUMSQ, P_DOT, P_SCALE,
     P_ADAM, P_UPDATE, P_BF16_EXPAND, P_BF16_ROUND, P_MATMUL_BF16, P_EMBED_F_BF16,
     P_ADAMW_BF16, P_ADD_ROUND, P_COUNT
 };
@@ -31,7 +31,7 @@ enum prof_op {
 static const char *const prof_names[P_COUNT] = {
     "matmul", "embedding_fwd", "embedding_bwd", "rmsnorm_fwd", "rmsnorm_bwd", "rope_fwd",
     "rope_bwd", "attention_fwd", "attention_bwd", "swiglu_fwd", "swiglu_bwd",
-    "crossentropy_fwd_bwd", "add_inplace", "copy", "zero", "sumsq_add", "scale",
+    "crossentropy_fwd_bwd", "add_inplace", "copy", "zero", "sumsq_add", "dot_add", "scale",
     "adam_direction", "apply_update", "bf16_expand", "bf16_round", "matmul_bf16",
     "embedding_fwd_bf16", "adamw_bf16", "bf16_add_round"};
 
@@ -176,6 +176,12 @@ static void prof_sumsq_add(double *acc, const float *x, size_t n)
     prof.real->sumsq_add(acc, x, n);
     PROF_END(P_SUMSQ);
 }
+static void prof_dot_add(double *acc, const float *x, const float *y, size_t n)
+{
+    PROF_BEGIN;
+    prof.real->dot_add(acc, x, y, n);
+    PROF_END(P_DOT);
+}
 static void prof_scale(float *x, size_t n, float a)
 {
     PROF_BEGIN;
@@ -245,6 +251,7 @@ static struct backend op_profile_wrap(const struct backend *be, float *word)
     w.copy = prof_copy;
     w.zero = prof_zero;
     w.sumsq_add = prof_sumsq_add;
+    w.dot_add = prof_dot_add;
     w.scale = prof_scale;
     w.adam_direction = prof_adam;
     w.apply_update = prof_update;

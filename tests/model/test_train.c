@@ -19,7 +19,8 @@
  *   - per-block sampling frequencies follow the probabilities (gamma 1);
  *   - a loss-masked dataset (Alpaca records, only the responses trained)
  *     trains: its held-out masked loss drops;
- *   - streamed GaLore gradients (grad_accum 1) match accumulated ones;
+ *   - streamed GaLore gradients (grad_accum 1) match accumulated ones, also
+ *     when taken from their factors (few token rows a step);
  *   - staggered refreshes spread GaLore's projector refreshes over steps;
  *   - bf16 storage (bf16_weights): losses within 2% of the fp32 run's, memory
  *     as planned, BF16 tensors in the checkpoint, lora merged into the
@@ -572,6 +573,80 @@ static void test_streamed_gradients(void)
     }
 }
 
+/* Sums of squares from Grams (dot_add), counted: each is one linear layer
+ * whose projected gradient came from its factors. */
+static int factored_pieces;
+
+static void counting_dot_add(double *acc, const float *x, const float *y, size_t n)
+{
+    factored_pieces++;
+    backend_cpu()->dot_add(acc, x, y, n);
+}
+
+/* Streamed GaLore at 16 token rows a step (2 windows of 8), few enough
+ * that between refreshes (gap 3) each linear layer's projected gradient and
+ * sum of squares come from its factors dY and X: the losses and clipped
+ * gradient norms (clipping at 0.05 engages) match those of the run that
+ * accumulates two windows a step, which forms every gradient. Rank 4, below
+ * the rows a step: at rank 16 a gradient of 16 rows may have a smaller rank
+ * than its projector, whose extra directions are then arbitrary and Adam
+ * scales their rounding noise up (streaming alone then moves the losses by
+ * 3e-4, factors or not). */
+static void test_factored_projections(void)
+{
+    const enum method meths[] = {METHOD_OWLORE, METHOD_GALORE};
+    enum { T = 8, STEPS = 8 };
+    static int ids[64 * (T + 1)]; /* windows of 9 tokens carved from the stream */
+    for (int i = 0; i < 64; i++)
+        memcpy(ids + i * (T + 1), windows.ids + i * (SEQ + 1), sizeof(int) * (T + 1));
+    struct token_windows tiny = {ids, 64, T, NULL};
+    struct backend counting = *backend_cpu();
+    counting.dot_add = counting_dot_add;
+    for (size_t k = 0; k < sizeof meths / sizeof meths[0]; k++) {
+        char name[96], out[4200];
+        static struct recorder rec[2];
+        int pieces[2];
+        memset(rec, 0, sizeof rec);
+        snprintf(name, sizeof name, "factored_projections_match_formed_gradients_%s",
+                 method_name(meths[k]));
+        test_begin(name);
+        for (int acc = 0; acc < 2; acc++) {
+            struct recipe r;
+            struct model m;
+            recipe_small(&r, meths[k]);
+            r.seq_len = T;
+            r.max_steps = STEPS;
+            r.galore.update_proj_gap = 3;
+            r.galore.rank = 4;
+            r.max_grad_norm = 0.05f;
+            r.batch_size = acc ? 1 : 2;
+            r.grad_accum = acc ? 2 : 1;
+            snprintf(out, sizeof out, "%s/factors-%s-%d", tmp_root, method_name(meths[k]), acc);
+            factored_pieces = 0;
+            CHECK(copy_base(&m) == 0);
+            m.be = &counting;
+            CHECK(run(&m, &r, out, NULL, &rec[acc], NULL, &tiny) == TRAIN_DONE);
+            pieces[acc] = factored_pieces;
+            model_free(&m);
+        }
+        double worst = 0, worst_norm = 0;
+        for (int s = 1; s <= STEPS; s++) {
+            double d = fabs(rec[0].loss[s] - rec[1].loss[s]) / rec[1].loss[s];
+            double dn = fabs(rec[0].grad_norm[s] - rec[1].grad_norm[s]) / rec[1].grad_norm[s];
+            worst = d > worst ? d : worst;
+            worst_norm = dn > worst_norm ? dn : worst_norm;
+        }
+        printf("     %s: %d layers from factors; largest step loss difference %.2e, "
+               "gradient norm %.2e (norm at step 2: %.4f)\n", method_name(meths[k]), pieces[0],
+               worst, worst_norm, rec[1].grad_norm[2]);
+        CHECK(pieces[0] > 0 && pieces[1] == 0);
+        CHECK(rec[1].grad_norm[2] > 0.05f);
+        CHECK_MSG(worst < 1e-4, "losses differ by up to %.2e", worst);
+        CHECK_MSG(worst_norm < 1e-4, "gradient norms differ by up to %.2e", worst_norm);
+        test_end();
+    }
+}
+
 /* Projector refreshes per optimizer step, counted by a CPU backend whose
  * lowrank_basis notes the step the recorder is in. */
 static struct recorder *counting_rec;
@@ -1066,6 +1141,7 @@ int main(int argc, char **argv)
     test_out_of_memory_message();
     test_activation_checkpointing();
     test_streamed_gradients();
+    test_factored_projections();
     test_staggered_refreshes();
     test_bf16_weights();
     test_bf16_unstreamed_steps();

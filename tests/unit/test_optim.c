@@ -21,6 +21,9 @@
  *                       give equal bases
  *   failure             a NaN gradient: with a previous P it is kept, without
  *                       one the step fails with a message and changes nothing
+ *   factored_projection R from the factors dY, X of G = dY^T X equals
+ *                       project(G) on both sides between refreshes; when the
+ *                       factored way is chosen
  *   galore_torch        every weight after every step of galore-torch 1.0
  *                       GaLoreAdamW (fixtures from tests/ref/
  *                       make_optimizer_fixtures.py) within 1e-5 relative
@@ -756,6 +759,57 @@ static void test_galore_torch(void)
     test_end();
 }
 
+/* Between refreshes, R from the factors dY (N, rows), X (N, cols) equals
+ * project(dY^T X) on both sides, and the factored way is chosen when it is
+ * cheaper and fits the scratch. */
+static void test_factored_projection(void)
+{
+    static const int shapes[2][2] = {{48, 30}, {30, 52}}; /* right, left */
+    const int N = 7, rank = 5;
+    const struct galore_hparams gh = {.rank = rank, .update_proj_gap = 10, .scale = 1.0f,
+                                      .svd_method = 0};
+    test_begin("factored_projection");
+    for (int c = 0; c < 2; c++) {
+        const int rows = shapes[c][0], cols = shapes[c][1];
+        struct optim_state s;
+        unsigned long long seed = 3;
+        float *G0 = randn_alloc((size_t)rows * cols, 1.0);
+        float *dy = randn_alloc((size_t)N * rows, 1.0), *x = randn_alloc((size_t)N * cols, 1.0);
+        float *G = malloc(sizeof(float) * rows * cols);
+        float *R = malloc(sizeof(float) * optim_scratch_floats(rows, cols, rank));
+        float *Rf = malloc(sizeof(float) * optim_scratch_floats(rows, cols, rank));
+        float *tmp = malloc(sizeof(float) * N * rank);
+        CHECK(optim_state_init(&s, be, rows, cols, rank) == 0);
+        CHECK(s.side == c);
+        CHECK(optim_refresh_due(&s, &gh));
+        CHECK(optim_project(&s, G0, R, &gh, &seed, err, sizeof err) == 0); /* P from G0 */
+        s.step = 1;
+        CHECK(!optim_refresh_due(&s, &gh));
+        be->matmul(1, 0, rows, cols, N, 1.0f, dy, rows, x, cols, 0.0f, G, cols);
+        CHECK(optim_project(&s, G, R, &gh, &seed, err, sizeof err) == 0);
+        CHECK(s.refreshes == 1);
+        optim_project_factors(&s, dy, x, N, Rf, tmp);
+        size_t n = optim_scratch_floats(rows, cols, rank);
+        double e = rel_err_f(Rf, R, n);
+        CHECK_MSG(e < 1e-5, "(%d, %d): factored R off by %.3g", rows, cols, e);
+        /* chosen: cheaper at N = 7 and fits 2 N^2 + N r floats, not at N = 60
+         * (dearer) or with a scratch one float short */
+        CHECK(optim_use_factors(rows, cols, rank, N, 2 * N * N + N * rank));
+        CHECK(!optim_use_factors(rows, cols, rank, N, 2 * N * N + N * rank - 1));
+        CHECK(!optim_use_factors(rows, cols, rank, 60, 1 << 20));
+        CHECK(!optim_use_factors(rows, cols, 0, N, 1 << 20));
+        optim_state_free(&s);
+        free(G0);
+        free(dy);
+        free(x);
+        free(G);
+        free(R);
+        free(Rf);
+        free(tmp);
+    }
+    test_end();
+}
+
 int main(void)
 {
     be = backend_cpu();
@@ -768,5 +822,6 @@ int main(void)
     test_range_finder();
     test_failure();
     test_galore_torch();
+    test_factored_projection();
     return test_finish();
 }
