@@ -19,7 +19,8 @@
  * in this fp32 mode, and with the argument bf16-products under
  * OWLORE_CUDA_MATH=bf16 (operands rounded to bf16 on tensor cores) alone,
  * to nmse 1e-4, beside matmul on a small product (its operands rounded
- * inside cuBLAS) and a large one (rounded by our kernel first), and
+ * inside cuBLAS) and a large one (rounded by our kernel first), both also
+ * with a long K split into slices, a Gram (one operand rounded once), and
  * attention on that mode's tensor-core path (attention_tc.cu: the training
  * shape at head widths 64 and 128, the 7B shape among them; its decode and
  * continuation checks take the GEMM path, whose products round to bf16 in
@@ -124,6 +125,19 @@ static void test_matmul(int M, int N, int K, int pad, double tol)
             pair_free(&B);
             pair_free(&C);
         }
+}
+
+/* a Gram A A^T (M,M) of A (M,K), the one array passed as both operands */
+static void test_gram(int M, int K, double tol)
+{
+    struct pair A = pair_rand((size_t)M * K, 1), C = pair_rand((size_t)M * M, 1);
+    cpu->matmul(0, 1, M, M, K, 1.0f, A.c, K, A.c, K, 0.0f, C.c, M);
+    gpu->matmul(0, 1, M, M, K, 1.0f, A.g, K, A.g, K, 0.0f, C.g, M);
+    char name[64];
+    snprintf(name, sizeof name, "matmul gram %dx%d", M, K);
+    CHECK(name, C, tol);
+    pair_free(&A);
+    pair_free(&C);
 }
 
 /* matmul_bf16 on the same bf16 weights (random patterns of [-1, 1)) */
@@ -807,6 +821,9 @@ int main(int argc, char **argv)
         }
         test_matmul(37, 53, 129, 0, 1e-4);  /* operands rounded by cuBLAS */
         test_matmul(300, 260, 264, 3, 1e-4); /* rounded by our kernel first */
+        test_matmul(64, 40, 5000, 1, 1e-4);  /* K split, rounded by cuBLAS */
+        test_matmul(300, 280, 9000, 2, 1e-4); /* K split, rounded by our kernel */
+        test_gram(512, 4100, 1e-4);          /* one operand rounded once, K split */
         test_matmul_bf16(1e-4);
         /* the tensor-core attention path: q, k, v, dout, P and dS rounded to
          * bf16 (relative error up to 2^-8, about 2^-9 rms, each), sums in
@@ -820,6 +837,8 @@ int main(int argc, char **argv)
     }
     test_matmul(37, 53, 129, 0, TOL);
     test_matmul(300, 260, 264, 3, TOL);
+    test_matmul(64, 40, 4100, 1, TOL); /* K split into 4 slices, the last shorter */
+    test_gram(512, 4100, TOL);
     test_matmul_bf16(TOL);
     test_embedding();
     test_rmsnorm();
