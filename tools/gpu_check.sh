@@ -34,7 +34,8 @@
 #       kernel rounding them first, and the attention forward and backward
 #       in bf16 mode (gpu_step_parts). Then the other rows: OwLore
 #       without checkpointing in bf16, both at micro-batch 4 x 512 too
-#       (rows @4: how the step's efficiency grows with its tokens), with
+#       (rows @4: how the step's efficiency grows with its tokens; `full`
+#       in bf16 at 4 x 512 too, on an H200), with
 #       checkpointing and bf16 weights
 #       on TF32 products, and every method in fp32 on TF32 products, last
 #       `full` in bf16 (about 95 GB: an H200, not an H100). bf16 runs have
@@ -135,7 +136,7 @@ keep
 
 echo "== (c) 7B-shaped benchmark (cuda): the other rows"
 for run in owlore+bf16+bf16mm owlore+ckpt+bf16+bf16mm@4 owlore+bf16+bf16mm@4 owlore+ckpt+bf16 \
-    owlore+ckpt owlore owlore_full_rank lisa galore full full+bf16+bf16mm; do
+    owlore+ckpt owlore owlore_full_rank lisa galore full full+bf16+bf16mm full+bf16+bf16mm@4; do
     bench $run
 done
 

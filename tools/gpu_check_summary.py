@@ -62,7 +62,7 @@ print("\n%-26s %9s %7s %9s %9s %6s %8s %8s  %s" % ("method (7B)", "tokens/s", "M
       "peak GB", "plan GB", "plan/m", "refresh", "1st", "note"))
 for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+bf16+bf16mm", "owlore+ckpt+bf16+bf16mm@4",
              "owlore+bf16+bf16mm@4", "full+bf16+bf16mm", "owlore+ckpt+bf16", "owlore+ckpt",
-             "owlore", "owlore_full_rank", "lisa", "galore", "full"):
+             "owlore", "owlore_full_rank", "lisa", "galore", "full", "full+bf16+bf16mm@4"):
     b = load(f"{tmp}/bench-{meth}.json")
     tps = b.get("tokens_per_s", 0.0)
     mfu = tps * b.get("flops_per_token", 0.0) / peak
