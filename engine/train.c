@@ -87,6 +87,11 @@ struct run {
     size_t proj_block, proj_off[PIECES];
     int stream_failed;
     char stream_err[512];
+    /* the input whose Gram X X^T stream_factors left in the scratch: block
+     * gram_l's at step gram_step (q, k and v share theirs, gate and up) */
+    const float *gram_x;
+    int gram_l;
+    long gram_step;
     int *tokens, *targets;     /* (B, T) */
     int *order;                /* (n_train) this epoch's window order */
     long steps_per_epoch, total_steps;
@@ -445,7 +450,9 @@ static void stream_piece(void *ctx, int l, int p)
  * linear layer p of block l from its factors dY (N, rows), X (N, cols)
  * when that is cheaper than forming G and fits the scratch (which backward
  * leaves unused): |G|^2 = sum (dY dY^T) o (X X^T) into the step's sum of
- * squares, R by optim_project_factors. 0 leaves the piece to stream_piece. */
+ * squares, R by optim_project_factors. The linear layers that read the same
+ * input (q, k, v; gate, up) come one after the other in backward and share
+ * its Gram, computed once. 0 leaves the piece to stream_piece. */
 static int stream_factors(void *ctx, int l, int p, const float *dy, const float *x, int N)
 {
     struct run *run = ctx;
@@ -467,7 +474,12 @@ static int stream_factors(void *ctx, int l, int p, const float *dy, const float 
         return 0;
     float *gy = run->scratch, *gx = gy + grams; /* (N, N) each */
     be->matmul(0, 1, N, N, w.rows, 1.0f, dy, w.rows, dy, w.rows, 0.0f, gy, N);
-    be->matmul(0, 1, N, N, w.cols, 1.0f, x, w.cols, x, w.cols, 0.0f, gx, N);
+    if (x != run->gram_x || l != run->gram_l || run->ts.step != run->gram_step) {
+        be->matmul(0, 1, N, N, w.cols, 1.0f, x, w.cols, x, w.cols, 0.0f, gx, N);
+        run->gram_x = x;
+        run->gram_l = l;
+        run->gram_step = run->ts.step;
+    }
     be->dot_add(run->grad_sumsq, gy, gx, grams);
     optim_project_factors(s, dy, x, N,
                           run->projected + (size_t)active_index(run, l) * run->proj_block +
