@@ -26,6 +26,8 @@
  * layer's gradient as its two factors instead, and then it is never formed.
  * LoRA adapters (m->lora) add their input gradient to each linear layer's
  * and accumulate their own gradients; with adapters every block is walked.
+ * g->blocks_only makes a second pass over the same micro-batch that
+ * touches the blocks' gradients alone.
  */
 #include <string.h>
 
@@ -84,7 +86,7 @@ static void clear_written_gain(const struct backend *be, const struct model_grad
 static int lowest_needed_layer(const struct model *m, const struct model_grads *g)
 {
     const struct model_config *c = &m->cfg;
-    if (g->g.embed || g->embed_rows || m->lora)
+    if (!g->blocks_only && (g->g.embed || g->embed_rows || m->lora))
         return 0;
     for (int l = 0; l < c->n_layers; l++)
         if (g->g.blocks[l])
@@ -105,7 +107,8 @@ void model_backward(const struct model *m, struct activations *a,
     const float wbeta = overwrites(g) ? 0.0f : 1.0f; /* weight-gradient products */
 
     be->zero(dres, (size_t)N * D * sizeof(float));
-    be->rmsnorm_bwd(dres, g->g.final_norm, dn, LAYER(a->resid, c->n_layers, D),
+    be->rmsnorm_bwd(dres, g->blocks_only ? NULL : g->g.final_norm, dn,
+                    LAYER(a->resid, c->n_layers, D),
                     m->w.final_norm, a->final_rstd, N, D);
 
     for (int l = c->n_layers - 1; l >= lowest; l--) {
@@ -113,8 +116,9 @@ void model_backward(const struct model *m, struct activations *a,
         struct block_weights gw = grad_view(c, g, l);
         const int train = g->g.blocks[l] != NULL;
         /* checkpointed: block l's internals again, from its saved input (the
-         * last block's are still there from the forward pass) */
-        if (a->checkpointed && l < c->n_layers - 1)
+         * last block's are still there from the forward pass, unless this
+         * is a second pass) */
+        if (a->checkpointed && (l < c->n_layers - 1 || g->blocks_only))
             model_block_forward(m, a, l, B, T);
         const int s = a->checkpointed ? 0 : l; /* the slot of its internals */
         float *x = LAYER(a->resid, l, D), *mid = LAYER(a->resid_mid, s, D);
@@ -177,6 +181,8 @@ void model_backward(const struct model *m, struct activations *a,
         if (train)
             done(g, l, 0);
     }
+    if (g->blocks_only)
+        return;
     if (g->g.embed) {
         be->embedding_bwd(g->g.embed, tokens, dres, N, D);
     } else if (g->embed_rows && g->embed_n + (size_t)N <= g->embed_cap) {

@@ -102,6 +102,11 @@ struct model_grads {
      * 0, the gains from zero), so their slots need no zeroing before it
      * (grads_zero_except_blocks). Streamed gradients are always written. */
     int overwrite;
+    /* 1 for a second backward pass over the same micro-batch (train.c's
+     * update pass with update_in_backward): the blocks only, leaving the
+     * final norm's and the embedding's gradients as the first pass made
+     * them, and stopping at the lowest trainable block. */
+    int blocks_only;
 };
 
 struct activations {

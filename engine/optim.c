@@ -189,17 +189,36 @@ static double effective_rank(int rows, int cols, int rank)
     return r;
 }
 
+/* the factored way's FLOPs at effective rank r (0: the Grams alone) */
+static double factored_flops(int rows, int cols, double r, int N)
+{
+    return 2.0 * N * ((double)N + r) * ((double)rows + cols);
+}
+
 double optim_flops_from_factors(int rows, int cols, int rank, int N)
 {
-    return 2.0 * N * ((double)N + effective_rank(rows, cols, rank)) * ((double)rows + cols);
+    return factored_flops(rows, cols, effective_rank(rows, cols, rank), N);
+}
+
+/* 1 when the factored way at effective rank r (0: the sum of squares
+ * alone) takes fewer FLOPs than G's product and its projection and fits
+ * the scratch */
+static int factors_cheaper(int rows, int cols, double r, int N, size_t scratch_floats)
+{
+    const double from_gradient = 2.0 * ((double)N + r) * rows * cols;
+    return 2.0 * N * N + N * r <= (double)scratch_floats &&
+           factored_flops(rows, cols, r, N) < from_gradient;
 }
 
 int optim_use_factors(int rows, int cols, int rank, int N, size_t scratch_floats)
 {
     const double r = effective_rank(rows, cols, rank);
-    const double from_gradient = 2.0 * ((double)N + r) * rows * cols;
-    return r > 0 && 2.0 * N * N + N * r <= (double)scratch_floats &&
-           optim_flops_from_factors(rows, cols, rank, N) < from_gradient;
+    return r > 0 && factors_cheaper(rows, cols, r, N, scratch_floats);
+}
+
+int optim_norm_from_factors(int rows, int cols, int N, size_t scratch_floats)
+{
+    return factors_cheaper(rows, cols, 0, N, scratch_floats);
 }
 
 /* The projected step's Adam direction N, in place in R, and the factor

@@ -118,6 +118,11 @@ int optim_use_factors(int rows, int cols, int rank, int N, size_t scratch_floats
  * cols), and the Grams dY dY^T and X X^T, whose elementwise product sums to
  * |G|^2, 2 N^2 (rows + cols). */
 double optim_flops_from_factors(int rows, int cols, int rank, int N);
+/* 1 when the sum of squares alone of a (rows, cols) gradient over N token
+ * rows (update_in_backward's norm pass) takes fewer FLOPs from the Grams
+ * than from G's product, 2 N^2 (rows + cols) < 2 N rows cols, and the two
+ * Grams fit a scratch of scratch_floats (2 N^2). */
+int optim_norm_from_factors(int rows, int cols, int N, size_t scratch_floats);
 
 /* The same three for weights stored in bf16 (model_bf16.c): each updates w
  * in fp32 and rounds it back stochastically, element i of w drawing its

@@ -22,7 +22,8 @@
  *                gradients (recipe_streams_gradients) one slot of the largest
  *                linear layer instead of the blocks' (grads_streamed_floats),
  *                plus the projected gradients of every trained block
- *                (grads_projected_block_floats); the released code's pure
+ *                (grads_projected_block_floats), or, with update_in_backward,
+ *                nothing else (each tensor steps in backward); the released code's pure
  *                bf16 keeps every trained block's full gradient
  *   optimizer    per trained tensor optim_state_floats(rows, cols, rank):
  *                AdamW for the embedding/head/final norm and the RMSNorm
@@ -32,7 +33,8 @@
  *                once every block has been visited)
  *   activations  fp32: the CPU engine's real buffers (model_activation_floats;
  *                with checkpoint_activations, block inputs for every layer and
- *                the internals of one).
+ *                the internals of one), and with update_in_backward's two
+ *                passes the saved gradient of the final norm's output (B*T*D).
  *                bf16 (GPU, per-block gradient checkpointing, flash
  *                attention, section 9), in bytes:
  *                  B*T * (L*D*2            stored bf16 block inputs
@@ -42,7 +44,7 @@
  *                                           classifier is chunked, so this
  *                                           stops growing with B*T)
  *   workspace    fp32/CPU: optimizer scratch for the largest need of any
- *                tensor (optim_scratch_floats, as the trainer sizes it)
+ *                tensor (plan_scratch_floats, as the trainer sizes it)
  *                + 64 MiB for OpenBLAS/OpenMP thread buffers (OpenBLAS
  *                allocates a 32-64 MB GEMM buffer) + 16 MiB process baseline
  *                (code, libc, OpenBLAS, jansson).
@@ -61,6 +63,9 @@
  * takes a streamed GaLore linear layer's gradient from its factors when
  * that is cheaper (small batches), and its 2 rows cols a token become the
  * factored way's (optim_use_factors); the figure counts that steady state.
+ * Work repeated only to save memory is not counted (model FLOPs, as PaLM's
+ * MFU): checkpointing's second forward of each block, update_in_backward's
+ * norm pass (a second backward through the blocks, with clipping).
  * Throughput = FLOPs per token / a sustained rate:
  *   fp32 CPU  150 GFLOP/s: bench_train_step on the 2-core AVX-512 Xeon
  *             this engine is developed on measured 155-164 GFLOP/s for the
@@ -94,9 +99,7 @@ static double block_state(const struct model_config *c, int rank)
     return state;
 }
 
-/* Optimizer scratch (floats) as the trainer sizes it: for the largest need
- * over every tensor of the model, trained now or not. */
-static size_t max_scratch(const struct model_config *c, int rank)
+size_t plan_scratch_floats(const struct model_config *c, const struct recipe *r, int N)
 {
     size_t s = optim_scratch_floats(c->vocab_size, c->dim, 0), t;
     if ((t = optim_scratch_floats(c->dim, 0, 0)) > s)
@@ -104,7 +107,11 @@ static size_t max_scratch(const struct model_config *c, int rank)
     for (int id = 0; id < LIN_COUNT; id++) {
         int rows, cols;
         model_linear_offset(c, (enum linear_id)id, &rows, &cols);
-        if ((t = optim_scratch_floats(rows, cols, rank)) > s)
+        if ((t = optim_scratch_floats(rows, cols, r->galore.rank)) > s)
+            s = t;
+        t = 2 * (size_t)N * N; /* the norm pass's Grams */
+        if (recipe_backward_passes(r) == 2 && optim_norm_from_factors(rows, cols, N, t) &&
+            t > s)
             s = t;
     }
     return s;
@@ -123,7 +130,7 @@ static double factored_savings(const struct model_config *c, const struct recipe
     for (int id = 0; id < LIN_COUNT; id++) {
         int rows, cols;
         model_linear_offset(c, (enum linear_id)id, &rows, &cols);
-        if (optim_use_factors(rows, cols, r->galore.rank, N, max_scratch(c, r->galore.rank)))
+        if (optim_use_factors(rows, cols, r->galore.rank, N, plan_scratch_floats(c, r, N)))
             saved += 2.0 * rows * cols - optim_flops_from_factors(rows, cols, r->galore.rank, N) / N;
     }
     return saved;
@@ -150,7 +157,9 @@ void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
         if (recipe_streams_gradients(r)) /* one full-size tensor, the rest projected */
             n_grad_mem = (double)grads_streamed_floats(cfg, r->freeze_embeddings, erows) +
                          (double)erows * D +
-                         (double)active * (double)grads_projected_block_floats(cfg, rank);
+                         (r->update_in_backward
+                              ? 0 /* or stepped in backward */
+                              : (double)active * (double)grads_projected_block_floats(cfg, rank));
     }
     double n_state = stateful * block_state(cfg, rank);
     if (!r->freeze_embeddings) { /* embedding (+ untied head) and final norm */
@@ -181,7 +190,9 @@ void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
     } else {
         p->activations =
             (double)model_activation_floats(cfg, B, T, r->checkpoint_activations) * 4;
-        p->workspace = (double)max_scratch(cfg, rank) * 4 + 64 * MIB + 16 * MIB;
+        if (recipe_backward_passes(r) == 2) /* the final norm output's gradient, saved */
+            p->activations += tokens * D * 4;
+        p->workspace = (double)plan_scratch_floats(cfg, r, B * T) * 4 + 64 * MIB + 16 * MIB;
         if (r->bf16_weights) /* a weight matrix widened for its product */
             p->workspace += (double)model_largest_linear(cfg) * 4;
     }

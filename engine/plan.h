@@ -32,6 +32,13 @@ struct plan {
     double tokens_per_s;     /* predicted */
 };
 
+/* The optimizer scratch (floats) the trainer allocates for cfg trained
+ * with r over N token rows a micro-batch: the largest need of any tensor of
+ * the model, trained now or not (optim_scratch_floats), and, with
+ * update_in_backward's norm pass, the Grams of a linear layer whose sum of
+ * squares comes from them (optim_norm_from_factors). */
+size_t plan_scratch_floats(const struct model_config *cfg, const struct recipe *r, int N);
+
 /* Fill p for cfg trained with r at micro-batch B x T. */
 void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
                   int T, enum plan_dtype dtype, struct plan *p);

@@ -216,6 +216,16 @@ int recipe_check(const struct recipe *r, int n_layers, char *err, size_t errlen)
         REFUSE("stagger_refreshes must be 0 or 1, got %d", r->stagger_refreshes);
     if (r->bf16_weights != 0 && r->bf16_weights != 1)
         REFUSE("bf16_weights must be 0 or 1, got %d", r->bf16_weights);
+    if (r->update_in_backward != 0 && r->update_in_backward != 1)
+        REFUSE("update_in_backward must be 0 or 1, got %d", r->update_in_backward);
+    if (r->update_in_backward && (method_low_rank(r->method) || r->method == METHOD_LORA))
+        REFUSE("update_in_backward is for the full-rank methods (full, lisa, "
+               "owlore_full_rank); method %s %s", mn,
+               r->method == METHOD_LORA ? "trains adapters only"
+                                        : "already streams its GaLore gradients");
+    if (r->update_in_backward && r->grad_accum != 1)
+        REFUSE("update_in_backward steps each tensor from one micro-batch's gradient; "
+               "grad_accum must be 1, got %d", r->grad_accum);
     if (!(a->beta1 >= 0 && a->beta1 < 1) || !(a->beta2 >= 0 && a->beta2 < 1))
         REFUSE("AdamW betas must lie in [0, 1), got %g and %g", (double)a->beta1,
                (double)a->beta2);
@@ -232,8 +242,9 @@ int recipe_check(const struct recipe *r, int n_layers, char *err, size_t errlen)
         REFUSE("warmup steps must be >= 0, got %d", r->warmup_steps);
     if (!(r->min_lr_ratio >= 0 && r->min_lr_ratio <= 1))
         REFUSE("min_lr_ratio must lie in [0, 1], got %g", (double)r->min_lr_ratio);
-    if (isnan(r->max_grad_norm))
-        REFUSE("max_grad_norm (clip) is not a number");
+    if (!(r->max_grad_norm >= 0))
+        REFUSE("max_grad_norm (clip) must be a number >= 0 (0: no clipping), got %g",
+               (double)r->max_grad_norm);
     if (r->freeze_embeddings != 0 && r->freeze_embeddings != 1)
         REFUSE("freeze_embeddings must be 0 or 1, got %d", r->freeze_embeddings);
     if (r->batch_size < 1)
@@ -257,7 +268,13 @@ int recipe_check(const struct recipe *r, int n_layers, char *err, size_t errlen)
 
 int recipe_streams_gradients(const struct recipe *r)
 {
-    return r->grad_accum == 1 && r->galore.rank > 0 && r->method != METHOD_LORA;
+    return r->grad_accum == 1 && r->method != METHOD_LORA &&
+           (r->galore.rank > 0 || r->update_in_backward);
+}
+
+int recipe_backward_passes(const struct recipe *r)
+{
+    return r->update_in_backward && r->max_grad_norm > 0 ? 2 : 1;
 }
 
 size_t recipe_sparse_embedding_rows(const struct recipe *r, const struct model_config *c, int B,

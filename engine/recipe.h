@@ -62,7 +62,7 @@ struct recipe {
     enum lr_schedule schedule;
     int warmup_steps;
     float min_lr_ratio;         /* floor of the decay, as a fraction of lr */
-    float max_grad_norm;        /* <= 0: no clipping */
+    float max_grad_norm;        /* 0: no clipping */
 
     int batch_size;             /* sequences per micro-batch */
     int grad_accum;             /* micro-batches per optimizer step */
@@ -76,6 +76,12 @@ struct recipe {
     int bf16_weights;           /* 1: block weights stored in bf16 (no fp32
                                    copy), each update rounded stochastically;
                                    gradients and optimizer state stay fp32 */
+    int update_in_backward;     /* 1 (full-rank methods, grad_accum 1): each
+                                   block tensor takes its AdamW step in
+                                   backward as soon as its gradient is
+                                   complete, so no block gradient is kept;
+                                   with clipping, a first backward pass finds
+                                   the gradient norm (recipe_backward_passes) */
     int max_steps;              /* optimizer steps (0: derived from epochs) */
     int epochs;
     unsigned long long seed;
@@ -100,11 +106,17 @@ int recipe_check(const struct recipe *r, int n_layers, char *err, size_t errlen)
  * 0 for lora (only its adapters train), gamma else. */
 int recipe_active_blocks(const struct recipe *r, int n_layers);
 
-/* 1 when the trainer projects each of a block's GaLore gradients as soon
- * as backward has computed it (train.c): one step per micro-batch
- * (grad_accum 1) and GaLore blocks (rank > 0). Full-size gradients then
+/* 1 when the trainer takes each of a block's gradients as soon as
+ * backward has computed it (train.c): one step per micro-batch (grad_accum
+ * 1) and GaLore blocks (rank > 0), whose gradients it projects, or
+ * update_in_backward, whose tensors it steps. Full-size gradients then
  * exist for one tensor at a time. */
 int recipe_streams_gradients(const struct recipe *r);
+
+/* Backward passes a step makes: 2 when update_in_backward clips (the first
+ * only sums the squares of the block gradients, the second steps each
+ * tensor with the clipping factor they gave), else 1. */
+int recipe_backward_passes(const struct recipe *r);
 
 struct model_config;
 /* Token positions of a step (B * T * grad_accum) whose rows of the

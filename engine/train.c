@@ -17,6 +17,19 @@
  * squares come from its two factors instead when that is cheaper (small
  * batches: stream_factors), and its gradient is never formed.
  *
+ * update_in_backward (full-rank methods): the same one slot, and each block
+ * tensor takes its AdamW step as soon as backward completes its gradient
+ * (update_piece), after the products that still read its weights. The
+ * embedding, final norm and head keep stored gradients and step after
+ * backward. With clipping, the step's first backward pass (norm_pass) only
+ * adds up the block gradients' squares, from the Grams where cheaper
+ * (norm_factors), the embedding's and the head's gradients being formed as
+ * usual; a second pass over the blocks (blocks_only, from the saved
+ * gradient of the final norm's output) steps each tensor scaled by the
+ * clipping factor, as the stored run would. Without clipping one pass does
+ * both, and a non-finite gradient fails the step after the tensors above it
+ * stepped (the job fails; its checkpoints are untouched).
+ *
  * bf16 storage (recipe bf16_weights, model_bf16.c): each tensor of an
  * active block, the embedding and the head step in place, updated in fp32
  * as they are read and rounded back stochastically with noise from (seed,
@@ -81,8 +94,14 @@ struct run {
      * tensor of the trained blocks passes through one slot; as backward
      * completes one, a linear layer's is projected into `projected` (the
      * j-th active block at j * proj_block floats, piece p at proj_off[p]),
-     * a gain's copied there, before the next tensor overwrites the slot */
-    int stream;
+     * a gain's copied there, before the next tensor overwrites the slot;
+     * with update_in_backward (fused) each is stepped instead */
+    int stream, fused;
+    int passes;                /* backward passes a step (recipe_backward_passes) */
+    int norm_pass;             /* 1 during the first of two */
+    float lr, clip_coef;       /* this step's rate and clipping factor (1: none) */
+    float *d_top;              /* (B*T, D) with two passes: the final norm
+                                * output's gradient, for the second */
     float *projected;
     size_t proj_block, proj_off[PIECES];
     int stream_failed;
@@ -305,7 +324,8 @@ static void sum_embedding_rows(struct run *run)
     run->m->be->embedding_bwd(run->embed_sums, run->embed_index, g->embed_rows, (int)n, (int)D);
 }
 
-/* Global L2 norm of every existing gradient; clip in place to max_norm. */
+/* Global L2 norm of every existing gradient; clip in place to max_norm
+ * (run->clip_coef: the factor, 1 when none). */
 static float clip_gradients(struct run *run)
 {
     const struct backend *be = run->m->be;
@@ -327,8 +347,10 @@ static float clip_gradients(struct run *run)
     be->download(&ss, run->grad_sumsq, sizeof ss); /* the step's one wait for it */
     float norm = (float)sqrt(ss);
     float max = run->r->max_grad_norm;
+    run->clip_coef = 1.0f;
     if (max > 0 && norm > max) {
         float coef = max / (norm + 1e-6f);
+        run->clip_coef = coef; /* for the blocks of a second backward pass */
         if (run->m->lora)
             lora_grad_scale(run->m->lora, coef);
         for (int i = 0; i < run->n_tensors; i++) {
@@ -337,7 +359,7 @@ static float clip_gradients(struct run *run)
             if (nt.data && !(run->stream && tensor_block(c, i, &piece) >= 0))
                 be->scale(nt.data, (size_t)nt.rows * (nt.cols ? nt.cols : 1), coef);
         }
-        if (run->stream) /* projection is linear: clip R instead of G */
+        if (run->projected) /* projection is linear: clip R instead of G */
             be->scale(run->projected, (size_t)run->ts.n_active * run->proj_block, coef);
         if (run->g.embed_rows)
             be->scale(run->embed_sums, run->n_distinct * (size_t)c->dim, coef);
@@ -446,23 +468,39 @@ static void stream_piece(void *ctx, int l, int p)
     }
 }
 
-/* model_backward's piece_factors when streaming: between refreshes, take
- * linear layer p of block l from its factors dY (N, rows), X (N, cols)
+/* Add |G|^2 = sum (dY dY^T) o (X X^T) of linear layer (l, rows, cols) to
+ * the step's sum of squares from its factors dY (N, rows), X (N, cols),
+ * the Grams in the scratch (2 N^2 floats). The linear layers that read the
+ * same input (q, k, v; gate, up) come one after the other in backward and
+ * share its Gram, computed once. */
+static void add_factor_sumsq(struct run *run, int l, int rows, int cols, const float *dy,
+                             const float *x, int N)
+{
+    const struct backend *be = run->m->be;
+    float *gy = run->scratch, *gx = gy + (size_t)N * N; /* (N, N) each */
+    be->matmul(0, 1, N, N, rows, 1.0f, dy, rows, dy, rows, 0.0f, gy, N);
+    if (x != run->gram_x || l != run->gram_l || run->ts.step != run->gram_step) {
+        be->matmul(0, 1, N, N, cols, 1.0f, x, cols, x, cols, 0.0f, gx, N);
+        run->gram_x = x;
+        run->gram_l = l;
+        run->gram_step = run->ts.step;
+    }
+    be->dot_add(run->grad_sumsq, gy, gx, (size_t)N * N);
+}
+
+/* model_backward's piece_factors when streaming GaLore: between refreshes,
+ * take linear layer p of block l from its factors dY (N, rows), X (N, cols)
  * when that is cheaper than forming G and fits the scratch (which backward
- * leaves unused): |G|^2 = sum (dY dY^T) o (X X^T) into the step's sum of
- * squares, R by optim_project_factors. The linear layers that read the same
- * input (q, k, v; gate, up) come one after the other in backward and share
- * its Gram, computed once. 0 leaves the piece to stream_piece. */
+ * leaves unused): its sum of squares by add_factor_sumsq, R by
+ * optim_project_factors. 0 leaves the piece to stream_piece. */
 static int stream_factors(void *ctx, int l, int p, const float *dy, const float *x, int N)
 {
     struct run *run = ctx;
-    const struct backend *be = run->m->be;
     const int i = 1 + PIECES * l + p;
     struct named_tensor w;
     if (run->stream_failed)
         return 1; /* the step fails anyway */
     model_tensor_at(&run->m->cfg, &run->m->w, i, &w);
-    const size_t grams = (size_t)N * N;
     if (!optim_use_factors(w.rows, w.cols, tensor_rank(run, i), N, run->scratch_floats))
         return 0;
     struct optim_state *s = tensor_state(run, i, run->stream_err, sizeof run->stream_err);
@@ -472,19 +510,28 @@ static int stream_factors(void *ctx, int l, int p, const float *dy, const float 
     }
     if (optim_refresh_due(s, &run->r->galore))
         return 0;
-    float *gy = run->scratch, *gx = gy + grams; /* (N, N) each */
-    be->matmul(0, 1, N, N, w.rows, 1.0f, dy, w.rows, dy, w.rows, 0.0f, gy, N);
-    if (x != run->gram_x || l != run->gram_l || run->ts.step != run->gram_step) {
-        be->matmul(0, 1, N, N, w.cols, 1.0f, x, w.cols, x, w.cols, 0.0f, gx, N);
-        run->gram_x = x;
-        run->gram_l = l;
-        run->gram_step = run->ts.step;
-    }
-    be->dot_add(run->grad_sumsq, gy, gx, grams);
+    add_factor_sumsq(run, l, w.rows, w.cols, dy, x, N);
     optim_project_factors(s, dy, x, N,
                           run->projected + (size_t)active_index(run, l) * run->proj_block +
                               run->proj_off[p],
-                          gx + grams);
+                          run->scratch + 2 * (size_t)N * N);
+    return 1;
+}
+
+/* model_backward's piece_factors with update_in_backward: in the norm pass
+ * a linear layer's sum of squares comes from its Grams when that is
+ * cheaper (optim_norm_from_factors) and G is never formed; the pass that
+ * steps forms every G. */
+static int norm_factors(void *ctx, int l, int p, const float *dy, const float *x, int N)
+{
+    struct run *run = ctx;
+    struct named_tensor w;
+    if (!run->norm_pass)
+        return 0;
+    model_tensor_at(&run->m->cfg, &run->m->w, 1 + PIECES * l + p, &w);
+    if (!optim_norm_from_factors(w.rows, w.cols, N, run->scratch_floats))
+        return 0;
+    add_factor_sumsq(run, l, w.rows, w.cols, dy, x, N);
     return 1;
 }
 
@@ -528,61 +575,97 @@ static int sparse_embedding_step(struct run *run, float lr, char *err, size_t er
     return 0;
 }
 
-/* Every trainable tensor's step. Streamed blocks step from their projected
- * gradients (a gain from its own, copied beside them). Tensors stored in
- * bf16 step through optim.h's *_bf16 functions, in place, with the noise
- * of (seed, step, block or table) from the tensor's first element in its
- * block or table; GaLore builds their update in the stage
- * (model_stage_piece). */
-static int optimizer_step(struct run *run, float lr, char *err, size_t errlen)
+/* Tensor i's step from its gradient grad, or, for a streamed GaLore block
+ * tensor, from its place `streamed` among the projected gradients (R of a
+ * linear layer, a gain's own gradient). Tensors stored in bf16 step
+ * through optim.h's *_bf16 functions, in place, with the noise of (seed,
+ * step, block or table) from the tensor's first element in its block or
+ * table; GaLore builds their update in the stage (model_stage_piece). */
+static int step_tensor(struct run *run, int i, float *grad, float *streamed, float lr,
+                       char *err, size_t errlen)
 {
     const struct model_config *c = &run->m->cfg;
     const struct adamw_hparams *h = &run->r->adamw;
     const struct galore_hparams *gh = &run->r->galore;
+    struct named_tensor w;
+    model_tensor_at(c, &run->m->w, i, &w);
+    int piece = 0, l = tensor_block(c, i, &piece);
+    struct optim_state *s = tensor_state(run, i, err, errlen);
+    if (!s)
+        return -1;
+    const size_t off = l >= 0 ? model_piece_offset(c, piece) : 0;
+    float *R = streamed && s->rank > 0 ? streamed : NULL;
+    if (streamed && !R)
+        grad = streamed;
+    unsigned short *w16 = tensor16(run, i, l, off);
+    const unsigned long long seed =
+        w16 ? rounding_seed(run, run->ts.step, l >= 0 ? l : c->n_layers + tensor_table(c, i)) +
+                  off
+            : 0;
+    float *delta = model_stage_piece(run->m);
+    char why[256];
+    int rc = 0;
+    if (R && w16)
+        optim_step_projected_bf16(s, w16, R, delta, h, gh, lr, seed);
+    else if (R)
+        optim_step_projected(s, w.data, R, h, gh, lr);
+    else if (w16)
+        rc = optim_step_bf16(s, w16, grad, run->scratch, delta, h, gh, lr, seed,
+                             &run->ts.linalg_rng, why, sizeof why);
+    else
+        rc = optim_step(s, w.data, grad, run->scratch, h, gh, lr, &run->ts.linalg_rng, why,
+                        sizeof why);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: %s", w.name, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* model_backward's piece_done with update_in_backward: tensor p of block l
+ * is complete in the slot. The norm pass adds its sum of squares; the pass
+ * that steps (adding it too when it is the only one) scales it by the
+ * clipping factor and steps it. A failure is kept for the step to report. */
+static void update_piece(void *ctx, int l, int p)
+{
+    struct run *run = ctx;
+    const int i = 1 + PIECES * l + p;
+    struct named_tensor gr;
+    if (run->stream_failed)
+        return;
+    model_tensor_at(&run->m->cfg, &run->g.g, i, &gr);
+    const size_t n = (size_t)gr.rows * (gr.cols ? gr.cols : 1);
+    float *grad = run->g.slots[0];
+    if (run->passes == 1 || run->norm_pass)
+        run->m->be->sumsq_add(run->grad_sumsq, grad, n);
+    if (run->norm_pass)
+        return;
+    if (run->clip_coef < 1.0f)
+        run->m->be->scale(grad, n, run->clip_coef);
+    if (step_tensor(run, i, grad, NULL, run->lr, run->stream_err, sizeof run->stream_err) != 0)
+        run->stream_failed = 1;
+}
+
+/* Every trainable tensor's step, but for the block tensors that stepped in
+ * backward (update_in_backward). Streamed GaLore blocks step from their
+ * projected gradients. */
+static int optimizer_step(struct run *run, float lr, char *err, size_t errlen)
+{
+    const struct model_config *c = &run->m->cfg;
     if (run->g.embed_rows && sparse_embedding_step(run, lr, err, errlen) != 0)
         return -1;
     for (int i = 0; i < run->n_tensors; i++) {
-        struct named_tensor w, gr;
-        model_tensor_at(c, &run->m->w, i, &w);
+        struct named_tensor gr;
         model_tensor_at(c, &run->g.g, i, &gr);
-        if (!gr.data)
-            continue;
         int piece = 0, l = tensor_block(c, i, &piece);
-        struct optim_state *s = tensor_state(run, i, err, errlen);
-        if (!s)
+        if (!gr.data || (run->fused && l >= 0))
+            continue;
+        float *streamed = run->projected && l >= 0
+                              ? run->projected + (size_t)active_index(run, l) * run->proj_block +
+                                    run->proj_off[piece]
+                              : NULL;
+        if (step_tensor(run, i, gr.data, streamed, lr, err, errlen) != 0)
             return -1;
-        const size_t off = l >= 0 ? model_piece_offset(c, piece) : 0;
-        float *R = NULL; /* a streamed linear layer's projected gradient */
-        if (run->stream && l >= 0) {
-            float *mine = run->projected + (size_t)active_index(run, l) * run->proj_block +
-                          run->proj_off[piece];
-            if (s->rank > 0)
-                R = mine;
-            else
-                gr.data = mine;
-        }
-        unsigned short *w16 = tensor16(run, i, l, off);
-        const unsigned long long seed =
-            w16 ? rounding_seed(run, run->ts.step, l >= 0 ? l : c->n_layers + tensor_table(c, i)) +
-                      off
-                : 0;
-        float *delta = model_stage_piece(run->m);
-        char why[256];
-        int rc = 0;
-        if (R && w16)
-            optim_step_projected_bf16(s, w16, R, delta, h, gh, lr, seed);
-        else if (R)
-            optim_step_projected(s, w.data, R, h, gh, lr);
-        else if (w16)
-            rc = optim_step_bf16(s, w16, gr.data, run->scratch, delta, h, gh, lr, seed,
-                                 &run->ts.linalg_rng, why, sizeof why);
-        else
-            rc = optim_step(s, w.data, gr.data, run->scratch, h, gh, lr, &run->ts.linalg_rng,
-                            why, sizeof why);
-        if (rc != 0) {
-            snprintf(err, errlen, "%s: %s", w.name, why);
-            return -1;
-        }
     }
     return run->m->lora ? lora_optim_step(run->m->lora, &run->r->adamw, lr, err, errlen)
                         : 0;
@@ -666,11 +749,21 @@ static int open_metrics(struct run *run, char *err, size_t errlen)
     return 0;
 }
 
-/* The projected-gradient buffer of streamed GaLore steps: per active block
- * its pieces in order, R of the linear layers and the two gains. */
-static int setup_stream(struct run *run, int n_active)
+/* Streamed gradients: with update_in_backward, the hooks that step each
+ * block tensor (and, with two passes, the saved gradient of the final
+ * norm's output); for GaLore, the projected-gradient buffer, per active
+ * block its pieces in order, R of the linear layers and the two gains. */
+static int setup_stream(struct run *run, int n_active, int N)
 {
     const struct model_config *c = &run->m->cfg;
+    run->g.piece_done_ctx = run;
+    if (run->fused) {
+        run->g.piece_done = update_piece;
+        run->g.piece_factors = norm_factors;
+        if (run->passes == 2)
+            run->d_top = run->m->be->alloc(sizeof(float) * (size_t)N * c->dim);
+        return run->passes == 2 && !run->d_top ? -1 : 0;
+    }
     size_t off = 0;
     for (int p = 0; p < PIECES; p++) {
         struct named_tensor nt;
@@ -683,7 +776,6 @@ static int setup_stream(struct run *run, int n_active)
     run->projected = run->m->be->alloc(sizeof(float) * off * (size_t)n_active);
     run->g.piece_done = stream_piece;
     run->g.piece_factors = stream_factors;
-    run->g.piece_done_ctx = run;
     return run->projected ? 0 : -1;
 }
 
@@ -721,13 +813,9 @@ static int setup(struct run *run, char *err, size_t errlen)
     }
     const int n_active = recipe_active_blocks(r, L);
     run->stream = recipe_streams_gradients(r);
-    size_t scratch = 0;
-    for (int i = 0; i < run->n_tensors; i++) {
-        struct named_tensor nt;
-        model_tensor_at(c, &m->w, i, &nt);
-        size_t s = optim_scratch_floats(nt.rows, nt.cols, tensor_rank(run, i));
-        scratch = s > scratch ? s : scratch;
-    }
+    run->fused = run->stream && r->update_in_backward;
+    run->passes = recipe_backward_passes(r);
+    const size_t scratch = plan_scratch_floats(c, r, B * T);
     run->ts.active = calloc((size_t)L, sizeof(int));
     run->ts.block_counts = calloc((size_t)L, sizeof(long));
     run->ts.states = calloc((size_t)run->n_tensors, sizeof(struct optim_state));
@@ -752,7 +840,7 @@ static int setup(struct run *run, char *err, size_t errlen)
         activations_init_for(&run->a, m, B, T, r->checkpoint_activations) != 0 ||
         (r->method == METHOD_LORA &&
          lora_init(&run->lora, m, &r->lora, r->seed, B * T) != 0) ||
-        (run->stream && setup_stream(run, n_active) != 0)) {
+        (run->stream && setup_stream(run, n_active, B * T) != 0)) {
         char what[64];
         snprintf(what, sizeof what, "training buffers (batch %d x %d)", B, T);
         report_oom(run, what, err, errlen);
@@ -860,6 +948,8 @@ static void teardown(struct run *run)
         run->m->be->free(run->embed_sums);
     if (run->projected)
         run->m->be->free(run->projected);
+    if (run->d_top)
+        run->m->be->free(run->d_top);
     if (run->g.mem || run->g.g.blocks)
         grads_free(&run->g, run->m);
     if (run->a.mem)
@@ -940,6 +1030,9 @@ enum train_result train_run(struct model *m, const struct recipe *r,
         select_blocks(&run);
         grads_zero_except_blocks(&run.g); /* the first micro-batch writes those */
         m->be->zero(run.grad_sumsq, sizeof *run.grad_sumsq);
+        run.lr = train_lr_at(r, run.ts.step, run.total_steps);
+        run.clip_coef = 1.0f; /* a single pass with update_in_backward never clips */
+        run.norm_pass = run.passes == 2;
         if (m->lora) {
             lora_zero_grads(m->lora);
             m->lora->training = 1;
@@ -964,6 +1057,8 @@ enum train_result train_run(struct model *m, const struct recipe *r,
             sum += model_head_loss(m, &run.a, &run.g, run.targets, B, T,
                                    counted ? 1.0f / (float)counted : 0.0f, &c);
             run.g.overwrite = k == 0;
+            if (run.d_top) /* for the second pass, which starts from it again */
+                m->be->copy(run.d_top, run.a.d_norm, (size_t)B * T * m->cfg.dim);
             model_backward(m, &run.a, &run.g, run.tokens, B, T);
         }
         run.ts.data_pos += (long)B * r->grad_accum;
@@ -984,11 +1079,18 @@ enum train_result train_run(struct model *m, const struct recipe *r,
                      "%g too high?)", grad_norm, run.ts.step, (double)r->lr);
             goto out;
         }
-        if (run.stream_failed) { /* a projection during backward */
+        if (run.d_top) { /* update_in_backward: the blocks step, clipped */
+            m->be->copy(run.a.d_norm, run.d_top, (size_t)B * T * m->cfg.dim);
+            run.norm_pass = 0;
+            run.g.blocks_only = 1;
+            model_backward(m, &run.a, &run.g, run.tokens, B, T);
+            run.g.blocks_only = 0;
+        }
+        if (run.stream_failed) { /* a projection or step during backward */
             snprintf(err, errlen, "%s", run.stream_err);
             goto out;
         }
-        float lr = train_lr_at(r, run.ts.step, run.total_steps);
+        const float lr = run.lr;
         if (optimizer_step(&run, lr, err, errlen) != 0)
             goto out;
         if (m->be->error(why, sizeof why)) {

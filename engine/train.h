@@ -11,7 +11,9 @@
  *       gradient storage that exists only for trainable tensors;
  *     - global-norm clipping over the full-rank gradients (before any
  *       projection);
- *     - AdamW / GaLore-AdamW per tensor at the scheduled learning rate;
+ *     - AdamW / GaLore-AdamW per tensor at the scheduled learning rate
+ *       (with update_in_backward, a block tensor's already in backward: one
+ *       pass without clipping, else a norm pass and a second that steps);
  *   validation loss every eval_every steps and at the end; checkpoints every
  *   save_every steps and at the end (ckpt.h); a progress callback per step.
  * A stop request is honoured between steps: TRAIN_STOP_CANCEL returns at

@@ -26,10 +26,10 @@ const char *const cli_recipe_opts[] = {
     "--weight-decay", "--beta1", "--beta2", "--eps", "--clip", "--seed",
     "--eval-every", "--save-every", "--calib-samples", "--lora-rank", "--lora-alpha",
     "--lora-dropout", "--lora-merge", "--checkpoint-activations", "--bf16-weights",
-    "--stagger-refreshes", NULL};
+    "--stagger-refreshes", "--update-in-backward", NULL};
 
 /* What values an option accepts. */
-enum kind { POS_INT, NONNEG_INT, POS_NUM, NONNEG_NUM, ANY_NUM };
+enum kind { POS_INT, NONNEG_INT, POS_NUM, NONNEG_NUM };
 
 #define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); return -1; } while (0)
 
@@ -59,9 +59,7 @@ static int parse_int(const char *name, const char *s, enum kind k, int *out,
 static int parse_num(const char *name, const char *s, enum kind k, float *out,
                      char *err, size_t errlen)
 {
-    const char *what = k == POS_NUM      ? "a positive number"
-                       : k == NONNEG_NUM ? "a non-negative number"
-                                         : "a number";
+    const char *what = k == POS_NUM ? "a positive number" : "a non-negative number";
     char *end;
     errno = 0;
     double v = strtod(s, &end);
@@ -163,7 +161,7 @@ int cli_recipe_parse(int argc, char **argv, struct recipe *r, char *err, size_t 
         {"--beta1", NONNEG_NUM, &r->adamw.beta1},
         {"--beta2", NONNEG_NUM, &r->adamw.beta2},
         {"--eps", POS_NUM, &r->adamw.eps},
-        {"--clip", ANY_NUM, &r->max_grad_norm},
+        {"--clip", NONNEG_NUM, &r->max_grad_norm},
         {"--lora-alpha", POS_NUM, &r->lora.alpha},
         {"--lora-dropout", NONNEG_NUM, &r->lora.dropout},
     };
@@ -235,6 +233,7 @@ int cli_recipe_parse(int argc, char **argv, struct recipe *r, char *err, size_t 
         {"--checkpoint-activations", &r->checkpoint_activations},
         {"--bf16-weights", &r->bf16_weights},
         {"--stagger-refreshes", &r->stagger_refreshes},
+        {"--update-in-backward", &r->update_in_backward},
         {"--lora-merge", &r->lora.merge},
     };
     for (size_t k = 0; k < sizeof switches / sizeof switches[0]; k++) {

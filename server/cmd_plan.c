@@ -53,8 +53,12 @@ static void print_table(const char *path, const struct model_config *c,
     printf(")%s\n", r->freeze_embeddings ? ", embeddings frozen" : "");
     printf("micro-batch  %d x %d tokens, %s%s%s\n\n", r->batch_size, r->seq_len, dtype,
            r->bf16_weights && strcmp(dtype, "fp32") == 0 ? " with bf16 weights" : "",
-           strcmp(dtype, "fp32") == 0 && recipe_streams_gradients(r)
-               ? ", GaLore gradients projected tensor by tensor" : "");
+           strcmp(dtype, "fp32") != 0 || !recipe_streams_gradients(r)
+               ? ""
+               : !r->update_in_backward ? ", GaLore gradients projected tensor by tensor"
+               : recipe_backward_passes(r) == 2
+                   ? ", blocks stepped in backward (a norm pass first, for clipping)"
+                   : ", blocks stepped in backward");
     printf("%-16s %16s %10s\n", "memory", "bytes", "GB");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         printf("%-16s %16.0f %10.2f\n", rows[i].name, rows[i].bytes, rows[i].bytes / 1e9);

@@ -39,6 +39,9 @@ static const struct hp hps[] = {
      "activation_checkpointing"},
     {"bf16_weights", HP_INT, F(bf16_weights), 0, "bf16_weights"},
     {"stagger_refreshes", HP_INT, F(stagger_refreshes), 0, "stagger_refreshes"},
+    {"update_in_backward", HP_INT, F(update_in_backward), 0, "update_in_backward"},
+    /* 0 turns clipping off (recipe_check refuses a negative one) */
+    {"max_grad_norm", HP_REAL, F(max_grad_norm), -1, "max_grad_norm"},
     /* method lora only (recipe_check bounds the dropout to [0, 1)) */
     {"lora_rank", HP_INT, F(lora.rank), 1, "lora_rank"},
     {"lora_alpha", HP_REAL, F(lora.alpha), 0, "lora_alpha"},
@@ -73,7 +76,8 @@ static int set_hp(struct recipe *r, const struct hp *h, const json_t *v, char *e
          * prints that float) parses again to the same value */
         float x = (float)json_number_value(v);
         if (!json_is_number(v) || !isfinite(x) || x <= h->min || x > 1e30f) {
-            snprintf(err, errlen, "'%s' must be a positive number or \"auto\".", h->name);
+            snprintf(err, errlen, "'%s' must be a %s number or \"auto\".", h->name,
+                     h->min < 0 ? "non-negative" : "positive");
             return -1;
         }
         *(float *)field = x;

@@ -103,16 +103,23 @@ timeout 120 "$bin/gpu_train" cuda 135m owlore 20 2 128 0 1 >"$tmp/train-135m-cud
     status=1
 OWLORE_CUDA_MATH=bf16 timeout 120 "$bin/gpu_train" cuda 135m owlore 20 2 128 0 1 \
     >"$tmp/train-135m-cuda-bf16mm.json" || status=1
+for inbwd in 0 1; do # full, its blocks stepped in backward (two passes: it clips) or not
+    timeout 120 "$bin/gpu_train" cuda 135m full 20 2 128 0 0 $inbwd \
+        >"$tmp/train-135m-cuda-full-$inbwd.json" || status=1
+done
 keep
 
-# one 7B row: RUN is METHOD[+ckpt][+bf16[+bf16mm]][@B] (micro-batch B x 512, default 1)
+# one 7B row: RUN is METHOD[+inbwd[+noclip]][+ckpt][+bf16[+bf16mm]][@B] (micro-batch
+# B x 512, default 1; inbwd: update_in_backward, noclip: max_grad_norm 0)
 bench() {
     ckpt=0; case $1 in *+ckpt*) ckpt=1 ;; esac
     bf16=0 limit=60; case $1 in *+bf16*) bf16=1 limit=120 ;; esac
     math=tf32; case $1 in *+bf16mm*) math=bf16 ;; esac
     batch=1; case $1 in *@*) batch=${1##*@} ;; esac
+    inbwd=0; case $1 in *+inbwd*) inbwd=1 ;; esac
+    clip=1; case $1 in *+noclip*) clip=0 ;; esac
     OWLORE_CUDA_MATH=$math timeout $limit "$bin/gpu_train" cuda 7b "${1%%[+@]*}" 4 $batch 512 \
-        $ckpt $bf16 >"$tmp/bench-$1.json"
+        $ckpt $bf16 $inbwd $clip >"$tmp/bench-$1.json"
     keep
 }
 
@@ -133,6 +140,12 @@ keep
 echo "== (c) the products with fp32 operands, each way cuBLAS runs them; attention"
 OWLORE_CUDA_MATH=bf16 timeout 60 "$bin/gpu_step_parts" >"$tmp/step-parts.json" || status=1
 keep
+
+echo "== (c) 7B-shaped benchmark (cuda): full with each tensor stepped in backward"
+for run in full+inbwd+noclip+ckpt+bf16+bf16mm@8 full+inbwd+ckpt+bf16+bf16mm@8 \
+    full+inbwd+noclip+ckpt+bf16+bf16mm; do
+    bench $run
+done
 
 echo "== (c) 7B-shaped benchmark (cuda): the other rows"
 for run in owlore+bf16+bf16mm owlore+ckpt+bf16+bf16mm@4 owlore+bf16+bf16mm@4 owlore+ckpt+bf16 \

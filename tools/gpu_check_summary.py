@@ -58,11 +58,23 @@ for tag, what in (("bf16", "bf16 weights"), ("bf16mm", "bf16 weights and bf16 pr
     print("135m cuda with %s vs cpu fp32: %d steps, max rel %.2e (<= 2e-2)  %s%s"
           % (what, len(lk), rel, "PASS" if good else "FAIL",
              "  " + k["failed"] if k.get("failed") else ""))
-print("\n%-26s %9s %7s %9s %9s %6s %8s %8s  %s" % ("method (7B)", "tokens/s", "MFU",
+k, f = load(f"{tmp}/train-135m-cuda-full-0.json"), load(f"{tmp}/train-135m-cuda-full-1.json")
+lk, lf = k.get("losses", []), f.get("losses", [])
+rel = max((abs(a - b) / abs(a) for a, b in zip(lk, lf)), default=float("inf"))
+good = len(lk) == len(lf) == 20 and f.get("update_in_backward") == 1 and rel <= 1e-5
+ok &= good
+res["train"]["135m_cuda_update_in_backward"] = {"stored": k, "in_backward": f,
+                                                "max_rel_diff": rel, "tolerance": 1e-5,
+                                                "pass": good}
+print("135m cuda full, blocks stepped in backward vs stored gradients: max rel %.2e (<= 1e-5)"
+      "  %s" % (rel, "PASS" if good else "FAIL"))
+print("\n%-38s %9s %7s %9s %9s %6s %8s %8s  %s" % ("method (7B)", "tokens/s", "MFU",
       "peak GB", "plan GB", "plan/m", "refresh", "1st", "note"))
 for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+bf16+bf16mm", "owlore+ckpt+bf16+bf16mm@4",
              "owlore+bf16+bf16mm@4", "full+bf16+bf16mm", "owlore+ckpt+bf16", "owlore+ckpt",
-             "owlore", "owlore_full_rank", "lisa", "galore", "full", "full+bf16+bf16mm@4"):
+             "owlore", "owlore_full_rank", "lisa", "galore", "full", "full+bf16+bf16mm@4",
+             "full+inbwd+noclip+ckpt+bf16+bf16mm@8", "full+inbwd+ckpt+bf16+bf16mm@8",
+             "full+inbwd+noclip+ckpt+bf16+bf16mm"):
     b = load(f"{tmp}/bench-{meth}.json")
     tps = b.get("tokens_per_s", 0.0)
     mfu = tps * b.get("flops_per_token", 0.0) / peak
@@ -79,7 +91,7 @@ for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+bf16+bf16mm", "owlore+ckpt+bf16+
     share = share_of(b.get("refresh_warm_s", b.get("refresh_s", 0)))
     b["refresh_share"] = share
     b["refresh_share_first"] = first = share_of(b.get("refresh_s", 0))
-    print("%-26s %9.1f %6.2f%% %9.2f %9.2f %6.3f %7.2f%% %7.2f%%  %s" % (meth, tps, 100 * mfu,
+    print("%-38s %9.1f %6.2f%% %9.2f %9.2f %6.3f %7.2f%% %7.2f%%  %s" % (meth, tps, 100 * mfu,
           gb, plan, plan / gb if gb else 0, 100 * share, 100 * first, b.get("failed") or ""))
 b = load(f"{tmp}/profile.json")
 prof = b.get("profile", {})

@@ -2,7 +2,7 @@
  * gpu_train.c: train a model for a few steps through the shared trainer
  * (engine/train.c) on a chosen backend, and print one JSON line of results.
  *
- *   gpu_train BACKEND SHAPE METHOD STEPS [B T [CKPT [BF16]]]
+ *   gpu_train BACKEND SHAPE METHOD STEPS [B T [CKPT [BF16 [INBWD [CLIP]]]]]
  *     BACKEND  cpu | cuda
  *     SHAPE    stories260k | 135m | 7b   (LLaMA shapes, random weights)
  *     METHOD   full | lisa | galore | owlore_full_rank | owlore
@@ -11,6 +11,8 @@
  *              The model is then built in host memory, rounded to nearest
  *              there (model_store_bf16) and only then moved to the backend,
  *              so a GPU never holds the fp32 weights.
+ *     INBWD    1: update_in_backward (full-rank methods; default 0)
+ *     CLIP     max_grad_norm (default the recipe's, 1; 0: none)
  *
  * Weights and token windows come from fixed seeds, so two runs on the two
  * backends see the same model and data and their per-step losses can be
@@ -19,6 +21,7 @@
  * 7b shape refreshes GaLore projectors with the randomized range finder (an
  * exact SVD of each 4096 x 11008 gradient takes seconds).
  * Output: {"backend", "shape", "method", "checkpointed", "bf16_weights",
+ * "update_in_backward", "max_grad_norm",
  * "steps", "losses": [...], "tokens_per_s" (median step), "params",
  * "flops_per_token" (the planner's count of the FLOPs executed: 2N forward,
  * 2N input gradients, 2 per trained weight, 12 L H hd T attention),
@@ -226,7 +229,7 @@ int main(int argc, char **argv)
     if (argc < 5 || shape(argv[2], &c) != 0 || method_parse(argv[3], &meth) != 0) {
         fprintf(stderr,
                 "usage: gpu_train cpu|cuda stories260k|135m|7b METHOD STEPS "
-                "[B T [CKPT [BF16]]]\n");
+                "[B T [CKPT [BF16 [INBWD [CLIP]]]]]\n");
         return 2;
     }
     timed_be = backend_select(argv[1], err, sizeof err);
@@ -245,6 +248,9 @@ int main(int argc, char **argv)
     r.seq_len = argc > 6 ? atoi(argv[6]) : 256;
     r.checkpoint_activations = argc > 7 && atoi(argv[7]) == 1;
     r.bf16_weights = argc > 8 && atoi(argv[8]) == 1;
+    r.update_in_backward = argc > 9 && atoi(argv[9]) == 1;
+    if (argc > 10)
+        r.max_grad_norm = (float)atof(argv[10]);
     r.grad_accum = 1;
     r.max_steps = lg.steps + 1; /* cancelled after lg.steps: no checkpoint */
     r.eval_every = 0;
@@ -290,8 +296,10 @@ int main(int argc, char **argv)
     if (r.sampling != SAMPLING_ALL && r.interval < period)
         period = r.interval;
     printf("{\"backend\": \"%s\", \"shape\": \"%s\", \"method\": \"%s\", "
-           "\"checkpointed\": %d, \"bf16_weights\": %d, \"steps\": %d, \"losses\": [",
-           be->name, argv[2], argv[3], r.checkpoint_activations, r.bf16_weights, lg.n);
+           "\"checkpointed\": %d, \"bf16_weights\": %d, \"update_in_backward\": %d, "
+           "\"max_grad_norm\": %g, \"steps\": %d, \"losses\": [",
+           be->name, argv[2], argv[3], r.checkpoint_activations, r.bf16_weights,
+           r.update_in_backward, (double)r.max_grad_norm, lg.n);
     for (int i = 0; i < lg.n; i++)
         printf("%s%.6f", i ? ", " : "", lg.losses[i]);
     printf("], \"tokens_per_s\": %.1f, \"params\": %.0f, \"flops_per_token\": %.4g, "

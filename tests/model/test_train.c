@@ -21,6 +21,9 @@
  *     trains: its held-out masked loss drops;
  *   - streamed GaLore gradients (grad_accum 1) match accumulated ones, also
  *     when taken from their factors (few token rows a step);
+ *   - update_in_backward (each block tensor stepped in backward) matches
+ *     the stored gradients' steps: bit for bit unclipped, with clipping to
+ *     the order of a float sum, checkpointed, in bf16, norms from Grams;
  *   - staggered refreshes spread GaLore's projector refreshes over steps;
  *   - bf16 storage (bf16_weights): losses within 2% of the fp32 run's, memory
  *     as planned, BF16 tensors in the checkpoint, lora merged into the
@@ -573,6 +576,31 @@ static void test_streamed_gradients(void)
     }
 }
 
+/* The largest relative differences of two runs' step losses and gradient
+ * norms over steps 1..steps (relative to b's). */
+static void largest_differences(const struct recorder *a, const struct recorder *b, int steps,
+                                double *loss, double *norm)
+{
+    *loss = *norm = 0;
+    for (int s = 1; s <= steps; s++) {
+        double d = fabs(a->loss[s] - b->loss[s]) / b->loss[s];
+        double dn = fabs(a->grad_norm[s] - b->grad_norm[s]) / b->grad_norm[s];
+        *loss = d > *loss ? d : *loss;
+        *norm = dn > *norm ? dn : *norm;
+    }
+}
+
+/* Windows of TINY_T + 1 tokens carved from the stream (64 of them): few
+ * token rows a step. */
+#define TINY_T 8
+static struct token_windows tiny_windows(void)
+{
+    static int ids[64 * (TINY_T + 1)];
+    for (int i = 0; i < 64; i++)
+        memcpy(ids + i * (TINY_T + 1), windows.ids + i * (SEQ + 1), sizeof(int) * (TINY_T + 1));
+    return (struct token_windows){ids, 64, TINY_T, NULL};
+}
+
 /* Sums of squares from Grams (dot_add), counted: each is one linear layer
  * whose projected gradient came from its factors. */
 static int factored_pieces;
@@ -595,11 +623,8 @@ static void counting_dot_add(double *acc, const float *x, const float *y, size_t
 static void test_factored_projections(void)
 {
     const enum method meths[] = {METHOD_OWLORE, METHOD_GALORE};
-    enum { T = 8, STEPS = 8 };
-    static int ids[64 * (T + 1)]; /* windows of 9 tokens carved from the stream */
-    for (int i = 0; i < 64; i++)
-        memcpy(ids + i * (T + 1), windows.ids + i * (SEQ + 1), sizeof(int) * (T + 1));
-    struct token_windows tiny = {ids, 64, T, NULL};
+    enum { STEPS = 8 };
+    struct token_windows tiny = tiny_windows();
     struct backend counting = *backend_cpu();
     counting.dot_add = counting_dot_add;
     for (size_t k = 0; k < sizeof meths / sizeof meths[0]; k++) {
@@ -614,7 +639,7 @@ static void test_factored_projections(void)
             struct recipe r;
             struct model m;
             recipe_small(&r, meths[k]);
-            r.seq_len = T;
+            r.seq_len = TINY_T;
             r.max_steps = STEPS;
             r.galore.update_proj_gap = 3;
             r.galore.rank = 4;
@@ -629,13 +654,8 @@ static void test_factored_projections(void)
             pieces[acc] = factored_pieces;
             model_free(&m);
         }
-        double worst = 0, worst_norm = 0;
-        for (int s = 1; s <= STEPS; s++) {
-            double d = fabs(rec[0].loss[s] - rec[1].loss[s]) / rec[1].loss[s];
-            double dn = fabs(rec[0].grad_norm[s] - rec[1].grad_norm[s]) / rec[1].grad_norm[s];
-            worst = d > worst ? d : worst;
-            worst_norm = dn > worst_norm ? dn : worst_norm;
-        }
+        double worst, worst_norm;
+        largest_differences(&rec[0], &rec[1], STEPS, &worst, &worst_norm);
         printf("     %s: %d layers from factors; largest step loss difference %.2e, "
                "gradient norm %.2e (norm at step 2: %.4f)\n", method_name(meths[k]), pieces[0],
                worst, worst_norm, rec[1].grad_norm[2]);
@@ -643,6 +663,111 @@ static void test_factored_projections(void)
         CHECK(rec[1].grad_norm[2] > 0.05f);
         CHECK_MSG(worst < 1e-4, "losses differ by up to %.2e", worst);
         CHECK_MSG(worst_norm < 1e-4, "gradient norms differ by up to %.2e", worst_norm);
+        test_end();
+    }
+}
+
+/* Bytes a run allocates on the backend, all allocations added up. */
+static size_t allocated;
+
+static void *counting_alloc(size_t bytes)
+{
+    allocated += bytes;
+    return backend_cpu()->alloc(bytes);
+}
+
+/* update_in_backward: each block tensor steps in backward, and the run
+ * equals the one that keeps every block gradient until the step. Without
+ * clipping (one pass) bit for bit; with clipping engaged (0.05; the first
+ * pass sums the squares in backward's order, so the factor may differ in
+ * its last bit) within a tolerance; also checkpointed, in bf16 storage,
+ * and at 16 token rows a step, where the norm pass takes the linear
+ * layers' sums of squares from their Grams (counted dot_adds). The streamed
+ * run allocates the blocks' gradients less, as the planner says. */
+static void test_update_in_backward(void)
+{
+    enum { STEPS = 8 };
+    struct token_windows tiny = tiny_windows();
+    struct backend counting = *backend_cpu();
+    counting.dot_add = counting_dot_add;
+    counting.alloc = counting_alloc;
+    const struct {
+        const char *name;
+        enum method meth;
+        float clip;
+        int checkpointed, bf16, few_rows;
+        double tol; /* 0: bit for bit */
+    } cases[] = {
+        {"full_clipped", METHOD_FULL, 0.05f, 0, 0, 0, 1e-6},
+        {"lisa_unclipped_checkpointed", METHOD_LISA, 0, 1, 0, 0, 0},
+        {"full_bf16_clipped_checkpointed", METHOD_FULL, 0.05f, 1, 1, 0, 1e-5},
+        {"owlore_full_rank_clipped_norms_from_grams", METHOD_OWLORE_FULL_RANK, 0.05f, 0, 0, 1,
+         1e-5},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char name[128], out[4200], err[512] = "";
+        static struct recorder rec[2];
+        struct model m[2];
+        struct plan p[2];
+        int grams[2];
+        size_t bytes[2];
+        memset(rec, 0, sizeof rec);
+        snprintf(name, sizeof name, "update_in_backward_matches_stored_gradients_%s",
+                 cases[k].name);
+        test_begin(name);
+        for (int fused = 0; fused < 2; fused++) {
+            struct recipe r;
+            recipe_small(&r, cases[k].meth);
+            r.max_steps = STEPS;
+            r.max_grad_norm = cases[k].clip;
+            r.checkpoint_activations = cases[k].checkpointed;
+            r.bf16_weights = cases[k].bf16;
+            r.update_in_backward = fused;
+            if (cases[k].few_rows) {
+                r.seq_len = TINY_T;
+                r.batch_size = 2;
+            }
+            CHECK(recipe_streams_gradients(&r) == fused);
+            CHECK(recipe_backward_passes(&r) == (fused && cases[k].clip > 0 ? 2 : 1));
+            plan_compute(&base.cfg, &r, r.batch_size, r.seq_len, PLAN_FP32, &p[fused]);
+            snprintf(out, sizeof out, "%s/in-backward-%zu-%d", tmp_root, k, fused);
+            CHECK(copy_base(&m[fused]) == 0);
+            if (cases[k].bf16)
+                CHECK_MSG(model_store_bf16(&m[fused], err, sizeof err) == 0, "%s", err);
+            m[fused].be = &counting;
+            factored_pieces = 0;
+            allocated = 0;
+            CHECK(run(&m[fused], &r, out, NULL, &rec[fused], NULL,
+                      cases[k].few_rows ? &tiny : NULL) == TRAIN_DONE);
+            grams[fused] = factored_pieces;
+            bytes[fused] = allocated;
+        }
+        double worst, worst_norm;
+        largest_differences(&rec[1], &rec[0], STEPS, &worst, &worst_norm);
+        printf("     largest step loss difference %.2e, gradient norm %.2e (norm at step 2: "
+               "%.4f); %d sums of squares from Grams; allocated %.3f MB in backward, %.3f MB "
+               "stored (planned gradients %.3f and %.3f MB)\n", worst, worst_norm,
+               rec[0].grad_norm[2], grams[1], bytes[1] / 1e6, bytes[0] / 1e6,
+               p[1].gradients / 1e6, p[0].gradients / 1e6);
+        CHECK(rec[0].n == STEPS && rec[1].n == STEPS);
+        if (cases[k].tol == 0) {
+            CHECK_MSG(memcmp(rec[0].loss, rec[1].loss, sizeof rec[0].loss) == 0,
+                      "losses differ by up to %.2e", worst);
+            CHECK_MSG(same_params(&m[0], &m[1]), "weights differ");
+        } else {
+            CHECK_MSG(worst < cases[k].tol, "losses differ by up to %.2e", worst);
+            CHECK(rec[0].grad_norm[2] > cases[k].clip); /* clipping engaged */
+        }
+        CHECK_MSG(worst_norm < 1e-5, "gradient norms differ by up to %.2e", worst_norm);
+        CHECK(grams[0] == 0 && (grams[1] > 0) == cases[k].few_rows);
+        CHECK(p[1].gradients < p[0].gradients);
+        CHECK_MSG(fabs(((double)bytes[0] - bytes[1]) - (p[0].gradients - p[1].gradients) -
+                       (p[0].activations - p[1].activations)) < 1e3,
+                  "the run allocated %.0f bytes less, the planner says %.0f",
+                  (double)bytes[0] - bytes[1],
+                  p[0].gradients - p[1].gradients + p[0].activations - p[1].activations);
+        model_free(&m[0]);
+        model_free(&m[1]);
         test_end();
     }
 }
@@ -1142,6 +1267,7 @@ int main(int argc, char **argv)
     test_activation_checkpointing();
     test_streamed_gradients();
     test_factored_projections();
+    test_update_in_backward();
     test_staggered_refreshes();
     test_bf16_weights();
     test_bf16_unstreamed_steps();

@@ -74,6 +74,9 @@ def complete_folder(folder):
     for tag in ("bf16", "bf16mm"):
         write(folder, f"train-135m-cuda-{tag}.json",
               train_run("cuda", "135m", near, bf16_weights=1))
+    write(folder, "train-135m-cuda-full-0.json", train_run("cuda", "135m", losses(20)))
+    write(folder, "train-135m-cuda-full-1.json",
+          train_run("cuda", "135m", losses(20), update_in_backward=1))
     write(folder, "bench-owlore+ckpt+bf16+bf16mm.json",
           {"backend": "cuda", "shape": "7b", "method": "owlore", "tokens_per_s": 4000.0,
            "flops_per_token": 3.031e10, "peak_bytes": 17.5e9, "plan_peak_bytes": 17.8e9,

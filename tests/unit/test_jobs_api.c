@@ -71,7 +71,8 @@ static void test_train_job(void)
     job_body(body, sizeof body, file_id,
              "\"sequence_length\": 128, \"batch_size\": 4, \"n_epochs\": 1, \"max_steps\": 6, "
              "\"save_every\": 3, \"gamma\": 1, \"learning_rate\": 0.001, "
-             "\"activation_checkpointing\": 1, \"bf16_weights\": 1, \"stagger_refreshes\": 0");
+             "\"activation_checkpointing\": 1, \"bf16_weights\": 1, \"stagger_refreshes\": 0, "
+             "\"update_in_backward\": 1, \"max_grad_norm\": 0.5");
     st = call("POST", "/v1/fine_tuning/jobs", body, NULL, &r);
     CHECK_MSG(st == 200, "create %ld", st);
     CHECK(!strcmp(str(r, "object"), "fine_tuning.job"));
@@ -84,6 +85,10 @@ static void test_train_job(void)
                                              "bf16_weights")) == 1);
     CHECK(json_integer_value(json_object_get(json_object_get(r, "hyperparameters"),
                                              "stagger_refreshes")) == 0);
+    CHECK(json_integer_value(json_object_get(json_object_get(r, "hyperparameters"),
+                                             "update_in_backward")) == 1);
+    CHECK(json_real_value(json_object_get(json_object_get(r, "hyperparameters"),
+                                          "max_grad_norm")) == 0.5);
     char id[64];
     snprintf(id, sizeof id, "%s", str(r, "id"));
     json_decref(r);
@@ -196,35 +201,39 @@ static void test_lora_job(void)
     test_end();
 }
 
+/* POST body as a job: a 400 naming param, whose message holds message (NULL:
+ * any) and whose type is invalid_request_error. */
+static void expect_refused(const char *body, const char *param, const char *message)
+{
+    json_t *r;
+    CHECK(call("POST", "/v1/fine_tuning/jobs", body, NULL, &r) == 400);
+    CHECK_MSG(!strcmp(error_param(r), param), "param %s, want %s", error_param(r), param);
+    CHECK(!strcmp(str(json_object_get(r, "error"), "type"), "invalid_request_error"));
+    CHECK_MSG(!message || strstr(str(json_object_get(r, "error"), "message"), message),
+              "message \"%s\", want \"%s\"", str(json_object_get(r, "error"), "message"),
+              message);
+    json_decref(r);
+}
+
 static void test_refusals(void)
 {
     char body[1024];
     json_t *r;
     test_begin("jobs_bad_requests");
-    job_body(body, sizeof body, "file-nope", "");
-    CHECK(call("POST", "/v1/fine_tuning/jobs", body, NULL, &r) == 400);
-    CHECK(!strcmp(error_param(r), "training_file"));
-    json_decref(r);
+    expect_refused(job_body(body, sizeof body, "file-nope", ""), "training_file", NULL);
     job_body(body, sizeof body, file_id, "\"gamma\": 99, \"sequence_length\": 128");
-    CHECK(call("POST", "/v1/fine_tuning/jobs", body, NULL, &r) == 400);
-    CHECK_MSG(!strcmp(error_param(r), "gamma"), "param %s", error_param(r));
-    json_decref(r);
-    job_body(body, sizeof body, file_id, "\"activation_checkpointing\": 2");
-    CHECK(call("POST", "/v1/fine_tuning/jobs", body, NULL, &r) == 400);
-    CHECK_MSG(!strcmp(error_param(r), "activation_checkpointing"), "param %s",
-              error_param(r));
-    json_decref(r);
-    job_body(body, sizeof body, file_id, "\"bf16_weights\": 2");
-    CHECK(call("POST", "/v1/fine_tuning/jobs", body, NULL, &r) == 400);
-    CHECK_MSG(!strcmp(error_param(r), "bf16_weights"), "param %s", error_param(r));
-    CHECK(!strcmp(str(json_object_get(r, "error"), "type"), "invalid_request_error"));
-    json_decref(r);
-    job_body(body, sizeof body, file_id, "\"stagger_refreshes\": 2");
-    CHECK(call("POST", "/v1/fine_tuning/jobs", body, NULL, &r) == 400);
-    CHECK_MSG(!strcmp(error_param(r), "stagger_refreshes"), "param %s", error_param(r));
-    CHECK(strstr(str(json_object_get(r, "error"), "message"),
-                 "stagger_refreshes must be 0 or 1, got 2") != NULL);
-    json_decref(r);
+    expect_refused(body, "gamma", NULL);
+    expect_refused(job_body(body, sizeof body, file_id, "\"activation_checkpointing\": 2"),
+                   "activation_checkpointing", NULL);
+    expect_refused(job_body(body, sizeof body, file_id, "\"bf16_weights\": 2"), "bf16_weights",
+                   NULL);
+    expect_refused(job_body(body, sizeof body, file_id, "\"stagger_refreshes\": 2"),
+                   "stagger_refreshes", "stagger_refreshes must be 0 or 1, got 2");
+    expect_refused(job_body(body, sizeof body, file_id, "\"max_grad_norm\": -0.5"),
+                   "max_grad_norm", "max_grad_norm (clip) must be a number >= 0");
+    snprintf(body, sizeof body, "{\"training_file\": \"%s\", \"method\": {\"type\": \"owlore\", "
+             "\"owlore\": {\"hyperparameters\": {\"update_in_backward\": 1}}}}", file_id);
+    expect_refused(body, "update_in_backward", "already streams its GaLore gradients");
     /* ids and names of 4-byte characters that the messages' %.64s and the
      * param's %.63s cut mid-character: still a 400 with valid UTF-8 */
     char wide[400] = "", hp[600];

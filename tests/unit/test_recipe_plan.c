@@ -155,6 +155,24 @@ static void test_check(void)
     r.stagger_refreshes = 2;
     expect_refusal(&r, 32, "stagger_refreshes must be 0 or 1, got 2");
     recipe_defaults(&r, METHOD_FULL);
+    r.update_in_backward = 2;
+    expect_refusal(&r, 32, "update_in_backward must be 0 or 1, got 2");
+    recipe_defaults(&r, METHOD_OWLORE);
+    r.update_in_backward = 1;
+    expect_refusal(&r, 32, "update_in_backward is for the full-rank methods (full, lisa, "
+                   "owlore_full_rank); method owlore already streams its GaLore gradients");
+    recipe_defaults(&r, METHOD_LORA);
+    r.update_in_backward = 1;
+    expect_refusal(&r, 32, "method lora trains adapters only");
+    recipe_defaults(&r, METHOD_LISA);
+    r.update_in_backward = 1;
+    r.grad_accum = 2;
+    expect_refusal(&r, 32, "grad_accum must be 1, got 2");
+    recipe_defaults(&r, METHOD_FULL);
+    r.max_grad_norm = -0.5f;
+    expect_refusal(&r, 32, "max_grad_norm (clip) must be a number >= 0 (0: no clipping), "
+                   "got -0.5");
+    recipe_defaults(&r, METHOD_FULL);
     r.sampling = SAMPLING_UNIFORM;
     expect_refusal(&r, 32, "sampling must be 'all'");
     recipe_defaults(&r, METHOD_LISA);
@@ -274,6 +292,33 @@ static void test_plan_fp32_and_frozen(void)
     plan_compute(&c, &r, 2, 64, PLAN_FP32, &p);
     CHECK_NEAR(p.gradients, 4.0 * 2 * model_block_floats(&c), 0);
     CHECK_NEAR(p.optimizer_state, 8.0 * 2 * model_block_floats(&c), 0);
+
+    /* update_in_backward: one tensor's gradient slot for the blocks; with
+     * clipping the saved (N, D) gradient of the final norm's output, and at
+     * few rows the Grams of the norm pass in the scratch; FLOPs unchanged */
+    struct plan stored, one, two;
+    recipe_defaults(&r, METHOD_FULL);
+    r.max_grad_norm = 0;
+    plan_compute(&c, &r, 2, 64, PLAN_FP32, &stored);
+    r.update_in_backward = 1;
+    plan_compute(&c, &r, 2, 64, PLAN_FP32, &one);
+    CHECK_NEAR(stored.gradients - one.gradients,
+               4.0 * (30.0 * model_block_floats(&c) - model_largest_linear(&c)), 0);
+    CHECK_NEAR(one.activations, stored.activations, 0);
+    CHECK_NEAR(one.flops_per_token, stored.flops_per_token, 0);
+    r.max_grad_norm = 1;
+    plan_compute(&c, &r, 2, 64, PLAN_FP32, &two);
+    CHECK_NEAR(two.activations - one.activations, 4.0 * 128 * 576, 0);
+    CHECK_NEAR(two.gradients, one.gradients, 0);
+    /* the 7B shape: at 2048 rows the MLP matrices' Grams (2048 (4096 +
+     * 11008) < 4096 11008) outgrow the AdamW chunk; at 4096 rows G's
+     * product is cheaper */
+    struct model_config b7 = llama2_7b();
+    const size_t chunk = plan_scratch_floats(&b7, &r, 512);
+    CHECK(plan_scratch_floats(&b7, &r, 2048) == 2 * 2048 * 2048 && 2 * 2048 * 2048 > chunk);
+    CHECK(plan_scratch_floats(&b7, &r, 4096) == chunk);
+    r.update_in_backward = 0;
+    CHECK(plan_scratch_floats(&b7, &r, 2048) == chunk);
     test_end();
 }
 
@@ -367,6 +412,8 @@ static void test_cli(void)
                        "--checkpoint-activations expects one of 0, 1");
     expect_parse_error("--bf16-weights 2", "--bf16-weights expects one of 0, 1");
     expect_parse_error("--stagger-refreshes 2", "--stagger-refreshes expects one of 0, 1");
+    expect_parse_error("--update-in-backward 2", "--update-in-backward expects one of 0, 1");
+    expect_parse_error("--clip -1", "--clip expects a non-negative number, got '-1'");
     expect_parse_error("--freeze-embeddings yes",
                        "--freeze-embeddings expects one of 0, 1");
     expect_parse_error("--blocks 0,,3", "--blocks expects a comma-separated list");
@@ -390,6 +437,9 @@ static void test_cli(void)
     CHECK(parse("--method lora --lora-dropout 1", &r, err, sizeof err) == 0);
     CHECK(recipe_check(&r, 30, err, sizeof err) == -1 &&
           strstr(err, "lora_dropout must lie in [0, 1)"));
+    CHECK(parse("--method full --update-in-backward 1 --clip 0", &r, err, sizeof err) == 0);
+    CHECK(r.update_in_backward == 1 && recipe_backward_passes(&r) == 1 &&
+          recipe_streams_gradients(&r) && recipe_check(&r, 30, err, sizeof err) == 0);
     CHECK(parse("--method lora --bf16-weights 1", &r, err, sizeof err) == 0);
     CHECK(r.bf16_weights == 1 && recipe_check(&r, 30, err, sizeof err) == 0);
 
