@@ -76,6 +76,7 @@
  * again as gradients, twice as AdamW moments, and its saved A x products
  * and scratch (lora.h) to the activations.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "lora.h"
@@ -134,6 +135,37 @@ static double factored_savings(const struct model_config *c, const struct recipe
             saved += 2.0 * rows * cols - optim_flops_from_factors(rows, cols, r->galore.rank, N) / N;
     }
     return saved;
+}
+
+int plan_savings(const struct model_config *cfg, const struct recipe *r, struct recipe *lean,
+                 char *names, size_t len)
+{
+    const char *on[3];
+    int n = 0;
+    struct recipe t = *r;
+    char err[256];
+    if (!t.checkpoint_activations) {
+        t.checkpoint_activations = 1;
+        on[n++] = "activation_checkpointing";
+    }
+    if (!t.bf16_weights) {
+        t.bf16_weights = 1;
+        on[n++] = "bf16_weights";
+    }
+    t.update_in_backward = 1;
+    if (!r->update_in_backward && recipe_check(&t, cfg->n_layers, err, sizeof err) == 0)
+        on[n++] = "update_in_backward";
+    else
+        t.update_in_backward = r->update_in_backward;
+    if (n == 0)
+        return 0;
+    *lean = t;
+    size_t used = 0;
+    names[0] = 0;
+    for (int i = 0; i < n && used < len; i++)
+        used += (size_t)snprintf(names + used, len - used, "%s%s: 1",
+                                 i == 0 ? "" : i == n - 1 ? " and " : ", ", on[i]);
+    return n;
 }
 
 void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,

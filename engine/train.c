@@ -157,17 +157,26 @@ float train_lr_at(const struct recipe *r, long step, long total)
 }
 
 /* err = "out of <backend> memory for <what>", with the planner's prediction
- * for this run beside it, so the user sees what the run needs. */
+ * for this run beside it, so the user sees what the run needs, and what it
+ * predicts with the memory-saving switches the run leaves off. */
 static void report_oom(const struct run *run, const char *what, char *err, size_t errlen)
 {
-    struct plan p;
-    plan_compute(&run->m->cfg, run->r, run->r->batch_size, run->train->seq_len, PLAN_FP32,
-                 &p);
-    snprintf(err, errlen, "out of %s memory for %s; the planner predicts %.2f GB at peak "
-             "for this run (weights %.2f, gradients %.2f, optimizer state %.2f, activations "
-             "and workspace %.2f GB)", run->m->be->name, what, p.total_peak / 1e9,
-             p.weights / 1e9, p.gradients / 1e9, p.optimizer_state / 1e9,
-             (p.activations + p.workspace) / 1e9);
+    struct plan p, lean_plan;
+    struct recipe lean;
+    char names[160];
+    const int B = run->r->batch_size, T = run->train->seq_len;
+    plan_compute(&run->m->cfg, run->r, B, T, PLAN_FP32, &p);
+    int n = snprintf(err, errlen, "out of %s memory for %s; the planner predicts %.2f GB at "
+                     "peak for this run (weights %.2f, gradients %.2f, optimizer state %.2f, "
+                     "activations and workspace %.2f GB)", run->m->be->name, what,
+                     p.total_peak / 1e9, p.weights / 1e9, p.gradients / 1e9,
+                     p.optimizer_state / 1e9, (p.activations + p.workspace) / 1e9);
+    if (n > 0 && (size_t)n < errlen &&
+        plan_savings(&run->m->cfg, run->r, &lean, names, sizeof names) > 0) {
+        plan_compute(&run->m->cfg, &lean, B, T, PLAN_FP32, &lean_plan);
+        snprintf(err + n, errlen - (size_t)n, "; with %s it predicts %.2f GB", names,
+                 lean_plan.total_peak / 1e9);
+    }
 }
 
 /* splitmix64: the shuffle's generator */

@@ -1201,7 +1201,9 @@ static void *limited_alloc(size_t bytes)
     return backend_cpu()->alloc(bytes);
 }
 
-/* Out of memory fails the run with the planner's prediction in the message. */
+/* Out of memory fails the run with the planner's prediction in the message,
+ * and its prediction with the memory-saving switches the run leaves off
+ * (for full: all three). */
 static void test_out_of_memory_message(void)
 {
     test_begin("out_of_memory_names_the_planners_prediction");
@@ -1210,7 +1212,7 @@ static void test_out_of_memory_message(void)
     budget = base.n_params * sizeof(float) + 4096;
     struct model m;
     struct recipe r;
-    recipe_small(&r, METHOD_OWLORE);
+    recipe_small(&r, METHOD_FULL);
     CHECK(model_init(&m, &base.cfg, &limited) == 0);
     memcpy(m.mem, base.mem, base.n_params * sizeof(float));
     char out[4200], err[1024] = "";
@@ -1220,12 +1222,18 @@ static void test_out_of_memory_message(void)
                            .base_model_id = "stories260K", .progress = record, .ctx = &rec,
                            .stop = &rec.stop, .quiet = 1};
     CHECK(train_run(&m, &r, &train_w, &val_w, &o, NULL, err, sizeof err) == TRAIN_FAILED);
-    struct plan p;
+    struct plan p, lean;
     plan_compute(&base.cfg, &r, r.batch_size, SEQ, PLAN_FP32, &p);
-    char want[64];
+    r.checkpoint_activations = r.bf16_weights = r.update_in_backward = 1;
+    plan_compute(&base.cfg, &r, r.batch_size, SEQ, PLAN_FP32, &lean);
+    char want[64], hint[160];
     snprintf(want, sizeof want, "predicts %.2f GB at peak", p.total_peak / 1e9);
+    snprintf(hint, sizeof hint, "; with activation_checkpointing: 1, bf16_weights: 1 and "
+             "update_in_backward: 1 it predicts %.2f GB", lean.total_peak / 1e9);
     CHECK_MSG(strstr(err, "out of cpu memory for training buffers (batch 8 x 64)") &&
-              strstr(err, want), "%s (want \"%s\")", err, want);
+              strstr(err, want) && strstr(err, hint), "%s (want \"%s\" and \"%s\")", err,
+              want, hint);
+    CHECK(lean.total_peak < p.total_peak);
     CHECK(rec.n == 0);
     model_free(&m);
     test_end();

@@ -2,7 +2,8 @@
  * test_jobs_admission.c: job creation refused by the planner, list filters
  * and metadata limits, on the real server in-process (stories260K). Checked:
  * with a memory limit below the planner's predicted peak a job is 422
- * insufficient_memory naming the prediction, and accepted once the limit
+ * insufficient_memory naming the prediction and the prediction with the
+ * memory-saving switches it leaves off, and accepted once the limit
  * allows it; GET /v1/fine_tuning/jobs?status=... and metadata[k]=v filter
  * the list (an unknown status is 400 naming `status`); metadata that breaks
  * OpenAI's limits is 400 naming `metadata`; a body that is not
@@ -54,6 +55,9 @@ static void test_admission(void)
     json_t *e = json_object_get(r, "error");
     CHECK_MSG(st == 422 && !strcmp(str(e, "code"), "insufficient_memory"), "status %ld", st);
     CHECK(strstr(str(e, "message"), "planner predicts a peak of") != NULL);
+    CHECK_MSG(strstr(str(e, "message"), "With activation_checkpointing: 1, bf16_weights: 1 "
+                     "and update_in_backward: 1 it predicts ") != NULL, "%s",
+              str(e, "message"));
     json_decref(r);
     CHECK(count("limit=100") == 0);
     srv.svc.memory_limit = 1e12;

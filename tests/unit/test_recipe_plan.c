@@ -319,6 +319,25 @@ static void test_plan_fp32_and_frozen(void)
     CHECK(plan_scratch_floats(&b7, &r, 4096) == chunk);
     r.update_in_backward = 0;
     CHECK(plan_scratch_floats(&b7, &r, 2048) == chunk);
+
+    /* the memory-saving switches a recipe leaves off, as messages suggest */
+    struct recipe lean;
+    char names[160];
+    recipe_defaults(&r, METHOD_FULL);
+    CHECK(plan_savings(&b7, &r, &lean, names, sizeof names) == 3);
+    CHECK_MSG(!strcmp(names, "activation_checkpointing: 1, bf16_weights: 1 and "
+                      "update_in_backward: 1"), "%s", names);
+    CHECK(lean.checkpoint_activations && lean.bf16_weights && lean.update_in_backward);
+    plan_compute(&b7, &r, 1, 512, PLAN_FP32, &stored);
+    plan_compute(&b7, &lean, 1, 512, PLAN_FP32, &one);
+    CHECK_MSG(stored.total_peak > 110e9 && one.total_peak < 70e9, "%.3g and %.3g bytes",
+              stored.total_peak, one.total_peak); /* an H100 holds the lean one */
+    recipe_defaults(&r, METHOD_OWLORE); /* GaLore: update_in_backward does not apply */
+    r.checkpoint_activations = 1;
+    CHECK(plan_savings(&b7, &r, &lean, names, sizeof names) == 1);
+    CHECK(!strcmp(names, "bf16_weights: 1") && !lean.update_in_backward);
+    r.bf16_weights = 1;
+    CHECK(plan_savings(&b7, &r, &lean, names, sizeof names) == 0);
     test_end();
 }
 
