@@ -45,7 +45,7 @@ const HPARAMS = [
   ['activation_checkpointing', true, null, '1: keep only each block\'s input and run the block again in the backward pass (less memory, about a third more compute).'],
   ['bf16_weights', true, null, '1: keep the weights (embedding, blocks, head) in bf16 with no fp32 copy (about half the weight memory), each update rounded stochastically; gradients and optimizer state stay fp32.'],
   ['stagger_refreshes', true, GALORE, '1: with every block on GaLore, each matrix refreshes its projector at its own phase of update_proj_gap, spreading the refreshes over the steps; 0: every matrix refreshes at the same steps, as galore_torch does.'],
-  ['update_in_backward', true, FULLRANK, '1: each block tensor takes its AdamW step in the backward pass as soon as its gradient is complete, so the blocks\' gradients are never stored (4 bytes a trained parameter less); the steps are the same. With clipping, a first backward pass finds the gradient norm (a third to a half more compute).'],
+  ['update_in_backward', true, FULLRANK, '1: each block tensor takes its AdamW step in the backward pass as soon as its gradient is complete, so the blocks\' gradients are never stored (4 bytes a trained parameter less); the steps are the same. With clipping, a first backward pass finds the gradient norm (a third to two thirds more compute).'],
   ['max_grad_norm', false, null, 'Clip each step\'s global gradient norm to this value (0: no clipping).'],
   ['max_steps', true, null, 'Stop after this many optimizer steps (0: as many as the epochs need).'],
   ['eval_every', true, null, 'Steps between validation losses (0: at the end only).'],
