@@ -23,7 +23,8 @@
  *     when taken from their factors (few token rows a step);
  *   - update_in_backward (each block tensor stepped in backward) matches
  *     the stored gradients' steps: bit for bit unclipped, with clipping to
- *     the order of a float sum, checkpointed, in bf16, norms from Grams;
+ *     the order of a float sum, checkpointed, in bf16, norms from Grams,
+ *     and resumes bit for bit;
  *   - staggered refreshes spread GaLore's projector refreshes over steps;
  *   - bf16 storage (bf16_weights): losses within 2% of the fp32 run's, memory
  *     as planned, BF16 tensors in the checkpoint, lora merged into the
@@ -772,6 +773,36 @@ static void test_update_in_backward(void)
     }
 }
 
+/* A run with update_in_backward (lisa, clipping engaged: two passes a
+ * step) paused after step 4 resumes bit for bit. */
+static void test_update_in_backward_resume(void)
+{
+    struct recipe r;
+    struct recorder straight = {0}, first = {.pause_at = 4}, second = {0};
+    struct model m1, m2, m3;
+    char out1[4200], out2[4200], ck[4300];
+    test_begin("update_in_backward_resumes_exactly");
+    recipe_small(&r, METHOD_LISA);
+    r.interval = 3;
+    r.max_steps = 8;
+    r.max_grad_norm = 0.05f;
+    r.update_in_backward = 1;
+    snprintf(out1, sizeof out1, "%s/in-backward-straight", tmp_root);
+    snprintf(out2, sizeof out2, "%s/in-backward-resumed", tmp_root);
+    CHECK(copy_base(&m1) == 0 && copy_base(&m2) == 0 && copy_base(&m3) == 0);
+    CHECK(run(&m1, &r, out1, NULL, &straight, NULL, NULL) == TRAIN_DONE);
+    CHECK(run(&m2, &r, out2, NULL, &first, NULL, NULL) == TRAIN_PAUSED);
+    snprintf(ck, sizeof ck, "%s/checkpoint-4", out2);
+    CHECK(first.n == 4 && run(&m3, &r, out2, ck, &second, NULL, NULL) == TRAIN_DONE);
+    check_resumed_losses(&straight, &first, &second, 4, 8);
+    CHECK_MSG(same_params(&m1, &m3), "final weights differ after resume");
+    CHECK(straight.grad_norm[1] > r.max_grad_norm);
+    model_free(&m1);
+    model_free(&m2);
+    model_free(&m3);
+    test_end();
+}
+
 /* Projector refreshes per optimizer step, counted by a CPU backend whose
  * lowrank_basis notes the step the recorder is in. */
 static struct recorder *counting_rec;
@@ -1276,6 +1307,7 @@ int main(int argc, char **argv)
     test_streamed_gradients();
     test_factored_projections();
     test_update_in_backward();
+    test_update_in_backward_resume();
     test_staggered_refreshes();
     test_bf16_weights();
     test_bf16_unstreamed_steps();
