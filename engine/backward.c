@@ -4,8 +4,8 @@
  * Starts from a->d_norm, the gradient of the final RMSNorm output that
  * model_head_loss left there, and walks the blocks top-down keeping the
  * residual-stream gradient in a->d_resid. With activation checkpointing
- * (a->checkpointed) each block's forward is run again from its saved input
- * just before its backward.
+ * (a->recomputed) each checkpointed block's forward is run again from its
+ * saved input just before its backward.
  *
  * Frozen parts cost nothing they do not have to:
  *   - a block with g->g.blocks[l] == NULL gets no weight-gradient products
@@ -116,11 +116,11 @@ void model_backward(const struct model *m, struct activations *a,
         struct block_weights gw = grad_view(c, g, l);
         const int train = g->g.blocks[l] != NULL;
         /* checkpointed: block l's internals again, from its saved input (the
-         * last block's are still there from the forward pass, unless this
-         * is a second pass) */
-        if (a->checkpointed && (l < c->n_layers - 1 || g->blocks_only))
+         * highest checkpointed block's are still there from the forward
+         * pass, unless this is a second pass) */
+        if (l < a->recomputed && (l < a->recomputed - 1 || g->blocks_only))
             model_block_forward(m, a, l, B, T);
-        const int s = a->checkpointed ? 0 : l; /* the slot of its internals */
+        const int s = model_block_slot(a, l); /* the slot of its internals */
         float *x = LAYER(a->resid, l, D), *mid = LAYER(a->resid_mid, s, D);
 
         /* feed-forward block: next = mid + h . Wdown^T */

@@ -27,7 +27,7 @@ void model_block_forward(const struct model *m, struct activations *a, int l, in
     const int N = B * T, D = c->dim, F = c->hidden_dim, H = c->n_heads,
               KV = c->n_kv_heads, hd = c->head_dim, QD = H * hd, KVD = KV * hd;
     const size_t cap = (size_t)a->B * a->T;
-    const int s = a->checkpointed ? 0 : l; /* the slot of the block's internals */
+    const int s = model_block_slot(a, l); /* the slot of the block's internals */
     struct block_weights w = model_block_operands(m, l);
     float *x = LAYER(a->resid, l, D), *mid = LAYER(a->resid_mid, s, D);
     float *xn = LAYER(a->attn_in, s, D), *q = LAYER(a->q, s, QD);

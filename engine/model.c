@@ -289,12 +289,24 @@ int model_ce_rows(const struct model_config *c, int N)
     return rows < (size_t)N ? (int)rows : N;
 }
 
+int model_activation_slots(int n_layers, int recomputed)
+{
+    return n_layers - recomputed + (recomputed > 0);
+}
+
+int model_block_slot(const struct activations *a, int l)
+{
+    return l < a->recomputed ? 0 : l - a->recomputed + (a->recomputed > 0);
+}
+
 /* Activation pieces in allocation order, as (pointer slot, element count);
- * checkpointed: one layer of block internals instead of L. */
-static int activation_layout(const struct model_config *c, int B, int T, int checkpointed,
+ * with the lowest `recomputed` blocks checkpointed, model_activation_slots
+ * layers of block internals instead of L. */
+static int activation_layout(const struct model_config *c, int B, int T, int recomputed,
                              struct activations *a, float ***slot, size_t *count)
 {
-    size_t N = (size_t)B * T, L = checkpointed ? 1 : c->n_layers, D = c->dim;
+    size_t N = (size_t)B * T, D = c->dim;
+    size_t L = (size_t)model_activation_slots(c->n_layers, recomputed);
     size_t F = c->hidden_dim;
     size_t QD = (size_t)c->n_heads * c->head_dim;
     size_t KVD = (size_t)c->n_kv_heads * c->head_dim;
@@ -319,12 +331,11 @@ static int activation_layout(const struct model_config *c, int B, int T, int che
     return k;
 }
 
-size_t model_activation_floats(const struct model_config *c, int B, int T,
-                               int checkpointed)
+size_t model_activation_floats(const struct model_config *c, int B, int T, int recomputed)
 {
     struct activations tmp;
     size_t count[32], total = 0;
-    int k = activation_layout(c, B, T, checkpointed, &tmp, NULL, count);
+    int k = activation_layout(c, B, T, recomputed, &tmp, NULL, count);
     for (int i = 0; i < k; i++)
         total += count[i];
     return total;
@@ -336,15 +347,15 @@ int activations_init(struct activations *a, const struct model *m, int B, int T)
 }
 
 int activations_init_for(struct activations *a, const struct model *m, int B, int T,
-                         int checkpointed)
+                         int recomputed)
 {
     float **slot[32];
     size_t count[32];
     memset(a, 0, sizeof *a);
     a->B = B;
     a->T = T;
-    a->checkpointed = checkpointed;
-    int k = activation_layout(&m->cfg, B, T, checkpointed, a, slot, count);
+    a->recomputed = recomputed;
+    int k = activation_layout(&m->cfg, B, T, recomputed, a, slot, count);
     for (int i = 0; i < k; i++)
         a->n_floats += count[i];
     a->mem = m->be->alloc(a->n_floats * sizeof(float));

@@ -113,10 +113,12 @@ struct activations {
     int B, T;               /* capacity */
     float *mem;
     size_t n_floats;
-    /* 1: activation checkpointing. resid keeps every block's input, the
-     * other per-layer buffers hold one layer (L reads as 1 below), and
-     * model_backward recomputes each block's forward from its input. */
-    int checkpointed;
+    /* Activation checkpointing of the lowest `recomputed` blocks (0: none,
+     * L: all): resid keeps every block's input; those blocks share one slot
+     * of the per-layer buffers, the others have one each (L reads as
+     * model_activation_slots below; model_block_slot), and model_backward
+     * recomputes a shared block's forward from its input. */
+    int recomputed;
     /* saved by forward, per layer l (strides: N*D, N*H*hd, ...) */
     float *resid;      /* (L+1, N, D) block inputs; resid[L] = final norm input */
     float *resid_mid;  /* (L, N, D) after the attention residual add */
@@ -159,8 +161,12 @@ int model_ce_rows(const struct model_config *c, int N);
 /* ---- sizes (elements), computable without allocating ---- */
 size_t model_block_floats(const struct model_config *c);
 size_t model_param_floats(const struct model_config *c);
-size_t model_activation_floats(const struct model_config *c, int B, int T,
-                               int checkpointed);
+size_t model_activation_floats(const struct model_config *c, int B, int T, int recomputed);
+/* Slots of the per-layer activation buffers with the lowest `recomputed`
+ * of L blocks checkpointed: one shared by those, one for each other block. */
+int model_activation_slots(int n_layers, int recomputed);
+/* The slot of block l's internals in a. */
+int model_block_slot(const struct activations *a, int l);
 /* offset of a linear layer inside a block, and its shape [rows, cols] */
 size_t model_linear_offset(const struct model_config *c, enum linear_id id,
                            int *rows, int *cols);
@@ -276,9 +282,9 @@ void grads_free(struct model_grads *g, const struct model *m);
 /* Buffers for B x T tokens, every layer's internals saved (evaluation,
  * calibration, training without checkpointing). */
 int activations_init(struct activations *a, const struct model *m, int B, int T);
-/* The same, with activation checkpointing when checkpointed is 1. */
+/* The same, with the lowest `recomputed` blocks checkpointed (0: none). */
 int activations_init_for(struct activations *a, const struct model *m, int B, int T,
-                         int checkpointed);
+                         int recomputed);
 void activations_free(struct activations *a, const struct model *m);
 
 /* ---- named tensors (Hugging Face names), for loaders and checkpoints ---- */

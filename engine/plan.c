@@ -33,7 +33,8 @@
  *                once every block has been visited)
  *   activations  fp32: the CPU engine's real buffers (model_activation_floats;
  *                with checkpoint_activations, block inputs for every layer and
- *                the internals of one), and with update_in_backward's two
+ *                the internals of one, plus those of each block above
+ *                recompute_blocks), and with update_in_backward's two
  *                passes the saved gradient of the final norm's output (B*T*D).
  *                bf16 (GPU, per-block gradient checkpointing, flash
  *                attention, section 9), in bytes:
@@ -221,7 +222,7 @@ void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
             p->workspace += (double)model_largest_linear(cfg) * 4 * 2;
     } else {
         p->activations =
-            (double)model_activation_floats(cfg, B, T, r->checkpoint_activations) * 4;
+            (double)model_activation_floats(cfg, B, T, recipe_recomputed_blocks(r, L)) * 4;
         if (recipe_backward_passes(r) == 2) /* the final norm output's gradient, saved */
             p->activations += tokens * D * 4;
         p->workspace = (double)plan_scratch_floats(cfg, r, B * T) * 4 + 64 * MIB + 16 * MIB;

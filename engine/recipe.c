@@ -212,6 +212,12 @@ int recipe_check(const struct recipe *r, int n_layers, char *err, size_t errlen)
     }
     if (r->checkpoint_activations != 0 && r->checkpoint_activations != 1)
         REFUSE("activation_checkpointing must be 0 or 1, got %d", r->checkpoint_activations);
+    if (r->recompute_blocks < 0 || r->recompute_blocks > n_layers)
+        REFUSE("recompute_blocks must lie in [0, %d] (the model's blocks; 0: all), got %d",
+               n_layers, r->recompute_blocks);
+    if (r->recompute_blocks > 0 && !r->checkpoint_activations)
+        REFUSE("recompute_blocks %d applies with activation_checkpointing 1",
+               r->recompute_blocks);
     if (r->stagger_refreshes != 0 && r->stagger_refreshes != 1)
         REFUSE("stagger_refreshes must be 0 or 1, got %d", r->stagger_refreshes);
     if (r->bf16_weights != 0 && r->bf16_weights != 1)
@@ -270,6 +276,13 @@ int recipe_streams_gradients(const struct recipe *r)
 {
     return r->grad_accum == 1 && r->method != METHOD_LORA &&
            (r->galore.rank > 0 || r->update_in_backward);
+}
+
+int recipe_recomputed_blocks(const struct recipe *r, int n_layers)
+{
+    if (!r->checkpoint_activations)
+        return 0;
+    return r->recompute_blocks > 0 ? r->recompute_blocks : n_layers;
 }
 
 int recipe_backward_passes(const struct recipe *r)

@@ -70,6 +70,10 @@ struct recipe {
     int checkpoint_activations; /* 1: keep block inputs only, recompute each
                                    block in backward (less memory, one more
                                    forward pass of the blocks) */
+    int recompute_blocks;       /* with checkpoint_activations: only the
+                                   lowest this many blocks are recomputed,
+                                   the others keep their internals (0: all;
+                                   recipe_recomputed_blocks) */
     int stagger_refreshes;      /* 1: when every block trains by GaLore, each
                                    matrix refreshes its projector at its own
                                    phase of the gap, not all at one step */
@@ -101,6 +105,11 @@ void recipe_defaults(struct recipe *r, enum method m);
 /* Check r against a model with n_layers blocks; -1 with a message naming the
  * offending hyperparameter. */
 int recipe_check(const struct recipe *r, int n_layers, char *err, size_t errlen);
+
+/* Blocks that backward recomputes (activation checkpointing), the lowest
+ * of n_layers: 0 without checkpointing, else recompute_blocks, or every
+ * block when that is 0. */
+int recipe_recomputed_blocks(const struct recipe *r, int n_layers);
 
 /* Blocks whose weights have gradients at once: n_layers for full/galore,
  * 0 for lora (only its adapters train), gamma else. */

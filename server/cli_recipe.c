@@ -26,7 +26,7 @@ const char *const cli_recipe_opts[] = {
     "--weight-decay", "--beta1", "--beta2", "--eps", "--clip", "--seed",
     "--eval-every", "--save-every", "--calib-samples", "--lora-rank", "--lora-alpha",
     "--lora-dropout", "--lora-merge", "--checkpoint-activations", "--bf16-weights",
-    "--stagger-refreshes", "--update-in-backward", NULL};
+    "--stagger-refreshes", "--update-in-backward", "--recompute-blocks", NULL};
 
 /* What values an option accepts. */
 enum kind { POS_INT, NONNEG_INT, POS_NUM, NONNEG_NUM };
@@ -150,6 +150,7 @@ int cli_recipe_parse(int argc, char **argv, struct recipe *r, char *err, size_t 
         {"--eval-every", NONNEG_INT, &r->eval_every},
         {"--save-every", NONNEG_INT, &r->save_every},
         {"--calib-samples", NONNEG_INT, &r->calib_samples},
+        {"--recompute-blocks", NONNEG_INT, &r->recompute_blocks},
         {"--lora-rank", POS_INT, &r->lora.rank},
     };
     const struct { const char *name; enum kind kind; float *field; } nums[] = {

@@ -37,6 +37,7 @@ static const struct hp hps[] = {
     {"save_every", HP_INT, F(save_every), 0, NULL},
     {"activation_checkpointing", HP_INT, F(checkpoint_activations), 0,
      "activation_checkpointing"},
+    {"recompute_blocks", HP_INT, F(recompute_blocks), 0, "recompute_blocks"},
     {"bf16_weights", HP_INT, F(bf16_weights), 0, "bf16_weights"},
     {"stagger_refreshes", HP_INT, F(stagger_refreshes), 0, "stagger_refreshes"},
     {"update_in_backward", HP_INT, F(update_in_backward), 0, "update_in_backward"},

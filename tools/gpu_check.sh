@@ -109,10 +109,12 @@ for inbwd in 0 1; do # full, its blocks stepped in backward (two passes: it clip
 done
 keep
 
-# one 7B row: RUN is METHOD[+inbwd[+noclip]][+ckpt][+bf16[+bf16mm]][@B] (micro-batch
-# B x 512, default 1; inbwd: update_in_backward, noclip: max_grad_norm 0)
+# one 7B row: RUN is METHOD[+inbwd[+noclip]][+ckpt[K]][+bf16[+bf16mm]][@B] (micro-batch
+# B x 512, default 1; inbwd: update_in_backward, noclip: max_grad_norm 0; ckptK: only the
+# lowest K blocks recomputed)
 bench() {
     ckpt=0; case $1 in *+ckpt*) ckpt=1 ;; esac
+    case $1 in *+ckpt[0-9]*) ckpt=b$(echo "$1" | sed 's/.*+ckpt\([0-9]*\).*/\1/') ;; esac
     bf16=0 limit=60; case $1 in *+bf16*) bf16=1 limit=120 ;; esac
     math=tf32; case $1 in *+bf16mm*) math=bf16 ;; esac
     batch=1; case $1 in *@*) batch=${1##*@} ;; esac
@@ -141,15 +143,16 @@ echo "== (c) the products with fp32 operands, each way cuBLAS runs them; attenti
 OWLORE_CUDA_MATH=bf16 timeout 60 "$bin/gpu_step_parts" >"$tmp/step-parts.json" || status=1
 keep
 
-echo "== (c) 7B-shaped benchmark (cuda): full with each tensor stepped in backward"
+echo "== (c) 7B-shaped benchmark (cuda): full stepped in backward; partial checkpointing"
 for run in full+inbwd+noclip+ckpt+bf16+bf16mm@8 full+inbwd+ckpt+bf16+bf16mm@8 \
-    full+inbwd+noclip+ckpt+bf16+bf16mm; do
+    full+inbwd+noclip+ckpt16+bf16+bf16mm@4 full+inbwd+noclip+ckpt+bf16+bf16mm \
+    owlore+ckpt8+bf16+bf16mm; do
     bench $run
 done
 
 echo "== (c) 7B-shaped benchmark (cuda): the other rows"
 for run in owlore+bf16+bf16mm owlore+ckpt+bf16+bf16mm@4 owlore+bf16+bf16mm@4 owlore+ckpt+bf16 \
-    owlore+ckpt owlore owlore_full_rank lisa galore full full+bf16+bf16mm full+bf16+bf16mm@4; do
+    owlore+ckpt owlore owlore_full_rank lisa galore full+bf16+bf16mm; do
     bench $run
 done
 

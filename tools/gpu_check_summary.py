@@ -72,9 +72,10 @@ print("\n%-38s %9s %7s %9s %9s %6s %8s %8s  %s" % ("method (7B)", "tokens/s", "M
       "peak GB", "plan GB", "plan/m", "refresh", "1st", "note"))
 for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+bf16+bf16mm", "owlore+ckpt+bf16+bf16mm@4",
              "owlore+bf16+bf16mm@4", "full+bf16+bf16mm", "owlore+ckpt+bf16", "owlore+ckpt",
-             "owlore", "owlore_full_rank", "lisa", "galore", "full", "full+bf16+bf16mm@4",
+             "owlore", "owlore_full_rank", "lisa", "galore",
              "full+inbwd+noclip+ckpt+bf16+bf16mm@8", "full+inbwd+ckpt+bf16+bf16mm@8",
-             "full+inbwd+noclip+ckpt+bf16+bf16mm"):
+             "full+inbwd+noclip+ckpt16+bf16+bf16mm@4", "full+inbwd+noclip+ckpt+bf16+bf16mm",
+             "owlore+ckpt8+bf16+bf16mm"):
     b = load(f"{tmp}/bench-{meth}.json")
     tps = b.get("tokens_per_s", 0.0)
     mfu = tps * b.get("flops_per_token", 0.0) / peak

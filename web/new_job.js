@@ -43,6 +43,7 @@ const HPARAMS = [
   ['lora_dropout', false, LORA, 'Dropout on the adapters\' input while training, in [0, 1).'],
   ['lora_merge', true, LORA, '1: the final checkpoint holds the merged weights; 0: every checkpoint holds the adapter alone.'],
   ['activation_checkpointing', true, null, '1: keep only each block\'s input and run the block again in the backward pass (less memory, about a third more compute).'],
+  ['recompute_blocks', true, null, 'With activation_checkpointing 1: only the lowest this many blocks run again in the backward pass, the blocks above keep their activations (more memory, less compute); 0: every block.'],
   ['bf16_weights', true, null, '1: keep the weights (embedding, blocks, head) in bf16 with no fp32 copy (about half the weight memory), each update rounded stochastically; gradients and optimizer state stay fp32.'],
   ['stagger_refreshes', true, GALORE, '1: with every block on GaLore, each matrix refreshes its projector at its own phase of update_proj_gap, spreading the refreshes over the steps; 0: every matrix refreshes at the same steps, as galore_torch does.'],
   ['update_in_backward', true, FULLRANK, '1: each block tensor takes its AdamW step in the backward pass as soon as its gradient is complete, so the blocks\' gradients are never stored (4 bytes a trained parameter less); the steps are the same. With clipping, a first backward pass finds the gradient norm (a third to two thirds more compute).'],

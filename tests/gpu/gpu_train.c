@@ -6,7 +6,8 @@
  *     BACKEND  cpu | cuda
  *     SHAPE    stories260k | 135m | 7b   (LLaMA shapes, random weights)
  *     METHOD   full | lisa | galore | owlore_full_rank | owlore
- *     CKPT     1: activation checkpointing (default 0)
+ *     CKPT     1: activation checkpointing (default 0); bK: of the lowest K
+ *              blocks only (recompute_blocks K)
  *     BF16     1: weights stored in bf16 (recipe bf16_weights; default 0).
  *              The model is then built in host memory, rounded to nearest
  *              there (model_store_bf16) and only then moved to the backend,
@@ -20,7 +21,8 @@
  * no checkpoint is written. OwLore methods get uniform outlier ratios. The
  * 7b shape refreshes GaLore projectors with the randomized range finder (an
  * exact SVD of each 4096 x 11008 gradient takes seconds).
- * Output: {"backend", "shape", "method", "checkpointed", "bf16_weights",
+ * Output: {"backend", "shape", "method", "checkpointed", "recomputed_blocks",
+ * "bf16_weights",
  * "update_in_backward", "max_grad_norm",
  * "steps", "losses": [...], "tokens_per_s" (median step), "params",
  * "flops_per_token" (the planner's count of the FLOPs executed: 2N forward,
@@ -246,7 +248,8 @@ int main(int argc, char **argv)
     recipe_defaults(&r, meth);
     r.batch_size = argc > 5 ? atoi(argv[5]) : 4;
     r.seq_len = argc > 6 ? atoi(argv[6]) : 256;
-    r.checkpoint_activations = argc > 7 && atoi(argv[7]) == 1;
+    r.checkpoint_activations = argc > 7 && (atoi(argv[7]) == 1 || argv[7][0] == 'b');
+    r.recompute_blocks = argc > 7 && argv[7][0] == 'b' ? atoi(argv[7] + 1) : 0;
     r.bf16_weights = argc > 8 && atoi(argv[8]) == 1;
     r.update_in_backward = argc > 9 && atoi(argv[9]) == 1;
     if (argc > 10)
@@ -296,10 +299,11 @@ int main(int argc, char **argv)
     if (r.sampling != SAMPLING_ALL && r.interval < period)
         period = r.interval;
     printf("{\"backend\": \"%s\", \"shape\": \"%s\", \"method\": \"%s\", "
-           "\"checkpointed\": %d, \"bf16_weights\": %d, \"update_in_backward\": %d, "
-           "\"max_grad_norm\": %g, \"steps\": %d, \"losses\": [",
-           be->name, argv[2], argv[3], r.checkpoint_activations, r.bf16_weights,
-           r.update_in_backward, (double)r.max_grad_norm, lg.n);
+           "\"checkpointed\": %d, \"recomputed_blocks\": %d, \"bf16_weights\": %d, "
+           "\"update_in_backward\": %d, \"max_grad_norm\": %g, \"steps\": %d, \"losses\": [",
+           be->name, argv[2], argv[3], r.checkpoint_activations,
+           recipe_recomputed_blocks(&r, c.n_layers), r.bf16_weights, r.update_in_backward,
+           (double)r.max_grad_norm, lg.n);
     for (int i = 0; i < lg.n; i++)
         printf("%s%.6f", i ? ", " : "", lg.losses[i]);
     printf("], \"tokens_per_s\": %.1f, \"params\": %.0f, \"flops_per_token\": %.4g, "

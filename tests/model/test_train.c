@@ -498,36 +498,42 @@ static void test_dataset_training(struct tokenizer *tok)
 
 /* Activation checkpointing recomputes each block from its saved input: the
  * same operations on the same inputs, so losses and weights are bit-identical
- * to a run that saves everything (LoRA's dropout masks included). */
+ * to a run that saves everything (LoRA's dropout masks included), whether
+ * every block is recomputed or only the lowest 2 of 5 (recompute_blocks). */
 static void test_activation_checkpointing(void)
 {
     const enum method meths[] = {METHOD_OWLORE, METHOD_LORA, METHOD_FULL};
+    const int recompute[3] = {0, 0, 2}; /* with checkpointing in runs 1 and 2 */
     for (size_t i = 0; i < sizeof meths / sizeof meths[0]; i++) {
         char name[96], out[4200];
-        static struct recorder rec[2];
+        static struct recorder rec[3];
         memset(rec, 0, sizeof rec);
-        struct model m[2];
+        struct model m[3];
         snprintf(name, sizeof name, "activation_checkpointing_bit_identical_%s",
                  method_name(meths[i]));
         test_begin(name);
-        for (int ck = 0; ck < 2; ck++) {
+        for (int ck = 0; ck < 3; ck++) {
             struct recipe r;
             recipe_small(&r, meths[i]);
             r.max_steps = 6;
-            r.checkpoint_activations = ck;
+            r.checkpoint_activations = ck > 0;
+            r.recompute_blocks = recompute[ck];
+            CHECK(recipe_recomputed_blocks(&r, base.cfg.n_layers) == (ck == 0 ? 0 : ck == 1 ? 5 : 2));
             snprintf(out, sizeof out, "%s/ckpt-act-%s-%d", tmp_root, method_name(meths[i]), ck);
             CHECK(copy_base(&m[ck]) == 0);
             CHECK(run(&m[ck], &r, out, NULL, &rec[ck], NULL, NULL) == TRAIN_DONE);
         }
-        CHECK(rec[0].n == 6 && rec[1].n == 6);
-        CHECK_MSG(memcmp(rec[0].loss, rec[1].loss, sizeof rec[0].loss) == 0,
-                  "step 6 loss %.9g vs %.9g", rec[0].loss[6], rec[1].loss[6]);
-        CHECK_MSG(memcmp(rec[0].grad_norm, rec[1].grad_norm, sizeof rec[0].grad_norm) == 0,
-                  "gradient norms differ");
-        CHECK_MSG(same_params(&m[0], &m[1]), "weights differ");
+        for (int ck = 1; ck < 3; ck++) {
+            CHECK(rec[0].n == 6 && rec[ck].n == 6);
+            CHECK_MSG(memcmp(rec[0].loss, rec[ck].loss, sizeof rec[0].loss) == 0,
+                      "run %d: step 6 loss %.9g vs %.9g", ck, rec[ck].loss[6], rec[0].loss[6]);
+            CHECK_MSG(memcmp(rec[0].grad_norm, rec[ck].grad_norm, sizeof rec[0].grad_norm) == 0,
+                      "run %d: gradient norms differ", ck);
+            CHECK_MSG(same_params(&m[0], &m[ck]), "run %d: weights differ", ck);
+        }
         CHECK(!same_params(&m[0], &base));
-        model_free(&m[0]);
-        model_free(&m[1]);
+        for (int ck = 0; ck < 3; ck++)
+            model_free(&m[ck]);
         test_end();
     }
 }
@@ -696,12 +702,13 @@ static void test_update_in_backward(void)
         const char *name;
         enum method meth;
         float clip;
-        int checkpointed, bf16, few_rows;
+        int checkpointed, bf16, few_rows; /* checkpointed > 1: the lowest blocks */
         double tol; /* 0: bit for bit */
     } cases[] = {
         {"full_clipped", METHOD_FULL, 0.05f, 0, 0, 0, 1e-6},
         {"lisa_unclipped_checkpointed", METHOD_LISA, 0, 1, 0, 0, 0},
         {"full_bf16_clipped_checkpointed", METHOD_FULL, 0.05f, 1, 1, 0, 1e-5},
+        {"lisa_clipped_lowest_3_blocks_checkpointed", METHOD_LISA, 0.05f, 3, 0, 0, 1e-6},
         {"owlore_full_rank_clipped_norms_from_grams", METHOD_OWLORE_FULL_RANK, 0.05f, 0, 0, 1,
          1e-5},
     };
@@ -721,7 +728,8 @@ static void test_update_in_backward(void)
             recipe_small(&r, cases[k].meth);
             r.max_steps = STEPS;
             r.max_grad_norm = cases[k].clip;
-            r.checkpoint_activations = cases[k].checkpointed;
+            r.checkpoint_activations = cases[k].checkpointed > 0;
+            r.recompute_blocks = cases[k].checkpointed > 1 ? cases[k].checkpointed : 0;
             r.bf16_weights = cases[k].bf16;
             r.update_in_backward = fused;
             if (cases[k].few_rows) {

@@ -155,6 +155,14 @@ static void test_check(void)
     r.stagger_refreshes = 2;
     expect_refusal(&r, 32, "stagger_refreshes must be 0 or 1, got 2");
     recipe_defaults(&r, METHOD_FULL);
+    r.checkpoint_activations = 1;
+    r.recompute_blocks = 33;
+    expect_refusal(&r, 32, "recompute_blocks must lie in [0, 32] (the model's blocks; 0: all), "
+                   "got 33");
+    r.checkpoint_activations = 0;
+    r.recompute_blocks = 4;
+    expect_refusal(&r, 32, "recompute_blocks 4 applies with activation_checkpointing 1");
+    recipe_defaults(&r, METHOD_FULL);
     r.update_in_backward = 2;
     expect_refusal(&r, 32, "update_in_backward must be 0 or 1, got 2");
     recipe_defaults(&r, METHOD_OWLORE);
@@ -284,8 +292,19 @@ static void test_plan_fp32_and_frozen(void)
     double full_act = p.activations;
     r.checkpoint_activations = 1;
     plan_compute(&c, &r, 2, 64, PLAN_FP32, &p);
-    CHECK_NEAR(p.activations, 4.0 * model_activation_floats(&c, 2, 64, 1), 0);
+    CHECK_NEAR(p.activations, 4.0 * model_activation_floats(&c, 2, 64, 30), 0);
     CHECK_MSG(p.activations < 0.5 * full_act, "%.0f vs %.0f", p.activations, full_act);
+    /* the lowest 10 blocks recomputed: one shared slot and 20 of their own */
+    double all_act = p.activations;
+    r.recompute_blocks = 10;
+    plan_compute(&c, &r, 2, 64, PLAN_FP32, &p);
+    CHECK_NEAR(p.activations, 4.0 * model_activation_floats(&c, 2, 64, 10), 0);
+    CHECK(p.activations > all_act && p.activations < full_act);
+    CHECK(model_activation_slots(30, 10) == 21 && model_activation_slots(30, 30) == 1 &&
+          model_activation_slots(30, 0) == 30);
+    CHECK(recipe_recomputed_blocks(&r, 30) == 10);
+    r.checkpoint_activations = 0;
+    CHECK(recipe_recomputed_blocks(&r, 30) == 0);
 
     recipe_defaults(&r, METHOD_LISA);
     r.freeze_embeddings = 1;
@@ -456,6 +475,10 @@ static void test_cli(void)
     CHECK(parse("--method lora --lora-dropout 1", &r, err, sizeof err) == 0);
     CHECK(recipe_check(&r, 30, err, sizeof err) == -1 &&
           strstr(err, "lora_dropout must lie in [0, 1)"));
+    CHECK(parse("--checkpoint-activations 1 --recompute-blocks 8", &r, err, sizeof err) == 0);
+    CHECK(r.recompute_blocks == 8 && recipe_recomputed_blocks(&r, 32) == 8);
+    expect_parse_error("--recompute-blocks -1", "--recompute-blocks expects a non-negative "
+                       "integer");
     CHECK(parse("--method full --update-in-backward 1 --clip 0", &r, err, sizeof err) == 0);
     CHECK(r.update_in_backward == 1 && recipe_backward_passes(&r) == 1 &&
           recipe_streams_gradients(&r) && recipe_check(&r, 30, err, sizeof err) == 0);
