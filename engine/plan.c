@@ -147,15 +147,18 @@ int plan_savings(const struct model_config *cfg, const struct recipe *r, struct 
     char err[256];
     if (!t.checkpoint_activations) {
         t.checkpoint_activations = 1;
-        on[n++] = "activation_checkpointing";
+        on[n++] = "activation_checkpointing: 1";
+    } else if (t.recompute_blocks > 0 && t.recompute_blocks < cfg->n_layers) {
+        t.recompute_blocks = 0; /* every block */
+        on[n++] = "recompute_blocks: 0";
     }
     if (!t.bf16_weights) {
         t.bf16_weights = 1;
-        on[n++] = "bf16_weights";
+        on[n++] = "bf16_weights: 1";
     }
     t.update_in_backward = 1;
     if (!r->update_in_backward && recipe_check(&t, cfg->n_layers, err, sizeof err) == 0)
-        on[n++] = "update_in_backward";
+        on[n++] = "update_in_backward: 1";
     else
         t.update_in_backward = r->update_in_backward;
     if (n == 0)
@@ -164,7 +167,7 @@ int plan_savings(const struct model_config *cfg, const struct recipe *r, struct 
     size_t used = 0;
     names[0] = 0;
     for (int i = 0; i < n && used < len; i++)
-        used += (size_t)snprintf(names + used, len - used, "%s%s: 1",
+        used += (size_t)snprintf(names + used, len - used, "%s%s",
                                  i == 0 ? "" : i == n - 1 ? " and " : ", ", on[i]);
     return n;
 }

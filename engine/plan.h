@@ -39,11 +39,12 @@ struct plan {
  * squares comes from them (optim_norm_from_factors). */
 size_t plan_scratch_floats(const struct model_config *cfg, const struct recipe *r, int N);
 
-/* The memory-saving switches that r leaves off and that apply to it
- * (activation_checkpointing, bf16_weights, update_in_backward), for a
- * message that suggests them: *lean is r with all of them on, names lists
- * them ("a: 1, b: 1 and c: 1"). Returns how many there are (0: none, lean
- * and names untouched). */
+/* The memory-saving settings that r leaves off and that apply to it
+ * (activation_checkpointing, or recompute_blocks 0 when only some blocks
+ * are recomputed; bf16_weights; update_in_backward), for a message that
+ * suggests them: *lean is r with all of them, names lists them ("a: 1,
+ * b: 1 and c: 1"). Returns how many there are (0: none, lean and names
+ * untouched). */
 int plan_savings(const struct model_config *cfg, const struct recipe *r, struct recipe *lean,
                  char *names, size_t len);
 

@@ -357,6 +357,10 @@ static void test_plan_fp32_and_frozen(void)
     CHECK(!strcmp(names, "bf16_weights: 1") && !lean.update_in_backward);
     r.bf16_weights = 1;
     CHECK(plan_savings(&b7, &r, &lean, names, sizeof names) == 0);
+    r.recompute_blocks = 8; /* only some blocks recomputed: all of them would save more */
+    CHECK(plan_savings(&b7, &r, &lean, names, sizeof names) == 1);
+    CHECK(!strcmp(names, "recompute_blocks: 0") && lean.recompute_blocks == 0 &&
+          lean.checkpoint_activations == 1);
     test_end();
 }
 
