@@ -186,13 +186,36 @@ static int same_params(const struct model *a, const struct model *b)
     return memcmp(a->mem, b->mem, a->n_params * sizeof(float)) == 0;
 }
 
+/* Recipe r run straight, and paused after step `pause` and resumed from
+ * that checkpoint: the same losses and final weights, bit for bit. The
+ * straight run's recorder is left in *straight. */
+static void pause_and_resume(const char *name, const struct recipe *r, int pause,
+                             struct recorder *straight)
+{
+    struct recorder first = {.pause_at = pause}, second = {0};
+    struct model m1, m2, m3;
+    char out1[4200], out2[4200], ck[4300];
+    memset(straight, 0, sizeof *straight);
+    snprintf(out1, sizeof out1, "%s/%s-straight", tmp_root, name);
+    snprintf(out2, sizeof out2, "%s/%s-resumed", tmp_root, name);
+    CHECK(copy_base(&m1) == 0 && copy_base(&m2) == 0 && copy_base(&m3) == 0);
+    CHECK(run(&m1, r, out1, NULL, straight, NULL, NULL) == TRAIN_DONE);
+    CHECK(run(&m2, r, out2, NULL, &first, NULL, NULL) == TRAIN_PAUSED);
+    CHECK(first.n == pause);
+    snprintf(ck, sizeof ck, "%s/checkpoint-%d", out2, pause);
+    CHECK(run(&m3, r, out2, ck, &second, NULL, NULL) == TRAIN_DONE);
+    check_resumed_losses(straight, &first, &second, pause, r->max_steps);
+    CHECK_MSG(same_params(&m1, &m3), "final weights differ after resume");
+    CHECK(!same_params(&m1, &base));
+    model_free(&m1);
+    model_free(&m2);
+    model_free(&m3);
+}
+
 static void resume_case(const char *name, enum state_policy policy, int svd_method)
 {
     struct recipe r;
-    struct recorder full = {0}, first = {.pause_at = 5}, second = {0};
-    struct model m1, m2, m3;
-    char out1[4200], out2[4200], ck[4300];
-
+    static struct recorder straight;
     test_begin(name);
     recipe_defaults(&r, METHOD_OWLORE);
     r.gamma = 2;
@@ -210,20 +233,7 @@ static void resume_case(const char *name, enum state_policy policy, int svd_meth
     r.schedule = SCHEDULE_COSINE;
     r.eval_every = 4;
     r.save_every = 0;
-    snprintf(out1, sizeof out1, "%s/%s-straight", tmp_root, name);
-    snprintf(out2, sizeof out2, "%s/%s-resumed", tmp_root, name);
-    CHECK(copy_base(&m1) == 0 && copy_base(&m2) == 0 && copy_base(&m3) == 0);
-    CHECK(run(&m1, &r, out1, NULL, &full, NULL, NULL) == TRAIN_DONE);
-    CHECK(run(&m2, &r, out2, NULL, &first, NULL, NULL) == TRAIN_PAUSED);
-    CHECK(first.n == 5);
-    snprintf(ck, sizeof ck, "%s/checkpoint-5", out2);
-    CHECK(run(&m3, &r, out2, ck, &second, NULL, NULL) == TRAIN_DONE);
-    check_resumed_losses(&full, &first, &second, 5, 12);
-    CHECK_MSG(same_params(&m1, &m3), "final weights differ after resume");
-    CHECK(!same_params(&m1, &base));
-    model_free(&m1);
-    model_free(&m2);
-    model_free(&m3);
+    pause_and_resume(name, &r, 5, &straight);
     test_end();
 }
 
@@ -786,28 +796,15 @@ static void test_update_in_backward(void)
 static void test_update_in_backward_resume(void)
 {
     struct recipe r;
-    struct recorder straight = {0}, first = {.pause_at = 4}, second = {0};
-    struct model m1, m2, m3;
-    char out1[4200], out2[4200], ck[4300];
+    static struct recorder straight;
     test_begin("update_in_backward_resumes_exactly");
     recipe_small(&r, METHOD_LISA);
     r.interval = 3;
     r.max_steps = 8;
     r.max_grad_norm = 0.05f;
     r.update_in_backward = 1;
-    snprintf(out1, sizeof out1, "%s/in-backward-straight", tmp_root);
-    snprintf(out2, sizeof out2, "%s/in-backward-resumed", tmp_root);
-    CHECK(copy_base(&m1) == 0 && copy_base(&m2) == 0 && copy_base(&m3) == 0);
-    CHECK(run(&m1, &r, out1, NULL, &straight, NULL, NULL) == TRAIN_DONE);
-    CHECK(run(&m2, &r, out2, NULL, &first, NULL, NULL) == TRAIN_PAUSED);
-    snprintf(ck, sizeof ck, "%s/checkpoint-4", out2);
-    CHECK(first.n == 4 && run(&m3, &r, out2, ck, &second, NULL, NULL) == TRAIN_DONE);
-    check_resumed_losses(&straight, &first, &second, 4, 8);
-    CHECK_MSG(same_params(&m1, &m3), "final weights differ after resume");
+    pause_and_resume("in-backward", &r, 4, &straight);
     CHECK(straight.grad_norm[1] > r.max_grad_norm);
-    model_free(&m1);
-    model_free(&m2);
-    model_free(&m3);
     test_end();
 }
 
