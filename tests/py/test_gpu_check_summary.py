@@ -17,6 +17,9 @@ afterwards.
     exit 1;
   - the product runs' outlier ratios, computed on the cpu and on cuda:
     compared; one D_l 0.02 points off (tolerance 0.01): FAIL, exit 1;
+  - the issue's targets from the rows that ran: the checkpointed OwLore
+    row's peak, the planner's worst error, the best OwLore and full MFU
+    and their rows;
   - a run cut short (the 135M cuda result and the product runs missing):
     exit 1, those pieces marked failed, the rest still summarised.
 Prints PASS/FAIL lines; exits non-zero on a failure.
@@ -86,6 +89,10 @@ def complete_folder(folder):
           {"backend": "cuda", "shape": "7b", "method": "owlore", "tokens_per_s": 5000.0,
            "flops_per_token": 3.031e10, "peak_bytes": 21.5e9, "plan_peak_bytes": 21.7e9,
            "refresh_s": 0.2, "refresh_period": 50, "batch_tokens": 512, "failed": None})
+    write(folder, "bench-full+inbwd+noclip+ckpt+bf16+bf16mm@8.json",
+          {"backend": "cuda", "shape": "7b", "method": "full", "tokens_per_s": 9000.0,
+           "flops_per_token": 4.04e10, "peak_bytes": 73.5e9, "plan_peak_bytes": 73.0e9,
+           "refresh_s": 0, "refresh_period": 200, "batch_tokens": 4096, "failed": None})
     write(folder, "refresh.json",
           {"backend": "cuda", "math": "fp32", "exact_s": 1.5,
            "runs": [{"eig": "syevd", "power_iters": 2, "seconds": 0.004, "captured": 0.998}],
@@ -134,6 +141,16 @@ def main():
                 abs(old["refresh_share"] - share) < 1e-12
                 and abs(old["refresh_share_first"] - share) < 1e-12,
                 f"share {old['refresh_share']}, first {old.get('refresh_share_first')} for {share}")
+        tg = res.get("targets", {})
+        full_mfu = 9000.0 * 4.04e10 / PEAK
+        t.check("targets_from_the_rows_that_ran",
+                tg.get("owlore_1x512_checkpointed_peak_gb") == [17.5, True, True]
+                and abs(tg["planner_worst_relative_error"][0] - 0.3 / 17.5) < 1e-12
+                and tg["owlore_best_mfu"][1:] == [False, "owlore+bf16+bf16mm"]
+                and abs(tg["full_best_mfu"][0] - full_mfu) < 1e-12
+                and tg["full_best_mfu"][1:] == [True, "full+inbwd+noclip+ckpt+bf16+bf16mm@8"]
+                and "targets: OwLore 1 x 512 checkpointed peak 17.50 GB" in text,
+                json.dumps(tg), f"full {100 * full_mfu:.1f}% MFU met")
         t.check("product_runs_compared", res.get("cli", {}).get("pass") is True
                 and res["cli"].get("bf16_pass") is True, json.dumps(res.get("cli"))[:500])
         t.check("calibrations_compared", res.get("calibration", {}).get("pass") is True
