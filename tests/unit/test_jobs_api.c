@@ -77,20 +77,14 @@ static void test_train_job(void)
     CHECK_MSG(st == 200, "create %ld", st);
     CHECK(!strcmp(str(r, "object"), "fine_tuning.job"));
     CHECK(!strcmp(str(r, "status"), "queued"));
-    CHECK(json_integer_value(json_object_get(json_object_get(r, "hyperparameters"),
-                                             "sequence_length")) == 128);
-    CHECK(json_integer_value(json_object_get(json_object_get(r, "hyperparameters"),
-                                             "activation_checkpointing")) == 1);
-    CHECK(json_integer_value(json_object_get(json_object_get(r, "hyperparameters"),
-                                             "bf16_weights")) == 1);
-    CHECK(json_integer_value(json_object_get(json_object_get(r, "hyperparameters"),
-                                             "stagger_refreshes")) == 0);
-    CHECK(json_integer_value(json_object_get(json_object_get(r, "hyperparameters"),
-                                             "update_in_backward")) == 1);
-    CHECK(json_real_value(json_object_get(json_object_get(r, "hyperparameters"),
-                                          "max_grad_norm")) == 0.5);
-    CHECK(json_integer_value(json_object_get(json_object_get(r, "hyperparameters"),
-                                             "recompute_blocks")) == 3);
+    json_t *hp = json_object_get(r, "hyperparameters"); /* as the job resolved them */
+    CHECK(json_integer_value(json_object_get(hp, "sequence_length")) == 128);
+    CHECK(json_integer_value(json_object_get(hp, "activation_checkpointing")) == 1);
+    CHECK(json_integer_value(json_object_get(hp, "bf16_weights")) == 1);
+    CHECK(json_integer_value(json_object_get(hp, "stagger_refreshes")) == 0);
+    CHECK(json_integer_value(json_object_get(hp, "update_in_backward")) == 1);
+    CHECK(json_real_value(json_object_get(hp, "max_grad_norm")) == 0.5);
+    CHECK(json_integer_value(json_object_get(hp, "recompute_blocks")) == 3);
     char id[64];
     snprintf(id, sizeof id, "%s", str(r, "id"));
     json_decref(r);
