@@ -160,6 +160,9 @@ struct backend {
      * src[i] and equals it on average; NaN and infinities stay what they are. */
     void (*bf16_round)(unsigned short *dst, const float *src, size_t n,
                        unsigned long long seed);
+    /* dst (n) = src (n) narrowed to the nearest bf16, ties to even (saved
+     * activations, model.h bf16_saved); NaN and infinities as bf16_round. */
+    void (*bf16_narrow)(unsigned short *dst, const float *src, size_t n);
     /* C (M,N) = alpha * A @ op(W) + beta * C, row-major, with W in bf16
      * storage: A is (M,K) with lda; op(W) is (K,N): W is (K,N) with ldw, or
      * (N,K) when trans_w. The product is A times W widened exactly (the

@@ -5,7 +5,8 @@
  * model_head_loss left there, and walks the blocks top-down keeping the
  * residual-stream gradient in a->d_resid. With activation checkpointing
  * (a->recomputed) each checkpointed block's forward is run again from its
- * saved input just before its backward.
+ * saved input just before its backward; with a->bf16_saved the blocks above
+ * have their internals widened back from bf16 (saved_bf16.c) instead.
  *
  * Frozen parts cost nothing they do not have to:
  *   - a block with g->g.blocks[l] == NULL gets no weight-gradient products
@@ -115,11 +116,15 @@ void model_backward(const struct model *m, struct activations *a,
         struct block_weights w = model_block_operands(m, l);
         struct block_weights gw = grad_view(c, g, l);
         const int train = g->g.blocks[l] != NULL;
-        /* checkpointed: block l's internals again, from its saved input (the
-         * highest checkpointed block's are still there from the forward
-         * pass, unless this is a second pass) */
-        if (l < a->recomputed && (l < a->recomputed - 1 || g->blocks_only))
-            model_block_forward(m, a, l, B, T);
+        /* internals in the shared slot: back again, from the block's saved
+         * input (checkpointed) or its bf16 copy, unless the slot holds them
+         * (the highest checkpointed block's, from the forward pass) */
+        if (model_block_shared(a, l) && a->shared_holds != l) {
+            if (l < a->recomputed)
+                model_block_forward(m, a, l, B, T);
+            else
+                saved_bf16_load(m, a, l, N);
+        }
         const int s = model_block_slot(a, l); /* the slot of its internals */
         float *x = LAYER(a->resid, l, D), *mid = LAYER(a->resid_mid, s, D);
 

@@ -4,7 +4,8 @@
  * model_forward runs embedding -> L x (attention block, SwiGLU block) ->
  * final RMSNorm over a (B,T) batch, saving in struct activations everything
  * backward.c needs (with checkpointing, the block inputs and the last block's
- * internals: backward.c recomputes each block by model_block_forward).
+ * internals: backward.c recomputes each block by model_block_forward; with
+ * bf16_saved, each block's internals rounded to bf16, saved_bf16.c).
  * Per-layer activation slices are laid out with the
  * CAPACITY strides (a->B * a->T tokens), so a shorter batch reuses the same
  * buffers. model_head_loss then applies the classifier model_ce_rows at a time
@@ -69,6 +70,12 @@ void model_block_forward(const struct model *m, struct activations *a, int l, in
     model_block_product(m, l, LIN_DOWN, 1, N, D, F, h, 1.0f, next);
     if (m->lora)
         lora_forward(m->lora, l, LIN_DOWN, h, next, N);
+
+    /* what backward will find in the shared slot */
+    if (a->bf16_saved && l >= a->recomputed)
+        saved_bf16_store(m, a, l, N);
+    else if (model_block_shared(a, l))
+        a->shared_holds = l;
 }
 
 void model_forward(const struct model *m, struct activations *a,

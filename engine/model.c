@@ -289,39 +289,54 @@ int model_ce_rows(const struct model_config *c, int N)
     return rows < (size_t)N ? (int)rows : N;
 }
 
-int model_activation_slots(int n_layers, int recomputed)
+int model_activation_slots(int n_layers, int recomputed, int bf16_saved)
 {
-    return n_layers - recomputed + (recomputed > 0);
+    return bf16_saved ? 1 : n_layers - recomputed + (recomputed > 0);
 }
 
 int model_block_slot(const struct activations *a, int l)
 {
-    return l < a->recomputed ? 0 : l - a->recomputed + (a->recomputed > 0);
+    return model_block_shared(a, l) ? 0 : l - a->recomputed + (a->recomputed > 0);
+}
+
+int model_block_shared(const struct activations *a, int l)
+{
+    return l < a->recomputed || a->bf16_saved;
+}
+
+/* Blocks whose internals are kept in bf16. */
+static size_t bf16_kept_blocks(const struct model_config *c, int recomputed, int bf16_saved)
+{
+    return bf16_saved ? (size_t)(c->n_layers - recomputed) : 0;
 }
 
 /* Activation pieces in allocation order, as (pointer slot, element count);
  * with the lowest `recomputed` blocks checkpointed, model_activation_slots
- * layers of block internals instead of L. */
+ * layers of block internals instead of L. The bf16 internals (saved16)
+ * follow these fp32 floats. */
 static int activation_layout(const struct model_config *c, int B, int T, int recomputed,
-                             struct activations *a, float ***slot, size_t *count)
+                             int bf16_saved, struct activations *a, float ***slot,
+                             size_t *count)
 {
     size_t N = (size_t)B * T, D = c->dim;
-    size_t L = (size_t)model_activation_slots(c->n_layers, recomputed);
+    size_t L = (size_t)model_activation_slots(c->n_layers, recomputed, bf16_saved);
     size_t F = c->hidden_dim;
     size_t QD = (size_t)c->n_heads * c->head_dim;
     size_t KVD = (size_t)c->n_kv_heads * c->head_dim;
+    size_t kept = bf16_kept_blocks(c, recomputed, bf16_saved);
     float **s[] = {&a->resid, &a->resid_mid, &a->attn_in, &a->attn_rstd, &a->q,
                    &a->k, &a->v, &a->attn_out, &a->attn_lse, &a->ffn_in,
                    &a->ffn_rstd, &a->gate, &a->up, &a->ffn_h, &a->final_out,
                    &a->final_rstd, &a->losses, &a->d_resid, &a->d_norm,
                    &a->d_attn, &a->d_q, &a->d_k, &a->d_v, &a->d_h, &a->d_gate,
-                   &a->d_up, &a->logits};
+                   &a->d_up, &a->logits, &a->saved32};
     size_t n[] = {((size_t)c->n_layers + 1) * N * D, L * N * D, L * N * D, L * N, L * N * QD,
                   L * N * KVD, L * N * KVD, L * N * QD,
                   L * (size_t)B * c->n_heads * T, L * N * D, L * N, L * N * F,
                   L * N * F, L * N * F, N * D, N, N, N * D, N * D, N * QD, N * QD,
                   N * KVD, N * KVD, N * F, N * F, N * F,
-                  (size_t)model_ce_rows(c, (int)N) * c->vocab_size};
+                  (size_t)model_ce_rows(c, (int)N) * c->vocab_size,
+                  kept * N * saved_bf16_width32(c)};
     int k = (int)(sizeof n / sizeof n[0]);
     for (int i = 0; i < k; i++) {
         if (slot)
@@ -331,34 +346,51 @@ static int activation_layout(const struct model_config *c, int B, int T, int rec
     return k;
 }
 
-size_t model_activation_floats(const struct model_config *c, int B, int T, int recomputed)
+/* fp32 floats of the layout, and the bf16 values after them in *halves */
+static size_t activation_floats(const struct model_config *c, int B, int T, int recomputed,
+                                int bf16_saved, struct activations *a, float ***slot,
+                                size_t *count, int *k, size_t *halves)
+{
+    size_t total = 0;
+    *k = activation_layout(c, B, T, recomputed, bf16_saved, a, slot, count);
+    for (int i = 0; i < *k; i++)
+        total += count[i];
+    *halves = bf16_kept_blocks(c, recomputed, bf16_saved) * (size_t)B * T *
+              saved_bf16_width16(c);
+    return total;
+}
+
+size_t model_activation_bytes(const struct model_config *c, int B, int T, int recomputed,
+                              int bf16_saved)
 {
     struct activations tmp;
-    size_t count[32], total = 0;
-    int k = activation_layout(c, B, T, recomputed, &tmp, NULL, count);
-    for (int i = 0; i < k; i++)
-        total += count[i];
-    return total;
+    size_t count[32], halves;
+    int k;
+    size_t floats = activation_floats(c, B, T, recomputed, bf16_saved, &tmp, NULL, count, &k,
+                                      &halves);
+    return floats * sizeof(float) + halves * sizeof(unsigned short);
 }
 
 int activations_init(struct activations *a, const struct model *m, int B, int T)
 {
-    return activations_init_for(a, m, B, T, 0);
+    return activations_init_for(a, m, B, T, 0, 0);
 }
 
 int activations_init_for(struct activations *a, const struct model *m, int B, int T,
-                         int recomputed)
+                         int recomputed, int bf16_saved)
 {
     float **slot[32];
-    size_t count[32];
+    size_t count[32], halves;
+    int k;
     memset(a, 0, sizeof *a);
     a->B = B;
     a->T = T;
     a->recomputed = recomputed;
-    int k = activation_layout(&m->cfg, B, T, recomputed, a, slot, count);
-    for (int i = 0; i < k; i++)
-        a->n_floats += count[i];
-    a->mem = m->be->alloc(a->n_floats * sizeof(float));
+    a->bf16_saved = bf16_saved && recomputed < m->cfg.n_layers;
+    a->shared_holds = -1;
+    size_t floats = activation_floats(&m->cfg, B, T, recomputed, a->bf16_saved, a, slot, count,
+                                      &k, &halves);
+    a->mem = m->be->alloc(floats * sizeof(float) + halves * sizeof(unsigned short));
     if (!a->mem)
         return -1;
     float *p = a->mem;
@@ -366,6 +398,9 @@ int activations_init_for(struct activations *a, const struct model *m, int B, in
         *slot[i] = p;
         p += count[i];
     }
+    a->saved16 = halves ? (unsigned short *)p : NULL;
+    if (!a->bf16_saved)
+        a->saved32 = NULL;
     return 0;
 }
 

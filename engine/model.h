@@ -111,14 +111,26 @@ struct model_grads {
 
 struct activations {
     int B, T;               /* capacity */
-    float *mem;
-    size_t n_floats;
+    float *mem;             /* one allocation: the fp32 buffers, then saved16 */
     /* Activation checkpointing of the lowest `recomputed` blocks (0: none,
      * L: all): resid keeps every block's input; those blocks share one slot
      * of the per-layer buffers, the others have one each (L reads as
      * model_activation_slots below; model_block_slot), and model_backward
      * recomputes a shared block's forward from its input. */
     int recomputed;
+    /* bf16 storage of the saved internals (recipe bf16_activations): every
+     * block computes in the one shared slot; each block above the
+     * recomputed ones then keeps its large internals in saved16, rounded
+     * to the nearest bf16 (q, k, the RMSNorm rstd and the attention lse in
+     * saved32, fp32), and model_backward widens them back into the slot
+     * before its backward (saved_bf16.c). */
+    int bf16_saved;
+    unsigned short *saved16; /* (L - recomputed, N, saved_bf16_width16) */
+    float *saved32;          /* (L - recomputed, N, saved_bf16_width32) */
+    /* The block whose internals the shared slot holds, as backward reads
+     * them (computed, recomputed or widened), or -1: model_backward then
+     * brings them back first. */
+    int shared_holds;
     /* saved by forward, per layer l (strides: N*D, N*H*hd, ...) */
     float *resid;      /* (L+1, N, D) block inputs; resid[L] = final norm input */
     float *resid_mid;  /* (L, N, D) after the attention residual add */
@@ -161,12 +173,20 @@ int model_ce_rows(const struct model_config *c, int N);
 /* ---- sizes (elements), computable without allocating ---- */
 size_t model_block_floats(const struct model_config *c);
 size_t model_param_floats(const struct model_config *c);
-size_t model_activation_floats(const struct model_config *c, int B, int T, int recomputed);
+/* Bytes of struct activations for B x T tokens, the lowest `recomputed`
+ * blocks checkpointed, the others' internals in bf16 when bf16_saved. */
+size_t model_activation_bytes(const struct model_config *c, int B, int T, int recomputed,
+                              int bf16_saved);
 /* Slots of the per-layer activation buffers with the lowest `recomputed`
- * of L blocks checkpointed: one shared by those, one for each other block. */
-int model_activation_slots(int n_layers, int recomputed);
+ * of L blocks checkpointed: one shared by those, one for each other block;
+ * one in all with bf16_saved. */
+int model_activation_slots(int n_layers, int recomputed, int bf16_saved);
 /* The slot of block l's internals in a. */
 int model_block_slot(const struct activations *a, int l);
+/* 1 when block l's internals live in the shared slot (checkpointed, or
+ * kept in bf16), so that backward must bring them back unless
+ * a->shared_holds says the slot has them. */
+int model_block_shared(const struct activations *a, int l);
 /* offset of a linear layer inside a block, and its shape [rows, cols] */
 size_t model_linear_offset(const struct model_config *c, enum linear_id id,
                            int *rows, int *cols);
@@ -282,9 +302,20 @@ void grads_free(struct model_grads *g, const struct model *m);
 /* Buffers for B x T tokens, every layer's internals saved (evaluation,
  * calibration, training without checkpointing). */
 int activations_init(struct activations *a, const struct model *m, int B, int T);
-/* The same, with the lowest `recomputed` blocks checkpointed (0: none). */
+/* The same, with the lowest `recomputed` blocks checkpointed (0: none) and,
+ * when bf16_saved, the other blocks' internals kept in bf16. */
 int activations_init_for(struct activations *a, const struct model *m, int B, int T,
-                         int recomputed);
+                         int recomputed, int bf16_saved);
+
+/* ---- bf16 storage of saved internals (saved_bf16.c) ---- */
+/* bf16 values a token of one block keeps, and fp32 ones (q, k, rstd, lse). */
+size_t saved_bf16_width16(const struct model_config *c);
+size_t saved_bf16_width32(const struct model_config *c);
+/* Block l (above the recomputed ones, a->bf16_saved) has just computed its
+ * internals for N tokens in the shared slot: keep them in bf16. */
+void saved_bf16_store(const struct model *m, struct activations *a, int l, int N);
+/* Widen block l's kept internals back into the shared slot. */
+void saved_bf16_load(const struct model *m, struct activations *a, int l, int N);
 void activations_free(struct activations *a, const struct model *m);
 
 /* ---- named tensors (Hugging Face names), for loaders and checkpoints ---- */

@@ -449,7 +449,7 @@ static int calibrate(const struct model *m, const struct outliers_options *o,
     }
     if (B == 0) {
         B = o->n_seqs < AUTO_BATCH_MAX ? o->n_seqs : AUTO_BATCH_MAX;
-        while (B > 1 && model_activation_floats(c, B, T, 0) * sizeof(float) > AUTO_ACT_BYTES)
+        while (B > 1 && model_activation_bytes(c, B, T, 0, 0) > AUTO_ACT_BYTES)
             B--;
     }
     B = B < o->n_seqs ? B : o->n_seqs;
@@ -460,7 +460,7 @@ static int calibrate(const struct model *m, const struct outliers_options *o,
     if (activations_init(&a, fm, B, T) != 0) {
         snprintf(err, errlen, "out of %s memory for calibration activations "
                  "(%d x %d tokens, %.1f GB)", fm->be->name, B, T,
-                 model_activation_floats(c, B, T, 0) * sizeof(float) / 1e9);
+                 model_activation_bytes(c, B, T, 0, 0) / 1e9);
         goto out_stats;
     }
     for (int s = 0; s < o->n_seqs; s += B) {

@@ -31,11 +31,13 @@
  *                state: L for full/galore; gamma for sampled methods with
  *                state_policy reset; L with keep (the worst case, reached
  *                once every block has been visited)
- *   activations  fp32: the CPU engine's real buffers (model_activation_floats;
+ *   activations  fp32: the CPU engine's real buffers (model_activation_bytes;
  *                with checkpoint_activations, block inputs for every layer and
  *                the internals of one, plus those of each block above
- *                recompute_blocks), and with update_in_backward's two
- *                passes the saved gradient of the final norm's output (B*T*D).
+ *                recompute_blocks; with bf16_activations, those blocks'
+ *                internals in bf16 beside one fp32 set), and with
+ *                update_in_backward's two passes the saved gradient of the
+ *                final norm's output (B*T*D).
  *                bf16 (GPU, per-block gradient checkpointing, flash
  *                attention, section 9), in bytes:
  *                  B*T * (L*D*2            stored bf16 block inputs
@@ -141,7 +143,7 @@ static double factored_savings(const struct model_config *c, const struct recipe
 int plan_savings(const struct model_config *cfg, const struct recipe *r, struct recipe *lean,
                  char *names, size_t len)
 {
-    const char *on[3];
+    const char *on[4];
     int n = 0;
     struct recipe t = *r;
     char err[256];
@@ -151,6 +153,10 @@ int plan_savings(const struct model_config *cfg, const struct recipe *r, struct 
     } else if (t.recompute_blocks > 0 && t.recompute_blocks < cfg->n_layers) {
         t.recompute_blocks = 0; /* every block */
         on[n++] = "recompute_blocks: 0";
+    }
+    if (t.bf16_activations && t.recompute_blocks == 0) { /* no block left to keep */
+        t.bf16_activations = 0;
+        on[n++] = "bf16_activations: 0";
     }
     if (!t.bf16_weights) {
         t.bf16_weights = 1;
@@ -224,8 +230,8 @@ void plan_compute(const struct model_config *cfg, const struct recipe *r, int B,
         if (rank > 0)
             p->workspace += (double)model_largest_linear(cfg) * 4 * 2;
     } else {
-        p->activations =
-            (double)model_activation_floats(cfg, B, T, recipe_recomputed_blocks(r, L)) * 4;
+        p->activations = (double)model_activation_bytes(cfg, B, T, recipe_recomputed_blocks(r, L),
+                                                        r->bf16_activations);
         if (recipe_backward_passes(r) == 2) /* the final norm output's gradient, saved */
             p->activations += tokens * D * 4;
         p->workspace = (double)plan_scratch_floats(cfg, r, B * T) * 4 + 64 * MIB + 16 * MIB;

@@ -41,7 +41,8 @@ size_t plan_scratch_floats(const struct model_config *cfg, const struct recipe *
 
 /* The memory-saving settings that r leaves off and that apply to it
  * (activation_checkpointing, or recompute_blocks 0 when only some blocks
- * are recomputed; bf16_weights; update_in_backward), for a message that
+ * are recomputed, either with bf16_activations 0, which then has no block
+ * to keep; bf16_weights; update_in_backward), for a message that
  * suggests them: *lean is r with all of them, names lists them ("a: 1,
  * b: 1 and c: 1"). Returns how many there are (0: none, lean and names
  * untouched). */

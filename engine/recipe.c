@@ -218,6 +218,13 @@ int recipe_check(const struct recipe *r, int n_layers, char *err, size_t errlen)
     if (r->recompute_blocks > 0 && !r->checkpoint_activations)
         REFUSE("recompute_blocks %d applies with activation_checkpointing 1",
                r->recompute_blocks);
+    if (r->bf16_activations != 0 && r->bf16_activations != 1)
+        REFUSE("bf16_activations must be 0 or 1, got %d", r->bf16_activations);
+    if (r->bf16_activations && recipe_recomputed_blocks(r, n_layers) == n_layers)
+        REFUSE("bf16_activations keeps the activations of the blocks that are not "
+               "recomputed, and activation_checkpointing recomputes all %d; set "
+               "recompute_blocks below %d, or activation_checkpointing 0", n_layers,
+               n_layers);
     if (r->stagger_refreshes != 0 && r->stagger_refreshes != 1)
         REFUSE("stagger_refreshes must be 0 or 1, got %d", r->stagger_refreshes);
     if (r->bf16_weights != 0 && r->bf16_weights != 1)

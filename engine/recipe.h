@@ -74,6 +74,10 @@ struct recipe {
                                    lowest this many blocks are recomputed,
                                    the others keep their internals (0: all;
                                    recipe_recomputed_blocks) */
+    int bf16_activations;       /* 1: the internals of the blocks that are
+                                   not recomputed are kept in bf16 from the
+                                   forward to the backward pass (half their
+                                   memory; backward reads them rounded) */
     int stagger_refreshes;      /* 1: when every block trains by GaLore, each
                                    matrix refreshes its projector at its own
                                    phase of the gap, not all at one step */

@@ -846,7 +846,8 @@ static int setup(struct run *run, char *err, size_t errlen)
         (run->stream ? grads_init_streamed(&run->g, m, r->freeze_embeddings, embed_rows)
                      : grads_init_slots(&run->g, m, n_active, r->freeze_embeddings,
                                         embed_rows)) != 0 ||
-        activations_init_for(&run->a, m, B, T, recipe_recomputed_blocks(r, L)) != 0 ||
+        activations_init_for(&run->a, m, B, T, recipe_recomputed_blocks(r, L),
+                             r->bf16_activations) != 0 ||
         (r->method == METHOD_LORA &&
          lora_init(&run->lora, m, &r->lora, r->seed, B * T) != 0) ||
         (run->stream && setup_stream(run, n_active, B * T) != 0)) {

@@ -25,8 +25,8 @@ const char *const cli_recipe_opts[] = {
     "--steps", "--epochs", "--warmup", "--schedule", "--min-lr-ratio",
     "--weight-decay", "--beta1", "--beta2", "--eps", "--clip", "--seed",
     "--eval-every", "--save-every", "--calib-samples", "--lora-rank", "--lora-alpha",
-    "--lora-dropout", "--lora-merge", "--checkpoint-activations", "--bf16-weights",
-    "--stagger-refreshes", "--update-in-backward", "--recompute-blocks", NULL};
+    "--lora-dropout", "--lora-merge", "--checkpoint-activations", "--bf16-activations",
+    "--bf16-weights", "--stagger-refreshes", "--update-in-backward", "--recompute-blocks", NULL};
 
 /* What values an option accepts. */
 enum kind { POS_INT, NONNEG_INT, POS_NUM, NONNEG_NUM };
@@ -232,6 +232,7 @@ int cli_recipe_parse(int argc, char **argv, struct recipe *r, char *err, size_t 
     const struct { const char *opt; int *field; } switches[] = {
         {"--freeze-embeddings", &r->freeze_embeddings},
         {"--checkpoint-activations", &r->checkpoint_activations},
+        {"--bf16-activations", &r->bf16_activations},
         {"--bf16-weights", &r->bf16_weights},
         {"--stagger-refreshes", &r->stagger_refreshes},
         {"--update-in-backward", &r->update_in_backward},

@@ -38,6 +38,7 @@ static const struct hp hps[] = {
     {"activation_checkpointing", HP_INT, F(checkpoint_activations), 0,
      "activation_checkpointing"},
     {"recompute_blocks", HP_INT, F(recompute_blocks), 0, "recompute_blocks"},
+    {"bf16_activations", HP_INT, F(bf16_activations), 0, "bf16_activations"},
     {"bf16_weights", HP_INT, F(bf16_weights), 0, "bf16_weights"},
     {"stagger_refreshes", HP_INT, F(stagger_refreshes), 0, "stagger_refreshes"},
     {"update_in_backward", HP_INT, F(update_in_backward), 0, "update_in_backward"},

@@ -97,6 +97,7 @@ static const struct backend cpu_backend = {
     .lowrank_basis = cpu_lowrank_basis,
     .bf16_expand = cpu_bf16_expand,
     .bf16_round = cpu_bf16_round,
+    .bf16_narrow = cpu_bf16_narrow,
     .matmul_bf16 = cpu_matmul_bf16,
     .embedding_fwd_bf16 = cpu_embedding_fwd_bf16,
     .adamw_bf16 = cpu_adamw_bf16,

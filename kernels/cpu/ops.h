@@ -44,6 +44,7 @@ void cpu_dropout(float *y, const float *x, size_t n, float p, unsigned long long
 /* bf16 weight storage (bf16.c) */
 void cpu_bf16_expand(float *dst, const unsigned short *src, size_t n);
 void cpu_bf16_round(unsigned short *dst, const float *src, size_t n, unsigned long long seed);
+void cpu_bf16_narrow(unsigned short *dst, const float *src, size_t n);
 void cpu_matmul_bf16(int trans_w, int M, int N, int K, float alpha, const float *A, int lda,
                      const unsigned short *W, int ldw, float beta, float *C, int ldc);
 void cpu_embedding_fwd_bf16(float *out, const int *tokens, const unsigned short *table, int N,

@@ -240,6 +240,7 @@ static const struct backend cuda_backend = {
     .lowrank_basis = cu_lowrank_basis,
     .bf16_expand = cu_bf16_expand,
     .bf16_round = cu_bf16_round,
+    .bf16_narrow = cu_bf16_narrow_n,
     .matmul_bf16 = cu_matmul_bf16,
     .embedding_fwd_bf16 = cu_embedding_fwd_bf16,
     .adamw_bf16 = cu_adamw_bf16,

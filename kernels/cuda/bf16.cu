@@ -2,7 +2,8 @@
  * bf16.cu: widening and stochastic narrowing of bf16 weight storage
  * (backend.h: bf16_expand, bf16_round), the CPU backend's bits exactly
  * (kernels/cpu/bf16.c, rules in engine/bf16.h), and the rounding to nearest
- * of a product's fp32 operand for bf16 tensor cores (matmul.cu).
+ * of saved activations (bf16_narrow) and of a product's fp32 operand for
+ * bf16 tensor cores (matmul.cu).
  *
  * Both work on bit patterns only, never on float arithmetic, so denormals,
  * signed zeros and NaN payloads pass as the CPU passes them. Rounding adds
@@ -56,13 +57,8 @@ static __global__ void bf16_narrow_kernel(uint16_t *dst, const uint32_t *src, si
 {
     const size_t n = rows * cols;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        uint32_t bits = src[i / cols * ld + i % cols];
-        if ((bits & 0x7F800000u) == 0x7F800000u)
-            dst[i] = bf16_special(bits);
-        else
-            dst[i] = (uint16_t)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
-    }
+         i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = bf16_nearest(src[i / cols * ld + i % cols]);
 }
 
 void cu_bf16_narrow(unsigned short *dst, const float *src, int rows, int cols, int ld)
@@ -72,5 +68,21 @@ void cu_bf16_narrow(unsigned short *dst, const float *src, int rows, int cols, i
     bf16_narrow_kernel<<<cuda_blocks((size_t)rows * cols), CUDA_THREADS, 0, cuda_ctx.stream>>>(
         reinterpret_cast<uint16_t *>(dst), reinterpret_cast<const uint32_t *>(src),
         (size_t)rows, (size_t)cols, (size_t)ld);
+    CK_LAUNCH();
+}
+
+static __global__ void bf16_narrow_n_kernel(uint16_t *dst, const uint32_t *src, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = bf16_nearest(src[i]);
+}
+
+void cu_bf16_narrow_n(unsigned short *dst, const float *src, size_t n)
+{
+    if (n == 0)
+        return;
+    bf16_narrow_n_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(
+        reinterpret_cast<uint16_t *>(dst), reinterpret_cast<const uint32_t *>(src), n);
     CK_LAUNCH();
 }

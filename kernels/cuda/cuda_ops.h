@@ -185,6 +185,14 @@ __device__ __forceinline__ uint16_t bf16_stochastic(uint32_t bits, uint32_t nois
         return bf16_special(bits);
     return (uint16_t)((bits + (noise & 0xFFFFu)) >> 16);
 }
+/* fp32 bits narrowed to the nearest bf16, ties to even (engine/bf16.h
+ * bf16_from_f32): bits only */
+__device__ __forceinline__ uint16_t bf16_nearest(uint32_t bits)
+{
+    if ((bits & 0x7F800000u) == 0x7F800000u) /* NaN or infinity */
+        return bf16_special(bits);
+    return (uint16_t)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
 /* One element's Adam moments, updated in place, and its direction
  * m / (sqrt(v) + eps) (c1 = 1 - beta1, c2 = 1 - beta2): adam_direction's
  * arithmetic, shared by adamw_bf16 (the CPU's adam_element, kernels/cpu/ops.h) */
@@ -247,6 +255,8 @@ void cu_bf16_round(unsigned short *dst, const float *src, size_t n, unsigned lon
 /* dst (rows,cols) contiguous = src (rows,cols, row stride ld) rounded to the
  * nearest bf16, ties to even (engine/bf16.h bf16_from_f32) */
 void cu_bf16_narrow(unsigned short *dst, const float *src, int rows, int cols, int ld);
+/* dst (n) = src (n) to the nearest bf16 (backend.h bf16_narrow) */
+void cu_bf16_narrow_n(unsigned short *dst, const float *src, size_t n);
 void cu_matmul_bf16(int trans_w, int M, int N, int K, float alpha, const float *A, int lda,
                     const unsigned short *W, int ldw, float beta, float *C, int ldc);
 void cu_embedding_fwd_bf16(float *out, const int *tokens, const unsigned short *table, int N,

@@ -7,8 +7,8 @@
  * which must stay <= 1e-7 (fp32 mode; the projector of lowrank_basis, whose
  * singular vectors are only defined up to rounding of close singular values,
  * is compared through P itself on matrices with a spread spectrum and gets
- * 1e-5). The bf16 storage operations (bf16_expand, bf16_round) must match
- * bit for bit, on every fp32/bf16 class (NaN, infinities, denormals, values
+ * 1e-5). The bf16 storage operations (bf16_expand, bf16_round,
+ * bf16_narrow) must match bit for bit, on every fp32/bf16 class (NaN, infinities, denormals, values
  * that round into an infinity), at odd lengths and offsets, with a rounding
  * seed whose seed + i wraps, and past 2^32 elements (skipped when the GPU
  * lacks the 26 GB: a SKIP line), as must col_sumsq_add (calibration's
@@ -619,16 +619,22 @@ static void expand_case(const char *name, const uint16_t *h, size_t n, size_t of
     free(cd);
 }
 
-/* bf16_round of n values from element off of h with seed s, as expand_case */
+/* bf16_round of n values from element off of h with seed s, or with
+ * nearest set bf16_narrow (to nearest, no seed), as expand_case */
 static void round_case(const char *name, const float *h, size_t n, size_t off,
-                       unsigned long long s)
+                       unsigned long long s, int nearest)
 {
     size_t total = off + n + 2;
     float *gs = gpu->alloc(total * sizeof *gs);
     unsigned short *gd = gpu->alloc(total * sizeof *gd), *cd = calloc(total, sizeof *cd);
     gpu->upload(gs, h, (off + n) * sizeof *gs);
-    gpu->bf16_round(gd + off, gs + off, n, s);
-    cpu->bf16_round(cd + off, h + off, n, s);
+    if (nearest) {
+        gpu->bf16_narrow(gd + off, gs + off, n);
+        cpu->bf16_narrow(cd + off, h + off, n);
+    } else {
+        gpu->bf16_round(gd + off, gs + off, n, s);
+        cpu->bf16_round(cd + off, h + off, n, s);
+    }
     report_bits(name, bits_differ(gd, cd, total, sizeof *cd), total);
     gpu->free(gs);
     gpu->free(gd);
@@ -665,11 +671,14 @@ static void test_bf16(void)
     embedding_bf16_case(h16);
     free(h16);
     float *h32 = f32_patterns(n);
-    round_case("bf16_round", h32, n, 0, 777);
+    round_case("bf16_round", h32, n, 0, 777, 0);
     /* seed + i passes 2^64 at i = 128 */
-    round_case("bf16_round n=257 at 3, wraps", h32, 257, 3, 0ULL - 128);
-    round_case("bf16_round n=1", h32, 1, 0, 5);
-    round_case("bf16_round n=0", h32, 0, 1, 5);
+    round_case("bf16_round n=257 at 3, wraps", h32, 257, 3, 0ULL - 128, 0);
+    round_case("bf16_round n=1", h32, 1, 0, 5, 0);
+    round_case("bf16_round n=0", h32, 0, 1, 5, 0);
+    round_case("bf16_narrow", h32, n, 0, 0, 1);
+    round_case("bf16_narrow n=257 at 3", h32, 257, 3, 0, 1);
+    round_case("bf16_narrow n=0", h32, 0, 1, 0, 1);
     free(h32);
 }
 

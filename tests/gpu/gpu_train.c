@@ -2,7 +2,7 @@
  * gpu_train.c: train a model for a few steps through the shared trainer
  * (engine/train.c) on a chosen backend, and print one JSON line of results.
  *
- *   gpu_train BACKEND SHAPE METHOD STEPS [B T [CKPT [BF16 [INBWD [CLIP]]]]]
+ *   gpu_train BACKEND SHAPE METHOD STEPS [B T [CKPT [BF16 [INBWD [CLIP [ACT16]]]]]]
  *     BACKEND  cpu | cuda
  *     SHAPE    stories260k | 135m | 7b   (LLaMA shapes, random weights)
  *     METHOD   full | lisa | galore | owlore_full_rank | owlore
@@ -14,6 +14,8 @@
  *              so a GPU never holds the fp32 weights.
  *     INBWD    1: update_in_backward (full-rank methods; default 0)
  *     CLIP     max_grad_norm (default the recipe's, 1; 0: none)
+ *     ACT16    1: the internals of the blocks not recomputed kept in bf16
+ *              (recipe bf16_activations; default 0)
  *
  * Weights and token windows come from fixed seeds, so two runs on the two
  * backends see the same model and data and their per-step losses can be
@@ -22,7 +24,7 @@
  * 7b shape refreshes GaLore projectors with the randomized range finder (an
  * exact SVD of each 4096 x 11008 gradient takes seconds).
  * Output: {"backend", "shape", "method", "checkpointed", "recomputed_blocks",
- * "bf16_weights",
+ * "bf16_weights", "bf16_activations",
  * "update_in_backward", "max_grad_norm",
  * "steps", "losses": [...], "tokens_per_s" (median step), "params",
  * "flops_per_token" (the planner's count of the FLOPs executed: 2N forward,
@@ -231,7 +233,7 @@ int main(int argc, char **argv)
     if (argc < 5 || shape(argv[2], &c) != 0 || method_parse(argv[3], &meth) != 0) {
         fprintf(stderr,
                 "usage: gpu_train cpu|cuda stories260k|135m|7b METHOD STEPS "
-                "[B T [CKPT [BF16 [INBWD [CLIP]]]]]\n");
+                "[B T [CKPT [BF16 [INBWD [CLIP [ACT16]]]]]]\n");
         return 2;
     }
     timed_be = backend_select(argv[1], err, sizeof err);
@@ -254,6 +256,7 @@ int main(int argc, char **argv)
     r.update_in_backward = argc > 9 && atoi(argv[9]) == 1;
     if (argc > 10)
         r.max_grad_norm = (float)atof(argv[10]);
+    r.bf16_activations = argc > 11 && atoi(argv[11]) == 1;
     r.grad_accum = 1;
     r.max_steps = lg.steps + 1; /* cancelled after lg.steps: no checkpoint */
     r.eval_every = 0;
@@ -300,10 +303,11 @@ int main(int argc, char **argv)
         period = r.interval;
     printf("{\"backend\": \"%s\", \"shape\": \"%s\", \"method\": \"%s\", "
            "\"checkpointed\": %d, \"recomputed_blocks\": %d, \"bf16_weights\": %d, "
-           "\"update_in_backward\": %d, \"max_grad_norm\": %g, \"steps\": %d, \"losses\": [",
+           "\"bf16_activations\": %d, \"update_in_backward\": %d, \"max_grad_norm\": %g, "
+           "\"steps\": %d, \"losses\": [",
            be->name, argv[2], argv[3], r.checkpoint_activations,
-           recipe_recomputed_blocks(&r, c.n_layers), r.bf16_weights, r.update_in_backward,
-           (double)r.max_grad_norm, lg.n);
+           recipe_recomputed_blocks(&r, c.n_layers), r.bf16_weights, r.bf16_activations,
+           r.update_in_backward, (double)r.max_grad_norm, lg.n);
     for (int i = 0; i < lg.n; i++)
         printf("%s%.6f", i ? ", " : "", lg.losses[i]);
     printf("], \"tokens_per_s\": %.1f, \"params\": %.0f, \"flops_per_token\": %.4g, "

@@ -25,6 +25,9 @@
  *     the stored gradients' steps: bit for bit unclipped, with clipping to
  *     the order of a float sum, checkpointed, in bf16, norms from Grams,
  *     and resumes bit for bit;
+ *   - bf16_activations: the loss unchanged, gradients within bf16's
+ *     rounding, training close to the fp32 run's, memory as planned, also
+ *     with two backward passes and partial checkpointing, exact resume;
  *   - staggered refreshes spread GaLore's projector refreshes over steps;
  *   - bf16 storage (bf16_weights): losses within 2% of the fp32 run's, memory
  *     as planned, BF16 tensors in the checkpoint, lora merged into the
@@ -808,6 +811,157 @@ static void test_update_in_backward_resume(void)
     test_end();
 }
 
+/* bf16_activations, on the model: the forward pass is unchanged (the loss
+ * bit for bit) and the gradient reads each kept internal rounded once to
+ * bf16, so it moves by about bf16's precision, whether the blocks all keep
+ * theirs or the lowest two are recomputed; a second backward over the same
+ * activations (the slot tracking) gives the same bits. */
+static void test_bf16_activations_gradients(void)
+{
+    enum { B = 4 };
+    static int tok[B * SEQ], tgt[B * SEQ];
+    const int recomputed[3] = {0, 0, 2}, kept16[3] = {0, 1, 1};
+    struct activations a[3];
+    struct model_grads g[3];
+    float loss[3];
+    test_begin("bf16_activations_gradients_within_bf16_rounding");
+    for (int i = 0; i < B; i++)
+        for (int t = 0; t < SEQ; t++) {
+            tok[i * SEQ + t] = windows.ids[(size_t)i * (SEQ + 1) + t];
+            tgt[i * SEQ + t] = windows.ids[(size_t)i * (SEQ + 1) + t + 1];
+        }
+    for (int k = 0; k < 3; k++) {
+        CHECK(activations_init_for(&a[k], &base, B, SEQ, recomputed[k], kept16[k]) == 0);
+        CHECK(grads_init_full(&g[k], &base) == 0);
+        grads_zero(&g[k]);
+        loss[k] = model_loss_and_grad(&base, &a[k], &g[k], tok, tgt, B, SEQ);
+    }
+    CHECK(a[1].bf16_saved && a[1].saved16 && a[2].saved16 && !a[0].saved16);
+    for (int k = 1; k < 3; k++) {
+        double d2 = 0, n2 = 0;
+        for (size_t i = 0; i < g[0].n_floats; i++) {
+            double d = (double)g[k].mem[i] - g[0].mem[i];
+            d2 += d * d;
+            n2 += (double)g[0].mem[i] * g[0].mem[i];
+        }
+        printf("     case %d: loss %.7f (fp32 %.7f), gradient relative difference %.2e\n", k,
+               loss[k], loss[0], sqrt(d2 / n2));
+        CHECK_MSG(memcmp(&loss[k], &loss[0], sizeof loss[0]) == 0, "losses differ");
+        CHECK_MSG(d2 > 0 && sqrt(d2 / n2) < 1e-2, "gradient relative difference %.2e",
+                  sqrt(d2 / n2));
+    }
+    float *first = malloc(g[2].n_floats * sizeof(float));
+    CHECK(first != NULL);
+    if (first) {
+        memcpy(first, g[2].mem, g[2].n_floats * sizeof(float));
+        grads_zero(&g[2]);
+        model_loss_and_grad(&base, &a[2], &g[2], tok, tgt, B, SEQ);
+        CHECK_MSG(memcmp(first, g[2].mem, g[2].n_floats * sizeof(float)) == 0,
+                  "a second pass differs");
+        free(first);
+    }
+    for (int k = 0; k < 3; k++) {
+        activations_free(&a[k], &base);
+        grads_free(&g[k], &base);
+    }
+    test_end();
+}
+
+/* bf16_activations in training, against the same run keeping fp32
+ * internals: the first step's loss bit for bit, the next ones within bf16's
+ * rounding, and the run allocates the planner's difference in activation
+ * memory less; for owlore (streamed GaLore), lora (its saved inputs) and
+ * full with update_in_backward and clipping (two backward passes, each
+ * loading the kept internals) with the lowest 2 blocks recomputed, which
+ * also matches its own run with stored gradients. Then an owlore run with
+ * bf16 activations pauses and resumes bit for bit. */
+static void test_bf16_activations_training(void)
+{
+    enum { STEPS = 8 };
+    struct backend counting = *backend_cpu();
+    counting.alloc = counting_alloc;
+    const struct {
+        const char *name;
+        enum method meth;
+        int in_backward, recompute;
+    } cases[] = {
+        {"owlore", METHOD_OWLORE, 0, 0},
+        {"lora", METHOD_LORA, 0, 0},
+        {"full_in_backward_clipped_lowest_2_recomputed", METHOD_FULL, 1, 2},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char name[128], out[4200];
+        static struct recorder rec[3];
+        struct model m[3];
+        struct plan p[3];
+        size_t bytes[3];
+        const int runs = cases[k].in_backward ? 3 : 2;
+        memset(rec, 0, sizeof rec);
+        snprintf(name, sizeof name, "bf16_activations_training_%s", cases[k].name);
+        test_begin(name);
+        for (int i = 0; i < runs; i++) { /* fp32, bf16, bf16 with stored gradients */
+            struct recipe r;
+            recipe_small(&r, cases[k].meth);
+            r.max_steps = STEPS;
+            r.checkpoint_activations = cases[k].recompute > 0;
+            r.recompute_blocks = cases[k].recompute;
+            r.bf16_activations = i > 0;
+            if (cases[k].in_backward) {
+                r.max_grad_norm = 0.05f;
+                r.update_in_backward = i < 2;
+            }
+            char err[256];
+            CHECK_MSG(recipe_check(&r, base.cfg.n_layers, err, sizeof err) == 0, "%s", err);
+            plan_compute(&base.cfg, &r, r.batch_size, r.seq_len, PLAN_FP32, &p[i]);
+            snprintf(out, sizeof out, "%s/bf16-act-%zu-%d", tmp_root, k, i);
+            CHECK(copy_base(&m[i]) == 0);
+            m[i].be = &counting;
+            allocated = 0;
+            CHECK(run(&m[i], &r, out, NULL, &rec[i], NULL, NULL) == TRAIN_DONE);
+            bytes[i] = allocated;
+            m[i].be = backend_cpu();
+        }
+        double worst, worst_norm;
+        largest_differences(&rec[1], &rec[0], STEPS, &worst, &worst_norm);
+        printf("     largest step loss difference %.2e, gradient norm %.2e; activations "
+               "%.3f MB in bf16, %.3f MB in fp32 (allocated %.3f MB less)\n", worst,
+               worst_norm, p[1].activations / 1e6, p[0].activations / 1e6,
+               ((double)bytes[0] - bytes[1]) / 1e6);
+        CHECK(rec[0].n == STEPS && rec[1].n == STEPS);
+        CHECK_MSG(memcmp(&rec[0].loss[1], &rec[1].loss[1], sizeof(float)) == 0,
+                  "step 1 loss %.9g vs %.9g", rec[1].loss[1], rec[0].loss[1]);
+        CHECK_MSG(worst > 0 && worst < 1e-3, "losses differ by up to %.2e", worst);
+        CHECK_MSG(worst_norm < 2e-3, "gradient norms differ by up to %.2e", worst_norm);
+        CHECK(p[1].activations < 0.9 * p[0].activations);
+        CHECK_MSG(fabs(((double)bytes[0] - bytes[1]) - (p[0].activations - p[1].activations)) <
+                      1e3,
+                  "the run allocated %.0f bytes less, the planner says %.0f",
+                  (double)bytes[0] - bytes[1], p[0].activations - p[1].activations);
+        if (runs == 3) {
+            double in_bwd, in_bwd_norm;
+            largest_differences(&rec[1], &rec[2], STEPS, &in_bwd, &in_bwd_norm);
+            printf("     in backward vs stored gradients, both bf16: %.2e, norm %.2e\n", in_bwd,
+                   in_bwd_norm);
+            CHECK(rec[2].n == STEPS && rec[0].grad_norm[2] > 0.05f);
+            CHECK_MSG(in_bwd < 1e-6 && in_bwd_norm < 1e-5, "%.2e, norm %.2e", in_bwd,
+                      in_bwd_norm);
+        }
+        for (int i = 0; i < runs; i++)
+            model_free(&m[i]);
+        test_end();
+    }
+
+    struct recipe r;
+    static struct recorder straight;
+    test_begin("bf16_activations_resume_exactly");
+    recipe_small(&r, METHOD_OWLORE);
+    r.interval = 3;
+    r.max_steps = 8;
+    r.bf16_activations = 1;
+    pause_and_resume("bf16-act", &r, 4, &straight);
+    test_end();
+}
+
 /* Projector refreshes per optimizer step, counted by a CPU backend whose
  * lowrank_basis notes the step the recorder is in. */
 static struct recorder *counting_rec;
@@ -1313,6 +1467,8 @@ int main(int argc, char **argv)
     test_factored_projections();
     test_update_in_backward();
     test_update_in_backward_resume();
+    test_bf16_activations_gradients();
+    test_bf16_activations_training();
     test_staggered_refreshes();
     test_bf16_weights();
     test_bf16_unstreamed_steps();

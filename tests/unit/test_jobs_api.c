@@ -72,7 +72,8 @@ static void test_train_job(void)
              "\"sequence_length\": 128, \"batch_size\": 4, \"n_epochs\": 1, \"max_steps\": 6, "
              "\"save_every\": 3, \"gamma\": 1, \"learning_rate\": 0.001, "
              "\"activation_checkpointing\": 1, \"bf16_weights\": 1, \"stagger_refreshes\": 0, "
-             "\"update_in_backward\": 1, \"max_grad_norm\": 0.5, \"recompute_blocks\": 3");
+             "\"update_in_backward\": 1, \"max_grad_norm\": 0.5, \"recompute_blocks\": 3, "
+             "\"bf16_activations\": 1");
     st = call("POST", "/v1/fine_tuning/jobs", body, NULL, &r);
     CHECK_MSG(st == 200, "create %ld", st);
     CHECK(!strcmp(str(r, "object"), "fine_tuning.job"));
@@ -85,6 +86,7 @@ static void test_train_job(void)
     CHECK(json_integer_value(json_object_get(hp, "update_in_backward")) == 1);
     CHECK(json_real_value(json_object_get(hp, "max_grad_norm")) == 0.5);
     CHECK(json_integer_value(json_object_get(hp, "recompute_blocks")) == 3);
+    CHECK(json_integer_value(json_object_get(hp, "bf16_activations")) == 1);
     char id[64];
     snprintf(id, sizeof id, "%s", str(r, "id"));
     json_decref(r);
@@ -227,6 +229,9 @@ static void test_refusals(void)
                    "stagger_refreshes", "stagger_refreshes must be 0 or 1, got 2");
     expect_refused(job_body(body, sizeof body, file_id, "\"recompute_blocks\": 9"),
                    "recompute_blocks", "recompute_blocks must lie in [0, 5]");
+    expect_refused(job_body(body, sizeof body, file_id,
+                            "\"activation_checkpointing\": 1, \"bf16_activations\": 1"),
+                   "bf16_activations", "recomputes all 5; set recompute_blocks below 5");
     expect_refused(job_body(body, sizeof body, file_id, "\"max_grad_norm\": -0.5"),
                    "max_grad_norm", "max_grad_norm (clip) must be a number >= 0");
     snprintf(body, sizeof body, "{\"training_file\": \"%s\", \"method\": {\"type\": \"owlore\", "

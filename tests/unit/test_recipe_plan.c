@@ -162,6 +162,19 @@ static void test_check(void)
     r.checkpoint_activations = 0;
     r.recompute_blocks = 4;
     expect_refusal(&r, 32, "recompute_blocks 4 applies with activation_checkpointing 1");
+    recipe_defaults(&r, METHOD_OWLORE);
+    r.bf16_activations = 2;
+    expect_refusal(&r, 32, "bf16_activations must be 0 or 1, got 2");
+    r.bf16_activations = 1;
+    r.checkpoint_activations = 1; /* every block recomputed: none to keep */
+    expect_refusal(&r, 32, "bf16_activations keeps the activations of the blocks that are not "
+                   "recomputed, and activation_checkpointing recomputes all 32; set "
+                   "recompute_blocks below 32, or activation_checkpointing 0");
+    r.recompute_blocks = 32;
+    expect_refusal(&r, 32, "recomputes all 32");
+    r.recompute_blocks = 8;
+    char err[256];
+    CHECK(recipe_check(&r, 32, err, sizeof err) == 0);
     recipe_defaults(&r, METHOD_FULL);
     r.update_in_backward = 2;
     expect_refusal(&r, 32, "update_in_backward must be 0 or 1, got 2");
@@ -192,7 +205,6 @@ static void test_check(void)
     r.n_fixed = 3;
     r.gamma = 3;
     r.fixed_blocks[0] = 0, r.fixed_blocks[1] = 3, r.fixed_blocks[2] = 5;
-    char err[256];
     CHECK(recipe_check(&r, 32, err, sizeof err) == 0);
     CHECK(recipe_active_blocks(&r, 32) == 3);
     r.fixed_blocks[2] = 3;
@@ -285,25 +297,39 @@ static void test_plan_fp32_and_frozen(void)
     CHECK_NEAR(p.weights, 4 * n, 0);
     CHECK_NEAR(p.gradients, 4 * n, 0);
     CHECK_NEAR(p.optimizer_state, 8 * n, 0); /* tied: one embedding state */
-    CHECK_NEAR(p.activations, 4.0 * model_activation_floats(&c, 2, 64, 0), 0);
+    CHECK_NEAR(p.activations, (double)model_activation_bytes(&c, 2, 64, 0, 0), 0);
     CHECK(p.workspace >= 80.0 * 1024 * 1024);
     CHECK(p.tokens_per_s > 0 && isfinite(p.tokens_per_s));
     /* checkpointing: every block input, one block's internals */
     double full_act = p.activations;
     r.checkpoint_activations = 1;
     plan_compute(&c, &r, 2, 64, PLAN_FP32, &p);
-    CHECK_NEAR(p.activations, 4.0 * model_activation_floats(&c, 2, 64, 30), 0);
+    CHECK_NEAR(p.activations, (double)model_activation_bytes(&c, 2, 64, 30, 0), 0);
     CHECK_MSG(p.activations < 0.5 * full_act, "%.0f vs %.0f", p.activations, full_act);
     /* the lowest 10 blocks recomputed: one shared slot and 20 of their own */
     double all_act = p.activations;
     r.recompute_blocks = 10;
     plan_compute(&c, &r, 2, 64, PLAN_FP32, &p);
-    CHECK_NEAR(p.activations, 4.0 * model_activation_floats(&c, 2, 64, 10), 0);
+    CHECK_NEAR(p.activations, (double)model_activation_bytes(&c, 2, 64, 10, 0), 0);
     CHECK(p.activations > all_act && p.activations < full_act);
-    CHECK(model_activation_slots(30, 10) == 21 && model_activation_slots(30, 30) == 1 &&
-          model_activation_slots(30, 0) == 30);
+    CHECK(model_activation_slots(30, 10, 0) == 21 && model_activation_slots(30, 30, 0) == 1 &&
+          model_activation_slots(30, 0, 0) == 30 && model_activation_slots(30, 10, 1) == 1);
     CHECK(recipe_recomputed_blocks(&r, 30) == 10);
+    /* bf16_activations: the 20 blocks above keep, per token, 3 D + QD + KVD
+     * + 3 F = 7104 bf16 values and q, k, 2 rstd and 9 lse (779) in fp32,
+     * beside the one fp32 slot of full checkpointing */
+    const double kept = 128.0 * (7104 * 2 + 779 * 4);
+    CHECK(saved_bf16_width16(&c) == 7104 && saved_bf16_width32(&c) == 779);
+    r.bf16_activations = 1;
+    plan_compute(&c, &r, 2, 64, PLAN_FP32, &p);
+    CHECK_NEAR(p.activations, all_act + 20 * kept, 0);
     r.checkpoint_activations = 0;
+    r.recompute_blocks = 0;
+    plan_compute(&c, &r, 2, 64, PLAN_FP32, &p);
+    CHECK_NEAR(p.activations, all_act + 30 * kept, 0);
+    /* the internals halve; the block inputs and the classifier's chunk stay */
+    CHECK_MSG(p.activations < 0.7 * full_act, "%.0f vs %.0f", p.activations, full_act);
+    r.bf16_activations = 0;
     CHECK(recipe_recomputed_blocks(&r, 30) == 0);
 
     recipe_defaults(&r, METHOD_LISA);
@@ -361,6 +387,11 @@ static void test_plan_fp32_and_frozen(void)
     CHECK(plan_savings(&b7, &r, &lean, names, sizeof names) == 1);
     CHECK(!strcmp(names, "recompute_blocks: 0") && lean.recompute_blocks == 0 &&
           lean.checkpoint_activations == 1);
+    r.bf16_activations = 1; /* with every block recomputed, none is left to keep */
+    CHECK(plan_savings(&b7, &r, &lean, names, sizeof names) == 2);
+    CHECK_MSG(!strcmp(names, "recompute_blocks: 0 and bf16_activations: 0"), "%s", names);
+    char err[256];
+    CHECK(recipe_check(&lean, 32, err, sizeof err) == 0 && !lean.bf16_activations);
     test_end();
 }
 
@@ -481,6 +512,8 @@ static void test_cli(void)
           strstr(err, "lora_dropout must lie in [0, 1)"));
     CHECK(parse("--checkpoint-activations 1 --recompute-blocks 8", &r, err, sizeof err) == 0);
     CHECK(r.recompute_blocks == 8 && recipe_recomputed_blocks(&r, 32) == 8);
+    CHECK(parse("--bf16-activations 1", &r, err, sizeof err) == 0 && r.bf16_activations == 1);
+    expect_parse_error("--bf16-activations 2", "--bf16-activations");
     expect_parse_error("--recompute-blocks -1", "--recompute-blocks expects a non-negative "
                        "integer");
     CHECK(parse("--method full --update-in-backward 1 --clip 0", &r, err, sizeof err) == 0);
