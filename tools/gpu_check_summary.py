@@ -71,6 +71,20 @@ res["train"]["135m_cuda_update_in_backward"] = {"stored": k, "in_backward": f,
                                                 "pass": good}
 print("135m cuda full, blocks stepped in backward vs stored gradients: max rel %.2e (<= 1e-5)"
       "  %s" % (rel, "PASS" if good else "FAIL"))
+a = load(f"{tmp}/train-135m-cuda-act16.json")
+la, lg = a.get("losses", []), res["train"]["135m"]["cuda"].get("losses", [])
+lc = res["train"]["135m"]["cpu"].get("losses", [])
+rel = max((abs(x - y) / abs(x) for x, y in zip(lc, la)), default=float("inf"))
+good = (len(la) == len(lc) == 20 and a.get("bf16_activations") == 1 and len(lg) > 0 and
+        la[0] == lg[0] and rel <= 2e-3)
+ok &= good
+res["train"]["135m_cuda_bf16_activations"] = {"run": a, "max_rel_diff": rel, "tolerance": 2e-3,
+                                              "first_loss_same": bool(la and lg and
+                                                                      la[0] == lg[0]),
+                                              "pass": good}
+print("135m cuda with bf16 activations: first loss %s the fp32 run's, vs cpu fp32 max rel %.2e "
+      "(<= 2e-3)  %s" % ("equals" if la and lg and la[0] == lg[0] else "differs from", rel,
+                         "PASS" if good else "FAIL"))
 print("\n%-38s %9s %7s %9s %9s %6s %8s %8s  %s" % ("method (7B)", "tokens/s", "MFU",
       "peak GB", "plan GB", "plan/m", "refresh", "1st", "note"))
 for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+bf16+bf16mm", "owlore+ckpt+bf16+bf16mm@4",
@@ -78,7 +92,9 @@ for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+bf16+bf16mm", "owlore+ckpt+bf16+
              "owlore", "owlore_full_rank", "lisa", "galore",
              "full+inbwd+noclip+ckpt+bf16+bf16mm@8", "full+inbwd+ckpt+bf16+bf16mm@8",
              "full+inbwd+noclip+ckpt16+bf16+bf16mm@4", "full+inbwd+noclip+ckpt+bf16+bf16mm",
-             "owlore+ckpt8+bf16+bf16mm"):
+             "owlore+ckpt8+bf16+bf16mm", "owlore+act16+bf16+bf16mm",
+             "full+inbwd+noclip+act16+bf16+bf16mm@4",
+             "full+inbwd+noclip+ckpt20+act16+bf16+bf16mm@8"):
     b = load(f"{tmp}/bench-{meth}.json")
     tps = b.get("tokens_per_s", 0.0)
     mfu = tps * b.get("flops_per_token", 0.0) / peak

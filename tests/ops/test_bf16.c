@@ -1,11 +1,12 @@
 /*
- * test_bf16.c: bf16 weight storage arithmetic (engine/bf16.h and the CPU
- * backend's bf16_expand and bf16_round, backend.h).
+ * test_bf16.c: bf16 storage arithmetic (engine/bf16.h and the CPU
+ * backend's bf16_expand, bf16_round and bf16_narrow, backend.h).
  *
  *   - rounding to nearest: exact values stay, halfway cases go to the even
  *     neighbour, NaN stays NaN, infinities stay infinite;
  *   - widening is exact: bf16 -> fp32 -> bf16 gives the same bits back for
- *     every finite pattern;
+ *     every finite pattern, also through bf16_narrow, which rounds ties to
+ *     even;
  *   - stochastic rounding lands on one of the two neighbours, and its mean
  *     equals the input within 4 standard deviations (n = 400,000), where
  *     rounding to nearest would be off by up to half a step every time;
@@ -78,6 +79,17 @@ int main(int argc, char **argv)
     for (uint32_t h = 0; h < 0x10000u; h++)
         bad += bits_of(wide[h]) != h << 16;
     CHECK(bad == 0);
+    /* bf16_narrow (saved activations) rounds to nearest: the widened
+     * patterns come back, a tie goes to the even neighbour */
+    unsigned short *back = malloc(sizeof *back * 0x10000);
+    be->bf16_narrow(back, wide, 0x10000);
+    for (uint32_t h = 0; h < 0x10000u; h++)
+        bad += (h & 0x7F80u) != 0x7F80u && back[h] != h;
+    const float ties[3] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -1.0f - 0x1p-9f};
+    be->bf16_narrow(back, ties, 3);
+    CHECK(back[0] == 0x3F80 && back[1] == 0x3F82 && back[2] == 0xBF80);
+    CHECK(bad == 0);
+    free(back);
     free(pat);
     free(wide);
     test_end();

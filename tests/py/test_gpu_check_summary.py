@@ -14,7 +14,8 @@ afterwards.
     for the first resample's, or the measured one for both in a row from
     before gpu_train wrote warm times;
   - one cuda loss 2e-3 relative off the cpu one (tolerance 1e-3): FAIL,
-    exit 1;
+    exit 1; the bf16-activations run's first loss 1e-6 off the fp32 cuda
+    run's (the forward pass must be unchanged): FAIL, exit 1;
   - the product runs' outlier ratios, computed on the cpu and on cuda:
     compared; one D_l 0.02 points off (tolerance 0.01): FAIL, exit 1;
   - the issue's targets from the rows that ran: the checkpointed OwLore
@@ -80,6 +81,9 @@ def complete_folder(folder):
     write(folder, "train-135m-cuda-full-0.json", train_run("cuda", "135m", losses(20)))
     write(folder, "train-135m-cuda-full-1.json",
           train_run("cuda", "135m", losses(20), update_in_backward=1))
+    act16 = losses(20)[:1] + [x * (1 + 1e-4) for x in losses(20)[1:]]
+    write(folder, "train-135m-cuda-act16.json",
+          train_run("cuda", "135m", act16, bf16_activations=1))
     write(folder, "bench-owlore+ckpt+bf16+bf16mm.json",
           {"backend": "cuda", "shape": "7b", "method": "owlore", "tokens_per_s": 4000.0,
            "flops_per_token": 3.031e10, "peak_bytes": 17.5e9, "plan_peak_bytes": 17.8e9,
@@ -174,6 +178,17 @@ def main():
         t.check("loss_off_by_2e-3_fails", rc == 1 and res is not None
                 and res["train"]["135m"]["pass"] is False
                 and res["train"]["stories260k"]["pass"] is True, f"exit {rc}: {text[-800:]}")
+
+        shifted = os.path.join(work, "shifted")
+        shutil.copytree(full, shifted)
+        first_off = [x * (1 + 1e-6) for x in losses(20)]
+        write(shifted, "train-135m-cuda-act16.json",
+              train_run("cuda", "135m", first_off, bf16_activations=1))
+        rc, text, res = summarise(shifted)
+        t.check("bf16_activations_first_loss_off_fails", rc == 1 and res is not None
+                and res["train"]["135m_cuda_bf16_activations"]["pass"] is False
+                and res["train"]["135m_cuda_bf16_activations"]["max_rel_diff"] < 2e-3,
+                f"exit {rc}: {text[-800:]}")
 
         short = os.path.join(work, "short")
         shutil.copytree(full, short)
