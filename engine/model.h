@@ -120,10 +120,10 @@ struct activations {
     int recomputed;
     /* bf16 storage of the saved internals (recipe bf16_activations): every
      * block computes in the one shared slot; each block above the
-     * recomputed ones then keeps its large internals in saved16, rounded
-     * to the nearest bf16 (q, k, the RMSNorm rstd and the attention lse in
-     * saved32, fp32), and model_backward widens them back into the slot
-     * before its backward (saved_bf16.c). */
+     * recomputed ones then keeps most of its internals in saved16, rounded
+     * to the nearest bf16 (q, k and the attention lse in saved32, fp32),
+     * and model_backward brings them back into the slot before its
+     * backward, the elementwise rest computed again (saved_bf16.c). */
     int bf16_saved;
     unsigned short *saved16; /* (L - recomputed, N, saved_bf16_width16) */
     float *saved32;          /* (L - recomputed, N, saved_bf16_width32) */
@@ -308,13 +308,14 @@ int activations_init_for(struct activations *a, const struct model *m, int B, in
                          int recomputed, int bf16_saved);
 
 /* ---- bf16 storage of saved internals (saved_bf16.c) ---- */
-/* bf16 values a token of one block keeps, and fp32 ones (q, k, rstd, lse). */
+/* bf16 values a token of one block keeps, and fp32 ones (q, k, lse). */
 size_t saved_bf16_width16(const struct model_config *c);
 size_t saved_bf16_width32(const struct model_config *c);
 /* Block l (above the recomputed ones, a->bf16_saved) has just computed its
  * internals for N tokens in the shared slot: keep them in bf16. */
 void saved_bf16_store(const struct model *m, struct activations *a, int l, int N);
-/* Widen block l's kept internals back into the shared slot. */
+/* Block l's internals back into the shared slot: the kept ones widened,
+ * the RMSNorm outputs and SwiGLU's product computed from them again. */
 void saved_bf16_load(const struct model *m, struct activations *a, int l, int N);
 void activations_free(struct activations *a, const struct model *m);
 

@@ -154,7 +154,8 @@ keep
 echo "== (c) 7B-shaped benchmark (cuda): full stepped in backward; bf16 activations; partial"
 echo "   checkpointing"
 for run in full+inbwd+noclip+act16+bf16+bf16mm@4 owlore+act16+bf16+bf16mm \
-    full+inbwd+noclip+ckpt20+act16+bf16+bf16mm@8 full+inbwd+noclip+ckpt+bf16+bf16mm@8 \
+    full+inbwd+noclip+ckpt16+act16+bf16+bf16mm@8 owlore+act16+bf16+bf16mm@4 \
+    full+inbwd+noclip+ckpt+bf16+bf16mm@8 \
     full+inbwd+ckpt+bf16+bf16mm@8 full+inbwd+noclip+ckpt16+bf16+bf16mm@4 \
     full+inbwd+noclip+ckpt+bf16+bf16mm owlore+ckpt8+bf16+bf16mm; do
     bench $run

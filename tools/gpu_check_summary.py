@@ -94,7 +94,7 @@ for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+bf16+bf16mm", "owlore+ckpt+bf16+
              "full+inbwd+noclip+ckpt16+bf16+bf16mm@4", "full+inbwd+noclip+ckpt+bf16+bf16mm",
              "owlore+ckpt8+bf16+bf16mm", "owlore+act16+bf16+bf16mm",
              "full+inbwd+noclip+act16+bf16+bf16mm@4",
-             "full+inbwd+noclip+ckpt20+act16+bf16+bf16mm@8"):
+             "full+inbwd+noclip+ckpt16+act16+bf16+bf16mm@8", "owlore+act16+bf16+bf16mm@4"):
     b = load(f"{tmp}/bench-{meth}.json")
     tps = b.get("tokens_per_s", 0.0)
     mfu = tps * b.get("flops_per_token", 0.0) / peak
