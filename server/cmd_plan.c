@@ -23,6 +23,20 @@
 #include "load.h"
 #include "plan.h"
 
+/* How this engine keeps the activations between the passes. */
+static void print_activations(const struct model_config *c, const struct recipe *r)
+{
+    const int L = c->n_layers, k = recipe_recomputed_blocks(r, L);
+    const char *kept = r->bf16_activations ? "bf16 (q, k in fp32)" : "fp32";
+    if (k == L)
+        printf("activations  every block recomputed in backward from its input\n");
+    else if (k == 0)
+        printf("activations  every block's internals kept in %s\n", kept);
+    else
+        printf("activations  the lowest %d blocks recomputed in backward, the other %d kept "
+               "in %s\n", k, L - k, kept);
+}
+
 static void print_table(const char *path, const struct model_config *c,
                         const struct recipe *r, const char *dtype, const struct plan *p)
 {
@@ -51,7 +65,7 @@ static void print_table(const char *path, const struct model_config *c,
     if (r->galore.rank > 0)
         printf(", GaLore rank %d", r->galore.rank);
     printf(")%s\n", r->freeze_embeddings ? ", embeddings frozen" : "");
-    printf("micro-batch  %d x %d tokens, %s%s%s\n\n", r->batch_size, r->seq_len, dtype,
+    printf("micro-batch  %d x %d tokens, %s%s%s\n", r->batch_size, r->seq_len, dtype,
            r->bf16_weights && strcmp(dtype, "fp32") == 0 ? " with bf16 weights" : "",
            strcmp(dtype, "fp32") != 0 || !recipe_streams_gradients(r)
                ? ""
@@ -59,6 +73,9 @@ static void print_table(const char *path, const struct model_config *c,
                : recipe_backward_passes(r) == 2
                    ? ", blocks stepped in backward (a norm pass first, for clipping)"
                    : ", blocks stepped in backward");
+    if (strcmp(dtype, "fp32") == 0)
+        print_activations(c, r);
+    printf("\n");
     printf("%-16s %16s %10s\n", "memory", "bytes", "GB");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         printf("%-16s %16.0f %10.2f\n", rows[i].name, rows[i].bytes, rows[i].bytes / 1e9);

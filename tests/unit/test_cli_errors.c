@@ -233,6 +233,9 @@ static const struct bad_input plan_cases[] = {
      {"owlore plan", "rank", "got 0"}},
     {"plan: tau 0", {"--tau", "0"}, 2, {"owlore plan", "--tau", "'0'"}},
     {"plan: lr abc", {"--lr", "abc"}, 2, {"owlore plan", "--lr", "'abc'"}},
+    {"plan: bf16 activations with every block recomputed",
+     {"--checkpoint-activations", "1", "--bf16-activations", "1"}, 2,
+     {"owlore plan", "bf16_activations", "recomputes all 5"}},
 };
 
 static void test_plan_bad_input(void)
