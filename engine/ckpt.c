@@ -173,6 +173,7 @@ static json_t *recipe_json(const struct recipe *r)
     json_object_set_new(j, "seed", json_integer((json_int_t)r->seed));
     json_object_set_new(j, "stagger_refreshes", json_boolean(r->stagger_refreshes));
     json_object_set_new(j, "bf16_weights", json_boolean(r->bf16_weights));
+    json_object_set_new(j, "bf16_activations", json_boolean(r->bf16_activations));
     if (r->method == METHOD_LORA) {
         json_object_set_new(j, "lora_rank", json_integer(r->lora.rank));
         json_object_set_new(j, "lora_alpha", json_real(r->lora.alpha));

@@ -44,6 +44,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "bf16.h"
 #include "ckpt.h"
 #include "dataset.h"
@@ -959,6 +961,12 @@ static void test_bf16_activations_training(void)
     r.max_steps = 8;
     r.bf16_activations = 1;
     pause_and_resume("bf16-act", &r, 4, &straight);
+    char info[4300]; /* the checkpoint records the setting (its numbers depend on it) */
+    snprintf(info, sizeof info, "%s/bf16-act-resumed/checkpoint-4/owlore.json", tmp_root);
+    json_t *j = json_load_file(info, 0, NULL);
+    CHECK_MSG(json_is_true(json_object_get(json_object_get(j, "recipe"), "bf16_activations")),
+              "%s: recipe.bf16_activations is not true", info);
+    json_decref(j);
     test_end();
 }
 
