@@ -33,75 +33,70 @@
 struct internal {
     float *slot;  /* its buffer in the shared slot (slot 0) */
     size_t width; /* values per token */
+    int fp32;     /* 1: kept in fp32 (saved32), 0: in bf16 (saved16) */
 };
 
-#define N_BF16 5 /* internals kept in bf16 */
-#define N_FP32 3 /* and in fp32 */
+#define N_KEPT 8
 
-/* The kept internals of a, those kept in bf16 into h, the others into f. */
+/* The kept internals of a, in their order in a block's parts. */
 static void kept(const struct model_config *c, const struct activations *a,
-                 struct internal h[N_BF16], struct internal f[N_FP32])
+                 struct internal t[N_KEPT])
 {
     const size_t D = c->dim, F = c->hidden_dim, QD = (size_t)c->n_heads * c->head_dim,
                  KVD = (size_t)c->n_kv_heads * c->head_dim;
-    const struct internal b[N_BF16] = {
-        {a->resid_mid, D}, {a->v, KVD}, {a->attn_out, QD}, {a->gate, F}, {a->up, F}};
-    const struct internal s[N_FP32] = {
-        {a->q, QD}, {a->k, KVD}, {a->attn_lse, (size_t)c->n_heads}};
-    memcpy(h, b, sizeof b);
-    memcpy(f, s, sizeof s);
+    const struct internal k[N_KEPT] = {
+        {a->resid_mid, D, 0}, {a->v, KVD, 0}, {a->attn_out, QD, 0},
+        {a->gate, F, 0},      {a->up, F, 0},  {a->q, QD, 1},
+        {a->k, KVD, 1},       {a->attn_lse, (size_t)c->n_heads, 1}};
+    memcpy(t, k, sizeof k);
 }
 
-/* values per token of n internals */
-static size_t width(const struct internal *t, int n)
+/* values per token kept in fp32 (fp32 1) or in bf16 (0) */
+static size_t width(const struct model_config *c, int fp32)
 {
+    struct activations none = {0};
+    struct internal t[N_KEPT];
     size_t w = 0;
-    for (int i = 0; i < n; i++)
-        w += t[i].width;
+    kept(c, &none, t);
+    for (int i = 0; i < N_KEPT; i++)
+        w += t[i].fp32 == fp32 ? t[i].width : 0;
     return w;
 }
 
 size_t saved_bf16_width16(const struct model_config *c)
 {
-    struct activations none = {0};
-    struct internal h[N_BF16], f[N_FP32];
-    kept(c, &none, h, f);
-    return width(h, N_BF16);
+    return width(c, 0);
 }
 
 size_t saved_bf16_width32(const struct model_config *c)
 {
-    struct activations none = {0};
-    struct internal h[N_BF16], f[N_FP32];
-    kept(c, &none, h, f);
-    return width(f, N_FP32);
+    return width(c, 1);
 }
 
-/* Moves block l's kept internals between the slot and its part: to it
+/* Moves block l's kept internals between the slot and its parts: to them
  * (store) or back (load). */
 static void move(const struct model *m, struct activations *a, int l, int N, int store)
 {
     const struct backend *be = m->be;
     const size_t cap = (size_t)a->B * a->T, j = (size_t)(l - a->recomputed);
-    struct internal h[N_BF16], f[N_FP32];
-    kept(&m->cfg, a, h, f);
-    unsigned short *h16 = a->saved16 + j * cap * width(h, N_BF16);
-    float *f32 = a->saved32 + j * cap * width(f, N_FP32);
-    for (int i = 0; i < N_BF16; i++) {
-        const size_t n = (size_t)N * h[i].width;
-        if (store)
-            be->bf16_narrow(h16, h[i].slot, n);
+    struct internal t[N_KEPT];
+    kept(&m->cfg, a, t);
+    unsigned short *h = a->saved16 + j * cap * width(&m->cfg, 0);
+    float *f = a->saved32 + j * cap * width(&m->cfg, 1);
+    for (int i = 0; i < N_KEPT; i++) {
+        const size_t n = (size_t)N * t[i].width;
+        if (t[i].fp32 && store)
+            be->copy(f, t[i].slot, n);
+        else if (t[i].fp32)
+            be->copy(t[i].slot, f, n);
+        else if (store)
+            be->bf16_narrow(h, t[i].slot, n);
         else
-            be->bf16_expand(h[i].slot, h16, n);
-        h16 += cap * h[i].width;
-    }
-    for (int i = 0; i < N_FP32; i++) {
-        const size_t n = (size_t)N * f[i].width;
-        if (store)
-            be->copy(f32, f[i].slot, n);
+            be->bf16_expand(t[i].slot, h, n);
+        if (t[i].fp32)
+            f += cap * t[i].width;
         else
-            be->copy(f[i].slot, f32, n);
-        f32 += cap * f[i].width;
+            h += cap * t[i].width;
     }
 }
 
