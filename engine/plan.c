@@ -140,41 +140,88 @@ static double factored_savings(const struct model_config *c, const struct recipe
     return saved;
 }
 
-int plan_savings(const struct model_config *cfg, const struct recipe *r, struct recipe *lean,
+/* Appends "field: value" to the list in names (used of len bytes so far). */
+static void add_name(char *names, size_t len, size_t *used, int *n, const char *field,
+                     int value)
+{
+    if (*used < len)
+        *used += (size_t)snprintf(names + *used, len - *used, "%s%s: %d", *n ? ", " : "",
+                                  field, value);
+    (*n)++;
+}
+
+/* names lists the settings lean changes from r, in the order plan_savings
+ * turns them on, the last two joined by "and"; returns how many. */
+static int changed_settings(const struct recipe *r, const struct recipe *lean, int L,
+                            char *names, size_t len)
+{
+    size_t used = 0;
+    int n = 0;
+    const int k = recipe_recomputed_blocks(lean, L);
+    names[0] = 0;
+    if (lean->bf16_weights != r->bf16_weights)
+        add_name(names, len, &used, &n, "bf16_weights", lean->bf16_weights);
+    if (lean->update_in_backward != r->update_in_backward)
+        add_name(names, len, &used, &n, "update_in_backward", lean->update_in_backward);
+    if (lean->bf16_activations != r->bf16_activations)
+        add_name(names, len, &used, &n, "bf16_activations", lean->bf16_activations);
+    if (lean->checkpoint_activations != r->checkpoint_activations)
+        add_name(names, len, &used, &n, "activation_checkpointing", 1);
+    if (k != recipe_recomputed_blocks(r, L) && (k < L || r->checkpoint_activations))
+        add_name(names, len, &used, &n, "recompute_blocks", k < L ? k : 0);
+    char *last = n > 1 ? strrchr(names, ',') : NULL;
+    if (last && (size_t)(used + 4) < len) { /* ", x" -> " and x" */
+        memmove(last + 4, last + 1, strlen(last + 1) + 1);
+        memcpy(last, " and", 4);
+    }
+    return n;
+}
+
+int plan_savings(const struct model_config *cfg, const struct recipe *r, int B, int T,
+                 double limit, struct recipe *lean, struct plan *lean_plan, int *fits,
                  char *names, size_t len)
 {
-    const char *on[4];
-    int n = 0;
-    struct recipe t = *r;
+    const int L = cfg->n_layers;
+    struct recipe t = *r, u;
+    struct plan p;
     char err[256];
-    if (!t.checkpoint_activations) {
-        t.checkpoint_activations = 1;
-        on[n++] = "activation_checkpointing: 1";
-    } else if (t.recompute_blocks > 0 && t.recompute_blocks < cfg->n_layers) {
-        t.recompute_blocks = 0; /* every block */
-        on[n++] = "recompute_blocks: 0";
-    }
-    if (t.bf16_activations && t.recompute_blocks == 0) { /* no block left to keep */
-        t.bf16_activations = 0;
-        on[n++] = "bf16_activations: 0";
-    }
+    plan_compute(cfg, r, B, T, PLAN_FP32, &p);
+    if (p.total_peak <= limit) /* the limit is not what failed: every saving */
+        limit = 0;
+#define FITS() (plan_compute(cfg, &t, B, T, PLAN_FP32, &p), p.total_peak <= limit)
+    int done = 0;
     if (!t.bf16_weights) {
         t.bf16_weights = 1;
-        on[n++] = "bf16_weights: 1";
+        done = FITS();
     }
-    t.update_in_backward = 1;
-    if (!r->update_in_backward && recipe_check(&t, cfg->n_layers, err, sizeof err) == 0)
-        on[n++] = "update_in_backward: 1";
-    else
-        t.update_in_backward = r->update_in_backward;
+    u = t;
+    u.update_in_backward = 1;
+    if (!done && !t.update_in_backward && recipe_check(&u, L, err, sizeof err) == 0) {
+        t = u;
+        done = FITS();
+    }
+    if (!done && !t.bf16_activations && recipe_recomputed_blocks(&t, L) < L) {
+        t.bf16_activations = 1;
+        done = FITS();
+    }
+    for (int k = recipe_recomputed_blocks(&t, L) + 1; !done && k < L; k++) {
+        t.checkpoint_activations = 1; /* the lowest k blocks, the others kept */
+        t.recompute_blocks = k;
+        done = FITS();
+    }
+    if (!done) { /* every block recomputed: none left to keep */
+        t.checkpoint_activations = 1;
+        t.recompute_blocks = 0;
+        t.bf16_activations = 0;
+        done = FITS();
+    }
+#undef FITS
+    int n = changed_settings(r, &t, L, names, len);
     if (n == 0)
         return 0;
     *lean = t;
-    size_t used = 0;
-    names[0] = 0;
-    for (int i = 0; i < n && used < len; i++)
-        used += (size_t)snprintf(names + used, len - used, "%s%s",
-                                 i == 0 ? "" : i == n - 1 ? " and " : ", ", on[i]);
+    *lean_plan = p;
+    *fits = done;
     return n;
 }
 

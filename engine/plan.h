@@ -39,14 +39,19 @@ struct plan {
  * squares comes from them (optim_norm_from_factors). */
 size_t plan_scratch_floats(const struct model_config *cfg, const struct recipe *r, int N);
 
-/* The memory-saving settings that r leaves off and that apply to it
- * (activation_checkpointing, or recompute_blocks 0 when only some blocks
- * are recomputed, either with bf16_activations 0, which then has no block
- * to keep; bf16_weights; update_in_backward), for a message that
- * suggests them: *lean is r with all of them, names lists them ("a: 1,
- * b: 1 and c: 1"). Returns how many there are (0: none, lean and names
+/* The memory-saving settings that r leaves off, for a message that
+ * suggests them: turned on in the order of what they cost (bf16_weights;
+ * update_in_backward where it applies; bf16_activations; activation
+ * checkpointing of the lowest blocks, one more at a time; then of every
+ * block, with bf16_activations 0, which has none left to keep) until the
+ * planner's peak at micro-batch B x T is within limit bytes, or all of them
+ * when none is (or limit is 0, or r's own peak is already within it: then
+ * memory was not short of the limit). *lean is r with them, *lean_plan its
+ * plan, *fits 1 when it is within limit, names lists them ("a: 1, b: 1 and
+ * c: 8"). Returns how many settings changed (0: none left, the outputs
  * untouched). */
-int plan_savings(const struct model_config *cfg, const struct recipe *r, struct recipe *lean,
+int plan_savings(const struct model_config *cfg, const struct recipe *r, int B, int T,
+                 double limit, struct recipe *lean, struct plan *lean_plan, int *fits,
                  char *names, size_t len);
 
 /* Fill p for cfg trained with r at micro-batch B x T. */

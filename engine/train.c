@@ -158,12 +158,15 @@ float train_lr_at(const struct recipe *r, long step, long total)
 
 /* err = "out of <backend> memory for <what>", with the planner's prediction
  * for this run beside it, so the user sees what the run needs, and what it
- * predicts with the memory-saving switches the run leaves off. */
+ * predicts with the memory-saving switches the run leaves off: the fewest,
+ * in order of cost, that fit the device's memory (plan_savings). */
 static void report_oom(const struct run *run, const char *what, char *err, size_t errlen)
 {
     struct plan p, lean_plan;
     struct recipe lean;
-    char names[160];
+    char names[192], device[128];
+    double memory = 0;
+    int fits;
     const int B = run->r->batch_size, T = run->train->seq_len;
     plan_compute(&run->m->cfg, run->r, B, T, PLAN_FP32, &p);
     int n = snprintf(err, errlen, "out of %s memory for %s; the planner predicts %.2f GB at "
@@ -171,12 +174,13 @@ static void report_oom(const struct run *run, const char *what, char *err, size_
                      "activations and workspace %.2f GB)", run->m->be->name, what,
                      p.total_peak / 1e9, p.weights / 1e9, p.gradients / 1e9,
                      p.optimizer_state / 1e9, (p.activations + p.workspace) / 1e9);
+    run->m->be->describe(device, sizeof device, &memory);
     if (n > 0 && (size_t)n < errlen &&
-        plan_savings(&run->m->cfg, run->r, &lean, names, sizeof names) > 0) {
-        plan_compute(&run->m->cfg, &lean, B, T, PLAN_FP32, &lean_plan);
-        snprintf(err + n, errlen - (size_t)n, "; with %s it predicts %.2f GB", names,
-                 lean_plan.total_peak / 1e9);
-    }
+        plan_savings(&run->m->cfg, run->r, B, T, memory, &lean, &lean_plan, &fits, names,
+                     sizeof names) > 0)
+        snprintf(err + n, errlen - (size_t)n, "; with %s it predicts %.2f GB%s", names,
+                 lean_plan.total_peak / 1e9,
+                 fits ? ", within the device's memory" : "");
 }
 
 /* splitmix64: the shuffle's generator */

@@ -215,12 +215,12 @@ int jobs_check_create(struct http_request *req, json_t *body, struct job_create 
     if (svc->memory_limit > 0 && plan->total_peak > svc->memory_limit) {
         struct recipe lean;
         struct plan lean_plan;
-        char names[160], hint[320] = "";
-        if (plan_savings(&jc->cfg, &jc->r, &lean, names, sizeof names) > 0) {
-            plan_compute(&jc->cfg, &lean, lean.batch_size, lean.seq_len, PLAN_FP32, &lean_plan);
-            snprintf(hint, sizeof hint, "With %s it predicts %.3f GiB. ", names,
-                     lean_plan.total_peak / GIB);
-        }
+        char names[192], hint[320] = "";
+        int fits;
+        if (plan_savings(&jc->cfg, &jc->r, jc->r.batch_size, jc->r.seq_len, svc->memory_limit,
+                         &lean, &lean_plan, &fits, names, sizeof names) > 0)
+            snprintf(hint, sizeof hint, "With %s it predicts %.3f GiB%s. ", names,
+                     lean_plan.total_peak / GIB, fits ? ", within the limit" : "");
         *ret = reply_error(req, 422, "invalid_request_error", "insufficient_memory", NULL,
                            "The planner predicts a peak of %.3f GiB for this job (weights %.3f, "
                            "gradients %.3f, optimizer state %.3f, activations %.3f, workspace "

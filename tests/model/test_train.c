@@ -1426,8 +1426,8 @@ static void test_out_of_memory_message(void)
     plan_compute(&base.cfg, &r, r.batch_size, SEQ, PLAN_FP32, &lean);
     char want[64], hint[160];
     snprintf(want, sizeof want, "predicts %.2f GB at peak", p.total_peak / 1e9);
-    snprintf(hint, sizeof hint, "; with activation_checkpointing: 1, bf16_weights: 1 and "
-             "update_in_backward: 1 it predicts %.2f GB", lean.total_peak / 1e9);
+    snprintf(hint, sizeof hint, "; with bf16_weights: 1, update_in_backward: 1 and "
+             "activation_checkpointing: 1 it predicts %.2f GB", lean.total_peak / 1e9);
     CHECK_MSG(strstr(err, "out of cpu memory for training buffers (batch 8 x 64)") &&
               strstr(err, want) && strstr(err, hint), "%s (want \"%s\" and \"%s\")", err,
               want, hint);

@@ -365,33 +365,63 @@ static void test_plan_fp32_and_frozen(void)
     r.update_in_backward = 0;
     CHECK(plan_scratch_floats(&b7, &r, 2048) == chunk);
 
-    /* the memory-saving switches a recipe leaves off, as messages suggest */
+    /* the memory-saving switches a recipe leaves off, as messages suggest:
+     * with no limit all of them, else in order of cost until one fits */
     struct recipe lean;
-    char names[160];
+    struct plan lp;
+    char names[192], want[192], err[256];
+    int fits = -1;
     recipe_defaults(&r, METHOD_FULL);
-    CHECK(plan_savings(&b7, &r, &lean, names, sizeof names) == 3);
-    CHECK_MSG(!strcmp(names, "activation_checkpointing: 1, bf16_weights: 1 and "
-                      "update_in_backward: 1"), "%s", names);
-    CHECK(lean.checkpoint_activations && lean.bf16_weights && lean.update_in_backward);
+    CHECK(plan_savings(&b7, &r, 1, 512, 0, &lean, &lp, &fits, names, sizeof names) == 3);
+    CHECK_MSG(!strcmp(names, "bf16_weights: 1, update_in_backward: 1 and "
+                      "activation_checkpointing: 1"), "%s", names);
+    CHECK(lean.checkpoint_activations && lean.bf16_weights && lean.update_in_backward &&
+          !lean.bf16_activations && fits == 0);
     plan_compute(&b7, &r, 1, 512, PLAN_FP32, &stored);
     plan_compute(&b7, &lean, 1, 512, PLAN_FP32, &one);
-    CHECK_MSG(stored.total_peak > 110e9 && one.total_peak < 70e9, "%.3g and %.3g bytes",
-              stored.total_peak, one.total_peak); /* an H100 holds the lean one */
+    CHECK_MSG(stored.total_peak > 110e9 && one.total_peak < 70e9 &&
+              lp.total_peak == one.total_peak, "%.3g and %.3g bytes", stored.total_peak,
+              one.total_peak); /* an H100 holds the lean one */
+    /* within 100 GB at 1 x 512, bf16 weights alone do */
+    CHECK(plan_savings(&b7, &r, 1, 512, 100e9, &lean, &lp, &fits, names, sizeof names) == 1);
+    CHECK_MSG(!strcmp(names, "bf16_weights: 1") && fits == 1 && lp.total_peak <= 100e9 &&
+              lp.total_peak > 95e9, "%s: %.4g", names, lp.total_peak);
+    /* within 80 GB at 8 x 512: everything else too, and the fewest recomputed
+     * blocks that fit, the others kept in bf16 */
+    CHECK(plan_savings(&b7, &r, 8, 512, 80e9, &lean, &lp, &fits, names, sizeof names) == 5);
+    const int k = lean.recompute_blocks;
+    snprintf(want, sizeof want, "bf16_weights: 1, update_in_backward: 1, bf16_activations: 1, "
+             "activation_checkpointing: 1 and recompute_blocks: %d", k);
+    CHECK_MSG(!strcmp(names, want) && fits == 1 && lp.total_peak <= 80e9 && k > 0 && k < 32,
+              "%s: %.4g", names, lp.total_peak);
+    lean.recompute_blocks = k - 1;
+    plan_compute(&b7, &lean, 8, 512, PLAN_FP32, &one);
+    CHECK_MSG(one.total_peak > 80e9, "%d blocks recomputed: %.4g", k - 1, one.total_peak);
+    CHECK(recipe_check(&lean, 32, err, sizeof err) == 0);
+    /* a run that fails within the limit (memory was short of something else):
+     * every saving */
+    CHECK(plan_savings(&b7, &r, 1, 512, 1e15, &lean, &lp, &fits, names, sizeof names) == 3 &&
+          fits == 0 && lean.checkpoint_activations && lean.recompute_blocks == 0);
     recipe_defaults(&r, METHOD_OWLORE); /* GaLore: update_in_backward does not apply */
     r.checkpoint_activations = 1;
-    CHECK(plan_savings(&b7, &r, &lean, names, sizeof names) == 1);
+    CHECK(plan_savings(&b7, &r, 1, 512, 0, &lean, &lp, &fits, names, sizeof names) == 1);
     CHECK(!strcmp(names, "bf16_weights: 1") && !lean.update_in_backward);
     r.bf16_weights = 1;
-    CHECK(plan_savings(&b7, &r, &lean, names, sizeof names) == 0);
+    CHECK(plan_savings(&b7, &r, 1, 512, 0, &lean, &lp, &fits, names, sizeof names) == 0);
     r.recompute_blocks = 8; /* only some blocks recomputed: all of them would save more */
-    CHECK(plan_savings(&b7, &r, &lean, names, sizeof names) == 1);
+    CHECK(plan_savings(&b7, &r, 1, 512, 0, &lean, &lp, &fits, names, sizeof names) == 1);
     CHECK(!strcmp(names, "recompute_blocks: 0") && lean.recompute_blocks == 0 &&
           lean.checkpoint_activations == 1);
     r.bf16_activations = 1; /* with every block recomputed, none is left to keep */
-    CHECK(plan_savings(&b7, &r, &lean, names, sizeof names) == 2);
-    CHECK_MSG(!strcmp(names, "recompute_blocks: 0 and bf16_activations: 0"), "%s", names);
-    char err[256];
+    CHECK(plan_savings(&b7, &r, 1, 512, 0, &lean, &lp, &fits, names, sizeof names) == 2);
+    CHECK_MSG(!strcmp(names, "bf16_activations: 0 and recompute_blocks: 0"), "%s", names);
     CHECK(recipe_check(&lean, 32, err, sizeof err) == 0 && !lean.bf16_activations);
+    /* a byte under what 8 recomputed blocks (the rest in bf16) need: 9 */
+    plan_compute(&b7, &r, 1, 512, PLAN_FP32, &one);
+    CHECK(plan_savings(&b7, &r, 1, 512, one.total_peak - 1, &lean, &lp, &fits, names,
+                       sizeof names) == 1);
+    CHECK_MSG(!strcmp(names, "recompute_blocks: 9") && fits && lean.bf16_activations, "%s",
+              names);
     test_end();
 }
 
