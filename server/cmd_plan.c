@@ -1,6 +1,6 @@
 /*
  * cmd_plan.c: `owlore plan --model PATH [--method M] [recipe options]
- *             [--dtype fp32|bf16] [--json]`
+ *             [--dtype fp32|bf16] [--fit GB] [--json]`
  *
  * Predicts the memory (weights, gradients, optimizer state, activations,
  * workspace) and throughput of a fine-tuning run from the model's shape
@@ -10,11 +10,15 @@
  * size). The micro-batch is --batch x --seq (recipe defaults 16 x 512).
  * dtype fp32 is this engine (with --bf16-weights 1 its weights in bf16);
  * bf16 the released OwLore code's pure-bf16 GPU run (plan.h).
- * --json prints one object with integer byte counts.
+ * --fit GB names the memory-saving settings, cheapest first, that bring the
+ * run within GB (plan_savings), as a job that does not fit is told.
+ * --json prints one object with integer byte counts (and "fit").
  */
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -85,20 +89,62 @@ static void print_table(const char *path, const struct model_config *c,
                                 : "CPU fp32 at 150 GFLOP/s");
 }
 
-static void print_json(const struct recipe *r, const char *dtype, const struct plan *p)
+/* What --fit found: the memory-saving settings that bring the run within
+ * limit bytes (plan_savings), none when it is within already. */
+struct fit {
+    double limit;        /* bytes; 0: no --fit */
+    char settings[192];  /* "" when none is needed or left */
+    double total_peak;   /* the peak with them */
+    int fits;
+};
+
+static void find_fit(const struct model_config *c, const struct recipe *r,
+                     const struct plan *p, struct fit *f)
+{
+    struct recipe lean;
+    struct plan lp;
+    f->settings[0] = 0;
+    f->total_peak = p->total_peak;
+    f->fits = p->total_peak <= f->limit;
+    if (!f->fits && plan_savings(c, r, r->batch_size, r->seq_len, f->limit, &lean, &lp,
+                                 &f->fits, f->settings, sizeof f->settings) > 0)
+        f->total_peak = lp.total_peak;
+}
+
+static void print_fit(const struct fit *f)
+{
+    printf("fit          %.2f GB: ", f->limit / 1e9);
+    if (f->fits && !f->settings[0])
+        printf("as it is\n");
+    else if (f->fits)
+        printf("with %s (%.2f GB)\n", f->settings, f->total_peak / 1e9);
+    else if (f->settings[0])
+        printf("out of reach; with %s it still needs %.2f GB\n", f->settings,
+               f->total_peak / 1e9);
+    else
+        printf("out of reach; no memory-saving setting is left\n");
+}
+
+static void print_json(const struct recipe *r, const char *dtype, const struct plan *p,
+                       const struct fit *f)
 {
     printf("{\"method\": \"%s\", \"dtype\": \"%s\", \"weights\": %.0f, "
            "\"gradients\": %.0f, \"optimizer_state\": %.0f, \"activations\": %.0f, "
            "\"workspace\": %.0f, \"total_static\": %.0f, \"total_peak\": %.0f, "
-           "\"flops_per_token\": %.0f, \"tokens_per_s\": %.6g}\n",
+           "\"flops_per_token\": %.0f, \"tokens_per_s\": %.6g",
            method_name(r->method), dtype, p->weights, p->gradients, p->optimizer_state,
            p->activations, p->workspace, p->total_static, p->total_peak,
            p->flops_per_token, p->tokens_per_s);
+    if (f->limit > 0) /* settings holds only names, digits and ", :" */
+        printf(", \"fit\": {\"limit\": %.0f, \"settings\": \"%s\", \"total_peak\": %.0f, "
+               "\"fits\": %s}", f->limit, f->settings, f->total_peak,
+               f->fits ? "true" : "false");
+    printf("}\n");
 }
 
 int cmd_plan(int argc, char **argv)
 {
-    static const char *const own[] = {"--model", "--dtype", "--json"};
+    static const char *const own[] = {"--model", "--dtype", "--json", "--fit"};
     const size_t n_own = sizeof own / sizeof own[0];
     const char *known[64];
     char err[512];
@@ -128,6 +174,19 @@ int cmd_plan(int argc, char **argv)
         fprintf(stderr, "owlore plan: --dtype expects fp32 or bf16, got '%s'\n", dtype);
         return 2;
     }
+    struct fit fit = {0};
+    const char *fit_gb = cli_opt(argc, argv, "--fit");
+    if (fit_gb) {
+        char *end;
+        double gb = strtod(fit_gb, &end);
+        if (end == fit_gb || *end || !isfinite(gb) || gb <= 0 || gb > 1e9 ||
+            strcmp(dtype, "fp32") != 0) {
+            fprintf(stderr, "owlore plan: --fit expects a memory size in GB above 0, with "
+                            "--dtype fp32 (the engine), got '%s'\n", fit_gb);
+            return 2;
+        }
+        fit.limit = gb * 1e9;
+    }
     if (cli_recipe_parse(argc, argv, &r, err, sizeof err) != 0) {
         fprintf(stderr, "owlore plan: %s\n", err);
         return 2;
@@ -147,9 +206,14 @@ int cmd_plan(int argc, char **argv)
     }
     plan_compute(&c, &r, r.batch_size, r.seq_len,
                  strcmp(dtype, "bf16") == 0 ? PLAN_BF16 : PLAN_FP32, &p);
-    if (json)
-        print_json(&r, dtype, &p);
-    else
+    if (fit.limit > 0)
+        find_fit(&c, &r, &p, &fit);
+    if (json) {
+        print_json(&r, dtype, &p, &fit);
+    } else {
         print_table(path, &c, &r, dtype, &p);
+        if (fit.limit > 0)
+            print_fit(&fit);
+    }
     return 0;
 }

@@ -21,7 +21,8 @@ static const struct {
     {"generate", cmd_generate, "--model PATH --prompt TEXT [--steps N] [--temperature T] [--top-p P]\n"
      "                              [--seed S] [--tokenizer PATH]   generate text"},
     {"plan", cmd_plan, "--model PATH [--method M] [recipe options] [--batch B] [--seq S]\n"
-     "                              [--dtype fp32|bf16] [--json]   predict memory and throughput"},
+     "                              [--dtype fp32|bf16] [--fit GB] [--json]   predict memory and\n"
+     "                              throughput; --fit: the settings that bring it within GB"},
     {"train", cmd_train, "--model PATH --data FILE [--method M] [recipe options] [--out DIR]\n"
      "                              [--resume DIR] [--val-data FILE | --val-fraction F]\n"
      "                              [--template NAME] [--train-on-inputs 0|1] [--pack 0|1]\n"

@@ -1,6 +1,8 @@
 /*
  * test_cli_errors.c: bad input to `owlore train`, `owlore plan` and
- * `owlore outliers` gives a clear error before any work starts.
+ * `owlore outliers` gives a clear error before any work starts; and what
+ * `owlore plan --fit` suggests, which is the same advice as the errors of a
+ * run that does not fit.
  *
  * Requirement: gamma larger than the number of blocks, rank <= 0, tau <= 0,
  * a learning rate that is not a positive number, a resume directory from
@@ -24,6 +26,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "test.h"
 
@@ -233,6 +237,9 @@ static const struct bad_input plan_cases[] = {
      {"owlore plan", "rank", "got 0"}},
     {"plan: tau 0", {"--tau", "0"}, 2, {"owlore plan", "--tau", "'0'"}},
     {"plan: lr abc", {"--lr", "abc"}, 2, {"owlore plan", "--lr", "'abc'"}},
+    {"plan: fit 0 GB", {"--fit", "0"}, 2, {"owlore plan", "--fit", "'0'"}},
+    {"plan: fit with dtype bf16", {"--fit", "80", "--dtype", "bf16"}, 2,
+     {"owlore plan", "--fit", "--dtype fp32"}},
     {"plan: bf16 activations with every block recomputed",
      {"--checkpoint-activations", "1", "--bf16-activations", "1"}, 2,
      {"owlore plan", "bf16_activations", "recomputes all 5"}},
@@ -253,6 +260,47 @@ static void test_plan_bad_input(void)
         CHECK_MSG(res.out[0] == 0, "a plan was printed: %s", res.out);
         test_end();
     }
+}
+
+/* `owlore plan --fit GB`: within a byte less than the run's own peak, bf16
+ * weights alone are named (as a 422 would); within the peak, nothing; far
+ * below anything, every saving, out of reach. */
+static void test_plan_fit(void)
+{
+    const char *args[MAX_ARGS] = {"--model", model_path, "--method", "lisa", "--batch", "2",
+                                  "--seq", "64", "--json"};
+    struct result res;
+    char gb[64];
+    test_begin("plan_fit_names_the_cheapest_settings_that_fit");
+    run_cli(cmd_plan, "plan", args, &res);
+    json_t *j = json_loads(res.out, 0, NULL);
+    const double peak = json_number_value(json_object_get(j, "total_peak"));
+    json_decref(j);
+    CHECK_MSG(res.rc == 0 && peak > 0, "rc %d: %s %s", res.rc, res.out, res.err);
+    const double limits[3] = {peak - 1, peak, 1e3};
+    const char *settings[3] = {"bf16_weights: 1", "",
+                               "bf16_weights: 1, update_in_backward: 1 and "
+                               "activation_checkpointing: 1"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(gb, sizeof gb, "%.9f", limits[i] / 1e9);
+        args[9] = "--fit";
+        args[10] = gb;
+        run_cli(cmd_plan, "plan", args, &res);
+        j = json_loads(res.out, 0, NULL);
+        json_t *fit = json_object_get(j, "fit");
+        CHECK_MSG(res.rc == 0 && !strcmp(json_string_value(json_object_get(fit, "settings")),
+                                         settings[i]) &&
+                      json_is_true(json_object_get(fit, "fits")) == (i < 2),
+                  "--fit %s: %s %s", gb, res.out, res.err);
+        json_decref(j);
+    }
+    args[8] = "--fit"; /* the table names them too */
+    args[9] = gb;
+    args[10] = NULL;
+    snprintf(gb, sizeof gb, "%.9f", (peak - 1) / 1e9);
+    run_cli(cmd_plan, "plan", args, &res);
+    CHECK_MSG(res.rc == 0 && strstr(res.out, "GB: with bf16_weights: 1 ("), "%s", res.out);
+    test_end();
 }
 
 /* ---- resume refusals ---- */
@@ -438,6 +486,7 @@ int main(int argc, char **argv)
     test_train_bad_input();
     test_train_missing_data();
     test_plan_bad_input();
+    test_plan_fit();
     test_resume();
     test_outliers_backend();
 
