@@ -36,14 +36,17 @@
 #       with fp32 operands (weight gradients, GaLore's projections) in
 #       fp32, TF32, bf16 with cuBLAS rounding the operands and with our
 #       kernel rounding them first, and the attention forward and backward
-#       in bf16 mode (gpu_step_parts). Then the other rows: OwLore
-#       without checkpointing in bf16, both at micro-batch 4 x 512 too
-#       (rows @4: how the step's efficiency grows with its tokens; `full`
-#       in bf16 at 4 x 512 too, on an H200), with
-#       checkpointing and bf16 weights
-#       on TF32 products, and every method in fp32 on TF32 products, last
-#       `full` in bf16 (about 95 GB: an H200, not an H100). bf16 runs have
-#       120 s, the others 60 s. Per row: tokens/s; MFU = FLOPs executed
+#       in bf16 mode (gpu_step_parts). Then the other rows, bf16 weights
+#       and products unless named fp32 (@B: micro-batch B x 512): `full`
+#       with its blocks stepped in backward (update_in_backward, no
+#       clipping) with bf16 activations (bf16_activations) @4 with no
+#       recomputation and @8 with the lowest 16 blocks recomputed, and
+#       checkpointed @8 unclipped and clipped (the norm pass); OwLore with
+#       bf16 activations at 1 x 512 and @4, and with only the lowest 8
+#       blocks recomputed; OwLore without checkpointing at 1 x 512 and @4
+#       and checkpointed @4 (how the step's efficiency grows with its
+#       tokens); last every method but `full` (112 GB) in fp32 on TF32
+#       products. bf16 runs have 120 s, the others 60 s. Per row: tokens/s; MFU = FLOPs executed
 #       (the planner's count) per second over the card's dense bf16 peak
 #       (989 TFLOP/s, H100 SXM; GPU_PEAK_FLOPS); peak device memory beside
 #       the planner's fp32 prediction; the share of training time spent
@@ -155,15 +158,14 @@ echo "== (c) 7B-shaped benchmark (cuda): full stepped in backward; bf16 activati
 echo "   checkpointing"
 for run in full+inbwd+noclip+act16+bf16+bf16mm@4 owlore+act16+bf16+bf16mm \
     full+inbwd+noclip+ckpt16+act16+bf16+bf16mm@8 owlore+act16+bf16+bf16mm@4 \
-    full+inbwd+noclip+ckpt+bf16+bf16mm@8 \
-    full+inbwd+ckpt+bf16+bf16mm@8 full+inbwd+noclip+ckpt16+bf16+bf16mm@4 \
-    full+inbwd+noclip+ckpt+bf16+bf16mm owlore+ckpt8+bf16+bf16mm; do
+    full+inbwd+noclip+ckpt+bf16+bf16mm@8 full+inbwd+ckpt+bf16+bf16mm@8 \
+    owlore+ckpt8+bf16+bf16mm; do
     bench $run
 done
 
-echo "== (c) 7B-shaped benchmark (cuda): the other rows"
-for run in owlore+bf16+bf16mm owlore+ckpt+bf16+bf16mm@4 owlore+bf16+bf16mm@4 owlore+ckpt+bf16 \
-    owlore+ckpt owlore owlore_full_rank lisa galore full+bf16+bf16mm; do
+echo "== (c) 7B-shaped benchmark (cuda): the other rows, and each method in fp32"
+for run in owlore+bf16+bf16mm owlore+ckpt+bf16+bf16mm@4 owlore+bf16+bf16mm@4 owlore \
+    owlore_full_rank lisa galore; do
     bench $run
 done
 

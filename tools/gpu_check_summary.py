@@ -87,14 +87,13 @@ print("135m cuda with bf16 activations: first loss %s the fp32 run's, vs cpu fp3
                          "PASS" if good else "FAIL"))
 print("\n%-38s %9s %7s %9s %9s %6s %8s %8s  %s" % ("method (7B)", "tokens/s", "MFU",
       "peak GB", "plan GB", "plan/m", "refresh", "1st", "note"))
-for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+bf16+bf16mm", "owlore+ckpt+bf16+bf16mm@4",
-             "owlore+bf16+bf16mm@4", "full+bf16+bf16mm", "owlore+ckpt+bf16", "owlore+ckpt",
-             "owlore", "owlore_full_rank", "lisa", "galore",
-             "full+inbwd+noclip+ckpt+bf16+bf16mm@8", "full+inbwd+ckpt+bf16+bf16mm@8",
-             "full+inbwd+noclip+ckpt16+bf16+bf16mm@4", "full+inbwd+noclip+ckpt+bf16+bf16mm",
-             "owlore+ckpt8+bf16+bf16mm", "owlore+act16+bf16+bf16mm",
+for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+act16+bf16+bf16mm", "owlore+bf16+bf16mm",
+             "owlore+ckpt8+bf16+bf16mm", "owlore+ckpt+bf16+bf16mm@4",
+             "owlore+act16+bf16+bf16mm@4", "owlore+bf16+bf16mm@4",
              "full+inbwd+noclip+act16+bf16+bf16mm@4",
-             "full+inbwd+noclip+ckpt16+act16+bf16+bf16mm@8", "owlore+act16+bf16+bf16mm@4"):
+             "full+inbwd+noclip+ckpt16+act16+bf16+bf16mm@8",
+             "full+inbwd+noclip+ckpt+bf16+bf16mm@8", "full+inbwd+ckpt+bf16+bf16mm@8",
+             "owlore", "owlore_full_rank", "lisa", "galore"):
     b = load(f"{tmp}/bench-{meth}.json")
     tps = b.get("tokens_per_s", 0.0)
     mfu = tps * b.get("flops_per_token", 0.0) / peak
