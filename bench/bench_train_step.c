@@ -8,7 +8,12 @@
  *     9/3 heads, FFN 1536, vocab 49152, tied; B=1, T=256),
  * and reports tokens/s, model FLOPs per token (6N + attention) and the share
  * of wall time spent in matrix products (the backend's matmul is wrapped with
- * a timer). Prints a table and writes build/bench/train_step.json.
+ * a timer). Then the 135M shape once for each way of keeping activations
+ * between the passes, against keeping them all in fp32 in the same run:
+ * kept in bf16 (bf16_activations, saved_bf16.c) and every block recomputed
+ * (activation checkpointing), with their activation memory (the planner's
+ * model_activation_bytes, which the tests check against the allocation) and
+ * the ratios. Prints tables and writes build/bench/train_step.json.
  * Usage: bench_train_step [--quick]   (--quick: fewer iterations)
  */
 #include <omp.h>
@@ -59,15 +64,21 @@ struct result {
     int B, T;
     double tok_s, gemm_share, flops_tok, gflops;
     float loss;
+    double act_bytes;
 };
 
-static struct result run(const char *name, struct model *m, int B, int T, int iters)
+/* iters timed calls of model_loss_and_grad with the lowest `recomputed`
+ * blocks checkpointed and, with bf16, the others' internals kept in bf16 */
+static struct result run(const char *name, struct model *m, int B, int T, int iters,
+                         int recomputed, int bf16)
 {
     struct activations a;
     struct model_grads g;
-    struct result r = {name, B, T, 0, 0, 0, 0, 0};
+    struct result r = {name, B, T, 0, 0, 0, 0, 0, 0};
     int *tokens = malloc(sizeof(int) * (size_t)B * (T + 1));
-    if (!tokens || activations_init(&a, m, B, T) != 0 || grads_init_full(&g, m) != 0) {
+    r.act_bytes = (double)model_activation_bytes(&m->cfg, B, T, recomputed, bf16);
+    if (!tokens || activations_init_for(&a, m, B, T, recomputed, bf16) != 0 ||
+        grads_init_full(&g, m) != 0) {
         fprintf(stderr, "bench: out of memory for %s\n", name);
         exit(1);
     }
@@ -103,7 +114,7 @@ int main(int argc, char **argv)
     static struct backend timed;
     char err[512];
     struct model small, smol;
-    struct result res[2];
+    struct result res[2], act[3];
 
     base = backend_cpu();
     timed = *base;
@@ -116,7 +127,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench: %s\n", err);
         return 1;
     }
-    res[0] = run("stories260K", &small, 8, 256, quick ? 5 : 20);
+    res[0] = run("stories260K", &small, 8, 256, quick ? 5 : 20, 0, 0);
     model_free(&small);
 
     struct model_config c = {.dim = 576, .hidden_dim = 1536, .n_layers = 30,
@@ -137,7 +148,10 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < c.dim; i++)
         smol.w.final_norm[i] = 1.0f;
-    res[1] = run("SmolLM2-135M-shaped", &smol, 1, 256, quick ? 2 : 5);
+    res[1] = run("SmolLM2-135M-shaped", &smol, 1, 256, quick ? 2 : 5, 0, 0);
+    const char *modes[3] = {"fp32, all kept", "bf16, all kept", "every block recomputed"};
+    for (int k = 0; k < 3; k++)
+        act[k] = run(modes[k], &smol, 1, 256, quick ? 2 : 5, k == 2 ? c.n_layers : 0, k == 1);
     model_free(&smol);
 
     printf("\nCPU backend, forward+backward (model_loss_and_grad), %d threads\n",
@@ -149,6 +163,14 @@ int main(int argc, char **argv)
                res[i].T, res[i].tok_s, res[i].flops_tok / 1e6, res[i].gflops,
                100 * res[i].gemm_share);
 
+    printf("\nactivations between the passes, SmolLM2-135M-shaped, 1 x 256 (the same run)\n");
+    printf("%-24s %12s %14s %14s %14s\n", "kept", "tokens/s", "activations MB",
+           "speed vs fp32", "memory vs fp32");
+    for (int k = 0; k < 3; k++)
+        printf("%-24s %12.1f %14.2f %14.3f %14.3f\n", act[k].name, act[k].tok_s,
+               act[k].act_bytes / 1e6, act[k].tok_s / act[0].tok_s,
+               act[k].act_bytes / act[0].act_bytes);
+
     FILE *f = fopen("build/bench/train_step.json", "w");
     if (f) {
         fprintf(f, "{\"threads\": %d, \"results\": [", omp_get_max_threads());
@@ -158,6 +180,11 @@ int main(int argc, char **argv)
                     "\"gflops\": %.2f, \"gemm_share\": %.4f}",
                     i ? ", " : "", res[i].name, res[i].B, res[i].T, res[i].tok_s,
                     res[i].flops_tok, res[i].gflops, res[i].gemm_share);
+        fprintf(f, "], \"activations\": [");
+        for (int k = 0; k < 3; k++)
+            fprintf(f, "%s{\"kept\": \"%s\", \"tokens_per_s\": %.2f, "
+                    "\"activation_bytes\": %.0f}", k ? ", " : "", act[k].name, act[k].tok_s,
+                    act[k].act_bytes);
         fprintf(f, "]}\n");
         fclose(f);
     }

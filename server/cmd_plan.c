@@ -50,6 +50,7 @@ static void print_table(const char *path, const struct model_config *c,
         {"activations", p->activations}, {"workspace", p->workspace},
         {"peak total", p->total_peak}};
     double n_params = (double)model_param_floats(c);
+    const int engine = strcmp(dtype, "fp32") == 0; /* else the released code's bf16 */
     printf("model        %s: D %d, F %d, L %d, H %d/%d, V %d%s, %.2f %s parameters\n",
            path, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
            c->vocab_size, c->tied_embeddings ? " tied" : "",
@@ -70,21 +71,21 @@ static void print_table(const char *path, const struct model_config *c,
         printf(", GaLore rank %d", r->galore.rank);
     printf(")%s\n", r->freeze_embeddings ? ", embeddings frozen" : "");
     printf("micro-batch  %d x %d tokens, %s%s%s\n", r->batch_size, r->seq_len, dtype,
-           r->bf16_weights && strcmp(dtype, "fp32") == 0 ? " with bf16 weights" : "",
-           strcmp(dtype, "fp32") != 0 || !recipe_streams_gradients(r)
+           r->bf16_weights && engine ? " with bf16 weights" : "",
+           !engine || !recipe_streams_gradients(r)
                ? ""
                : !r->update_in_backward ? ", GaLore gradients projected tensor by tensor"
                : recipe_backward_passes(r) == 2
                    ? ", blocks stepped in backward (a norm pass first, for clipping)"
                    : ", blocks stepped in backward");
-    if (strcmp(dtype, "fp32") == 0)
+    if (engine)
         print_activations(c, r);
     printf("\n");
     printf("%-16s %16s %10s\n", "memory", "bytes", "GB");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         printf("%-16s %16.0f %10.2f\n", rows[i].name, rows[i].bytes, rows[i].bytes / 1e9);
     printf("\nflops/token  %.4g\ntokens/s     %.4g (%s)\n", p->flops_per_token,
-           p->tokens_per_s, strcmp(dtype, "bf16") == 0
+           p->tokens_per_s, !engine
                                 ? "H100 bf16 at 40% MFU"
                                 : "CPU fp32 at 150 GFLOP/s");
 }
