@@ -123,7 +123,7 @@ void model_backward(const struct model *m, struct activations *a,
             if (l < a->recomputed)
                 model_block_forward(m, a, l, B, T);
             else
-                saved_bf16_load(m, a, l, N);
+                saved_bf16_load(m, a, l, N, &w);
         }
         const int s = model_block_slot(a, l); /* the slot of its internals */
         float *x = LAYER(a->resid, l, D), *mid = LAYER(a->resid_mid, s, D);

@@ -315,8 +315,10 @@ size_t saved_bf16_width32(const struct model_config *c);
  * internals for N tokens in the shared slot: keep them in bf16. */
 void saved_bf16_store(const struct model *m, struct activations *a, int l, int N);
 /* Block l's internals back into the shared slot: the kept ones widened,
- * the RMSNorm outputs and SwiGLU's product computed from them again. */
-void saved_bf16_load(const struct model *m, struct activations *a, int l, int N);
+ * the RMSNorm outputs and SwiGLU's product computed from them again with
+ * the block's gains in w (model_block_operands). */
+void saved_bf16_load(const struct model *m, struct activations *a, int l, int N,
+                     const struct block_weights *w);
 void activations_free(struct activations *a, const struct model *m);
 
 /* ---- named tensors (Hugging Face names), for loaders and checkpoints ---- */

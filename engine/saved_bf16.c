@@ -106,16 +106,16 @@ void saved_bf16_store(const struct model *m, struct activations *a, int l, int N
     a->shared_holds = -1; /* the slot has them unrounded: backward loads */
 }
 
-void saved_bf16_load(const struct model *m, struct activations *a, int l, int N)
+void saved_bf16_load(const struct model *m, struct activations *a, int l, int N,
+                     const struct block_weights *w)
 {
     const struct model_config *c = &m->cfg;
     const struct backend *be = m->be;
     const size_t cap = (size_t)a->B * a->T;
-    struct block_weights w = model_block_operands(m, l);
     move(m, a, l, N, 0);
-    be->rmsnorm_fwd(a->attn_in, a->attn_rstd, a->resid + (size_t)l * cap * c->dim, w.attn_norm,
+    be->rmsnorm_fwd(a->attn_in, a->attn_rstd, a->resid + (size_t)l * cap * c->dim, w->attn_norm,
                     N, c->dim, c->norm_eps);
-    be->rmsnorm_fwd(a->ffn_in, a->ffn_rstd, a->resid_mid, w.ffn_norm, N, c->dim, c->norm_eps);
+    be->rmsnorm_fwd(a->ffn_in, a->ffn_rstd, a->resid_mid, w->ffn_norm, N, c->dim, c->norm_eps);
     be->swiglu_fwd(a->ffn_h, a->gate, a->up, N, c->hidden_dim);
     a->shared_holds = l;
 }
