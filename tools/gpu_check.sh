@@ -40,7 +40,7 @@
 #       and products unless named fp32 (@B: micro-batch B x 512): `full`
 #       with its blocks stepped in backward (update_in_backward, no
 #       clipping) with bf16 activations (bf16_activations) @4 with no
-#       recomputation and @8 with the lowest 16 blocks recomputed, and
+#       recomputation and @8 with the lowest 8 blocks recomputed, and
 #       checkpointed @8 unclipped and clipped (the norm pass); OwLore with
 #       bf16 activations at 1 x 512 and @4, and with only the lowest 8
 #       blocks recomputed; OwLore without checkpointing at 1 x 512 and @4
@@ -157,7 +157,7 @@ keep
 echo "== (c) 7B-shaped benchmark (cuda): full stepped in backward; bf16 activations; partial"
 echo "   checkpointing"
 for run in full+inbwd+noclip+act16+bf16+bf16mm@4 owlore+act16+bf16+bf16mm \
-    full+inbwd+noclip+ckpt16+act16+bf16+bf16mm@8 owlore+act16+bf16+bf16mm@4 \
+    full+inbwd+noclip+ckpt8+act16+bf16+bf16mm@8 owlore+act16+bf16+bf16mm@4 \
     full+inbwd+noclip+ckpt+bf16+bf16mm@8 full+inbwd+ckpt+bf16+bf16mm@8 \
     owlore+ckpt8+bf16+bf16mm; do
     bench $run

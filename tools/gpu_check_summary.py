@@ -91,7 +91,7 @@ for meth in ("owlore+ckpt+bf16+bf16mm", "owlore+act16+bf16+bf16mm", "owlore+bf16
              "owlore+ckpt8+bf16+bf16mm", "owlore+ckpt+bf16+bf16mm@4",
              "owlore+act16+bf16+bf16mm@4", "owlore+bf16+bf16mm@4",
              "full+inbwd+noclip+act16+bf16+bf16mm@4",
-             "full+inbwd+noclip+ckpt16+act16+bf16+bf16mm@8",
+             "full+inbwd+noclip+ckpt8+act16+bf16+bf16mm@8",
              "full+inbwd+noclip+ckpt+bf16+bf16mm@8", "full+inbwd+ckpt+bf16+bf16mm@8",
              "owlore", "owlore_full_rank", "lisa", "galore"):
     b = load(f"{tmp}/bench-{meth}.json")

@@ -17,20 +17,28 @@
 
 #include "cuda_ops.h"
 
-static __global__ void bf16_expand_kernel(uint32_t *dst, const uint16_t *src, size_t n)
-{
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x)
+/* dst (n, fp32 bits) = src (n, bf16) widened */
+struct expand_op {
+    uint32_t *dst;
+    const uint16_t *src;
+    __device__ void one(size_t i) const
+    {
         dst[i] = (uint32_t)src[i] << 16;
-}
+    }
+    __device__ void four(size_t q) const
+    {
+        const ushort4 s = reinterpret_cast<const ushort4 *>(src)[q];
+        reinterpret_cast<uint4 *>(dst)[q] =
+            make_uint4((uint32_t)s.x << 16, (uint32_t)s.y << 16, (uint32_t)s.z << 16,
+                       (uint32_t)s.w << 16);
+    }
+};
 
 void cu_bf16_expand(float *dst, const unsigned short *src, size_t n)
 {
-    if (n == 0)
-        return;
-    bf16_expand_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(
-        reinterpret_cast<uint32_t *>(dst), reinterpret_cast<const uint16_t *>(src), n);
-    CK_LAUNCH();
+    const expand_op op = {reinterpret_cast<uint32_t *>(dst),
+                          reinterpret_cast<const uint16_t *>(src)};
+    vec4_launch(op, n, aligned_to(dst, 16) && aligned_to(src, 8));
 }
 
 static __global__ void bf16_round_kernel(uint16_t *dst, const uint32_t *src, size_t n,

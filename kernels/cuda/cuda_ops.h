@@ -206,6 +206,43 @@ __device__ __forceinline__ float adam_element(float *m, float *v, float g, float
     return mi / (sqrtf(vi) + eps);
 }
 
+/* Elementwise work in a grid-stride loop over n elements: with VEC, op.four(q)
+ * on elements 4q..4q+3 first (16-byte loads and stores, several in flight
+ * per thread, which a memory-bound update needs to reach the memory's
+ * speed), then op.one(i) on the rest; without, op.one(i) on all. Each
+ * element gets the same arithmetic either way. */
+template <bool VEC, class Op> static __global__ void vec4_kernel(Op op, size_t n)
+{
+    const size_t first = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    const size_t stride = (size_t)gridDim.x * blockDim.x;
+    size_t done = 0;
+    if constexpr (VEC) {
+        for (size_t q = first; q < n / 4; q += stride)
+            op.four(q);
+        done = n / 4 * 4;
+    }
+    for (size_t i = done + first; i < n; i += stride)
+        op.one(i);
+}
+/* Launches vec4_kernel on the stream, vectorised when every array the op
+ * touches starts on a 16-byte boundary (fp32) or an 8-byte one (bf16), as
+ * whole tensors do; a slice at an odd offset takes the scalar loop. */
+template <class Op> static void vec4_launch(const Op &op, size_t n, bool aligned)
+{
+    if (n == 0)
+        return;
+    if (aligned)
+        vec4_kernel<true><<<cuda_blocks((n + 3) / 4), CUDA_THREADS, 0, cuda_ctx.stream>>>(op, n);
+    else
+        vec4_kernel<false><<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(op, n);
+    CK_LAUNCH();
+}
+/* whether p starts on a multiple of bytes */
+static inline bool aligned_to(const void *p, size_t bytes)
+{
+    return (uintptr_t)p % bytes == 0;
+}
+
 /* ---- operations (engine/backend.h has the contracts) ---- */
 void cu_matmul(int trans_a, int trans_b, int M, int N, int K, float alpha,
                const float *A, int lda, const float *B, int ldb, float beta,

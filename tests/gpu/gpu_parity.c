@@ -725,14 +725,20 @@ static void test_bf16_updates(void)
         hv[i] *= hv[i];
     cpu->upload(v.c, hv, n * sizeof *hv);
     gpu->upload(v.g, hv, n * sizeof *hv);
-    cpu->adamw_bf16(hw, m.c, v.c, g.c, n, 0.9f, 0.999f, 1e-8f, 1e-3f, 1e-4f, 4321);
-    gpu->adamw_bf16(gw, m.g, v.g, g.g, n, 0.9f, 0.999f, 1e-8f, 1e-3f, 1e-4f, 4321);
-    check_bf16_weights("adamw_bf16 w", gw, hw, n);
-    CHECK("adamw_bf16 m", m, TOL);
-    CHECK("adamw_bf16 v", v, TOL);
-    cpu->bf16_add_round(hw, g.c, n, 1e-4f, 8765);
-    gpu->bf16_add_round(gw, g.g, n, 1e-4f, 8765);
-    check_bf16_weights("bf16_add_round", gw, hw, n);
+    /* whole arrays (four elements at a time and a tail), then all but the
+     * first element (an odd offset: one at a time) */
+    for (size_t o = 0; o < 2; o++) {
+        cpu->adamw_bf16(hw + o, m.c + o, v.c + o, g.c + o, n - o, 0.9f, 0.999f, 1e-8f, 1e-3f,
+                        1e-4f, 4321);
+        gpu->adamw_bf16(gw + o, m.g + o, v.g + o, g.g + o, n - o, 0.9f, 0.999f, 1e-8f, 1e-3f,
+                        1e-4f, 4321);
+        check_bf16_weights(o ? "adamw_bf16 w at 1" : "adamw_bf16 w", gw, hw, n);
+        CHECK(o ? "adamw_bf16 m at 1" : "adamw_bf16 m", m, TOL);
+        CHECK(o ? "adamw_bf16 v at 1" : "adamw_bf16 v", v, TOL);
+        cpu->bf16_add_round(hw + o, g.c + o, n - o, 1e-4f, 8765);
+        gpu->bf16_add_round(gw + o, g.g + o, n - o, 1e-4f, 8765);
+        check_bf16_weights(o ? "bf16_add_round at 1" : "bf16_add_round", gw, hw, n);
+    }
     free(hw);
     free(hv);
     gpu->free(gw);
