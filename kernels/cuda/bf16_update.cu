@@ -24,7 +24,7 @@ struct adamw_op {
     __device__ uint16_t weight(uint16_t wi, float &mi, float &vi, float gi, size_t i) const
     {
         float dir = adam_element(&mi, &vi, gi, beta1, beta2, c1, c2, eps);
-        float x = (__uint_as_float((uint32_t)wi << 16) - step * dir) * keep;
+        float x = apply_element(__uint_as_float((uint32_t)wi << 16), dir, step, keep);
         return bf16_stochastic(__float_as_uint(x), (uint32_t)hash64(seed + i));
     }
     __device__ void one(size_t i) const

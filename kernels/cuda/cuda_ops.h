@@ -195,12 +195,15 @@ __device__ __forceinline__ uint16_t bf16_nearest(uint32_t bits)
 }
 /* One element's Adam moments, updated in place, and its direction
  * m / (sqrt(v) + eps) (c1 = 1 - beta1, c2 = 1 - beta2): adam_direction's
- * arithmetic, shared by adamw_bf16 (the CPU's adam_element, kernels/cpu/ops.h) */
+ * arithmetic, shared by adamw_bf16 (the CPU's adam_element, kernels/cpu/ops.h).
+ * The products and sums are rounded one by one (_rn intrinsics, which the
+ * compiler never fuses into multiply-adds), as the CPU's ISO C does, and
+ * the square root and division are IEEE's: the CPU's bits exactly. */
 __device__ __forceinline__ float adam_element(float *m, float *v, float g, float beta1,
                                               float beta2, float c1, float c2, float eps)
 {
-    float mi = beta1 * *m + c1 * g;
-    float vi = beta2 * *v + c2 * g * g;
+    float mi = __fadd_rn(__fmul_rn(beta1, *m), __fmul_rn(c1, g));
+    float vi = __fadd_rn(__fmul_rn(beta2, *v), __fmul_rn(__fmul_rn(c2, g), g));
     *m = mi;
     *v = vi;
     return mi / (sqrtf(vi) + eps);
@@ -236,6 +239,12 @@ template <class Op> static void vec4_launch(const Op &op, size_t n, bool aligned
     else
         vec4_kernel<false><<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(op, n);
     CK_LAUNCH();
+}
+/* (w - step * dir) * keep, the decoupled-weight-decay AdamW apply, rounded
+ * as the CPU rounds it (no fused multiply-add) */
+__device__ __forceinline__ float apply_element(float w, float dir, float step, float keep)
+{
+    return __fmul_rn(__fsub_rn(w, __fmul_rn(step, dir)), keep);
 }
 /* whether p starts on a multiple of bytes */
 static inline bool aligned_to(const void *p, size_t bytes)

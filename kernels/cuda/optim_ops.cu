@@ -131,7 +131,7 @@ static __global__ void apply_kernel(float *w, const float *dir, size_t n, float 
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
-        w[i] = (w[i] - step * dir[i]) * keep;
+        w[i] = apply_element(w[i], dir[i], step, keep);
 }
 
 void cu_apply_update(float *w, const float *dir, size_t n, float step, float decay)
