@@ -25,7 +25,7 @@ enum prof_op {
     P_MATMUL, P_EMBED_F, P_EMBED_B, P_RMS_F, P_RMS_B, P_ROPE_F, P_ROPE_B, P_ATT_F,
     P_ATT_B, P_SWIGLU_F, P_SWIGLU_B, P_CE, P_ADD, P_COPY, P_ZERO, P_SUMSQ, P_DOT, P_SCALE,
     P_ADAM, P_UPDATE, P_BF16_EXPAND, P_BF16_ROUND, P_MATMUL_BF16, P_EMBED_F_BF16,
-    P_ADAMW_BF16, P_ADD_ROUND, P_COUNT
+    P_ADAMW_BF16, P_ADD_ROUND, P_BF16_NARROW, P_COUNT
 };
 
 static const char *const prof_names[P_COUNT] = {
@@ -33,7 +33,7 @@ static const char *const prof_names[P_COUNT] = {
     "rope_bwd", "attention_fwd", "attention_bwd", "swiglu_fwd", "swiglu_bwd",
     "crossentropy_fwd_bwd", "add_inplace", "copy", "zero", "sumsq_add", "dot_add", "scale",
     "adam_direction", "apply_update", "bf16_expand", "bf16_round", "matmul_bf16",
-    "embedding_fwd_bf16", "adamw_bf16", "bf16_add_round"};
+    "embedding_fwd_bf16", "adamw_bf16", "bf16_add_round", "bf16_narrow"};
 
 static struct {
     const struct backend *real;
@@ -228,6 +228,12 @@ static void prof_add_round(unsigned short *w, const float *d, size_t n, float de
     prof.real->bf16_add_round(w, d, n, decay, sd);
     PROF_END(P_ADD_ROUND);
 }
+static void prof_bf16_narrow(unsigned short *d, const float *s, size_t n)
+{
+    PROF_BEGIN;
+    prof.real->bf16_narrow(d, s, n);
+    PROF_END(P_BF16_NARROW);
+}
 
 /* be with its compute operations timed; word: one float of be's memory. */
 static struct backend op_profile_wrap(const struct backend *be, float *word)
@@ -261,6 +267,7 @@ static struct backend op_profile_wrap(const struct backend *be, float *word)
     w.embedding_fwd_bf16 = prof_embedding_fwd_bf16;
     w.adamw_bf16 = prof_adamw_bf16;
     w.bf16_add_round = prof_add_round;
+    w.bf16_narrow = prof_bf16_narrow;
     return w;
 }
 
