@@ -208,6 +208,12 @@ __device__ __forceinline__ float adam_element(float *m, float *v, float g, float
     *v = vi;
     return mi / (sqrtf(vi) + eps);
 }
+/* (w - step * dir) * keep, the decoupled-weight-decay AdamW apply, rounded
+ * as the CPU rounds it (no fused multiply-add) */
+__device__ __forceinline__ float apply_element(float w, float dir, float step, float keep)
+{
+    return __fmul_rn(__fsub_rn(w, __fmul_rn(step, dir)), keep);
+}
 
 /* Elementwise work in a grid-stride loop over n elements: with VEC, op.four(q)
  * on elements 4q..4q+3 first (16-byte loads and stores, several in flight
@@ -239,12 +245,6 @@ template <class Op> static void vec4_launch(const Op &op, size_t n, bool aligned
     else
         vec4_kernel<false><<<cuda_blocks(n), CUDA_THREADS, 0, cuda_ctx.stream>>>(op, n);
     CK_LAUNCH();
-}
-/* (w - step * dir) * keep, the decoupled-weight-decay AdamW apply, rounded
- * as the CPU rounds it (no fused multiply-add) */
-__device__ __forceinline__ float apply_element(float w, float dir, float step, float keep)
-{
-    return __fmul_rn(__fsub_rn(w, __fmul_rn(step, dir)), keep);
 }
 /* whether p starts on a multiple of bytes */
 static inline bool aligned_to(const void *p, size_t bytes)

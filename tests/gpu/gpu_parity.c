@@ -722,12 +722,14 @@ static void test_bf16_updates(void)
                         1e-4f, 4321);
         gpu->adamw_bf16(gw + o, m.g + o, v.g + o, g.g + o, n - o, 0.9f, 0.999f, 1e-8f, 1e-3f,
                         1e-4f, 4321);
-        report_bits(o ? "adamw_bf16 w at 1" : "adamw_bf16 w", bits_differ(gw, hw, n, 2), n);
+        report_bits(o ? "adamw_bf16 w at 1" : "adamw_bf16 w",
+                    bits_differ(gw, hw, n, sizeof *hw), n);
         BITS(o ? "adamw_bf16 m at 1" : "adamw_bf16 m", m);
         BITS(o ? "adamw_bf16 v at 1" : "adamw_bf16 v", v);
         cpu->bf16_add_round(hw + o, g.c + o, n - o, 1e-4f, 8765);
         gpu->bf16_add_round(gw + o, g.g + o, n - o, 1e-4f, 8765);
-        report_bits(o ? "bf16_add_round at 1" : "bf16_add_round", bits_differ(gw, hw, n, 2), n);
+        report_bits(o ? "bf16_add_round at 1" : "bf16_add_round",
+                    bits_differ(gw, hw, n, sizeof *hw), n);
     }
     free(hw);
     free(hv);
